@@ -1,0 +1,3 @@
+from fmap.cli import main
+
+main()
