@@ -1,0 +1,195 @@
+"""What every source connector yields, and the rules they share.
+
+A connector streams :class:`SourceRecord` values. It never drops a row: a row it cannot read properly
+(wrong column count, undecodable bytes, a JSON line that does not parse, a missing or duplicate key)
+is still yielded, with ``problem`` set, so the executor can quarantine it and every source record ends
+in exactly one recorded outcome.
+
+Messages (``problem`` strings and :class:`SourceError`) name files, objects, lines, byte offsets and
+column names, never values: source rows are patient data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "SourceRecord",
+    "Source",
+    "SourceError",
+    "ObjectConfig",
+    "KeyTracker",
+    "resolve_object_config",
+    "key_of",
+    "modified_since",
+    "DEFAULT_KEY_FIELD",
+]
+
+DEFAULT_KEY_FIELD = "id"
+
+
+class SourceError(Exception):
+    """A source cannot be read at all (missing file, unknown object, bad option, broken JSON
+    structure). The message is meant for the consultant: it names the file/object and position and
+    contains no record values. Connectors raise it instead of letting a traceback escape."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One source record as read.
+
+    - ``object``: source object name ("patients").
+    - ``key``: the stable source key as a string. A record without a usable key gets the
+      deterministic fallback ``row:<n>`` (its 1-based ordinal within the object) and a ``problem``.
+    - ``data``: the record as read (strings for CSV, JSON types for JSON, JSON-friendly Python for
+      SQL). Nested arrays stay nested.
+    - ``modified_at``: the value of the object's modified-at field as a string, or None.
+    - ``position``: where it came from, for messages ("patients.csv:12", "export.json:40",
+      "table patients row 7").
+    - ``problem``: None, or why the row is malformed; the executor quarantines such records.
+    """
+
+    object: str
+    key: str
+    data: dict[str, Any]
+    modified_at: str | None
+    position: str
+    problem: str | None = None
+
+
+@runtime_checkable
+class Source(Protocol):
+    def objects(self) -> list[str]:
+        """The object names this source holds, sorted."""
+
+    def records(
+        self, object: str, *, key: str | None = None, modified_at: str | None = None
+    ) -> Iterator[SourceRecord]:
+        """Stream the records of ``object`` in source order.
+
+        ``key``: only the record(s) with this source key. ``modified_at``: only records whose
+        modified-at value is >= this (inclusive, so ties at a watermark are the caller's to
+        exclude by key); records with no modified-at value are always included (they cannot be
+        proved unchanged). Records with a problem are always included.
+        """
+
+    def count(self, object: str) -> int:
+        """Number of records ``records(object)`` would yield (problem rows included)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectConfig:
+    """Per-object reading rules: the key field(s) and the modified-at field."""
+
+    key_fields: tuple[str, ...] = (DEFAULT_KEY_FIELD,)
+    modified_field: str | None = None
+
+    @property
+    def key_label(self) -> str:
+        return ",".join(self.key_fields)
+
+
+def resolve_object_config(
+    object: str, options: Mapping[str, str], schema: Any | None = None
+) -> ObjectConfig:
+    """Options (``key.<object>``, ``modified.<object>``, or the global ``key``/``modified``) win over
+    the declared source schema (``ObjectSchema.key`` / ``.modified_at``); the key defaults to ``id``.
+    A key spec with commas ("clinic_id,patient_no") is a composite key, joined with ``|``."""
+    obj_schema = schema.object(object) if schema is not None else None
+    key = options.get(f"key.{object}") or (obj_schema.key if obj_schema is not None else None)
+    key = key or options.get("key") or DEFAULT_KEY_FIELD
+    modified = options.get(f"modified.{object}") or (
+        obj_schema.modified_at if obj_schema is not None else None
+    )
+    modified = modified or options.get("modified") or None
+    fields = tuple(k.strip() for k in key.split(",") if k.strip())
+    if not fields:
+        raise SourceError(f"empty key field for object '{object}'")
+    return ObjectConfig(fields, modified)
+
+
+def key_of(data: Mapping[str, Any], cfg: ObjectConfig) -> tuple[str | None, str | None]:
+    """(key, problem). The key is None when it is missing/empty/not a scalar."""
+    parts = []
+    for f in cfg.key_fields:
+        v = data.get(f)
+        if v is None or v == "":
+            return None, f"missing source key (field '{f}')"
+        if isinstance(v, bool) or isinstance(v, (dict, list)):
+            return None, f"unusable source key (field '{f}' is {type(v).__name__})"
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # 12.0 from a JSON export is the same key as 12
+        parts.append(str(v))
+    return "|".join(parts), None
+
+
+def modified_value(data: Mapping[str, Any], cfg: ObjectConfig) -> str | None:
+    if cfg.modified_field is None:
+        return None
+    v = data.get(cfg.modified_field)
+    if v is None or v == "":
+        return None
+    if isinstance(v, datetime):
+        return v.isoformat()
+    return str(v)
+
+
+def _parse_ts(value: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    except ValueError:
+        return None
+
+
+def modified_since(value: str | None, since: str | None) -> bool:
+    """Is ``value`` >= ``since``? Both are compared as ISO-8601 datetimes when both parse (and are
+    both naive or both aware), else as strings. A missing value is treated as changed."""
+    if since is None or value is None:
+        return True
+    a, b = _parse_ts(value), _parse_ts(since)
+    if a is not None and b is not None:
+        try:
+            return a >= b
+        except TypeError:  # naive vs aware
+            pass
+    return value >= since
+
+
+class KeyTracker:
+    """Assigns keys and flags duplicates within one object.
+
+    Duplicate detection keeps a set of every key seen in the current pass: memory is about
+    60-100 bytes per key (a short str object plus its set slot), i.e. ~100 MB for a million
+    keys at the upper end. That is the one thing a connector keeps per record.
+    """
+
+    __slots__ = ("cfg", "seen", "n")
+
+    def __init__(self, cfg: ObjectConfig) -> None:
+        self.cfg = cfg
+        self.seen: set[str] = set()
+        self.n = 0
+
+    def assign(self, data: Mapping[str, Any], problem: str | None) -> tuple[str, str | None]:
+        """Next record's (key, problem). ``problem`` from the reader wins over key problems."""
+        self.n += 1
+        key, key_problem = key_of(data, self.cfg)
+        if key is None:
+            return f"row:{self.n}", problem or key_problem
+        if key in self.seen:
+            return key, problem or "duplicate source key"
+        self.seen.add(key)
+        return key, problem
+
+
+def wanted(rec: SourceRecord, key: str | None, since: str | None) -> bool:
+    if key is not None and rec.key != key:
+        return False
+    if since is not None and rec.problem is None and not modified_since(rec.modified_at, since):
+        return False
+    return True
