@@ -76,7 +76,9 @@ def open_source(
             lines = False
         return JsonSource(path, options=opts, schema=schema, lines=lines)
     if scheme and scheme != "file":
-        raise SourceError(f"unknown source kind '{scheme}:' (expected csv:, json:, jsonl:, or a database URL)")
+        raise SourceError(
+            f"unknown source kind '{scheme}:' (expected csv:, json:, jsonl:, or a database URL)"
+        )
     if scheme == "file":
         uri = m.group(2).removeprefix("//")
     path_s, opts = _split_query(uri)
@@ -100,7 +102,9 @@ def _open_path(path: Path, opts: dict[str, str], schema: Any) -> Source:
         has_csv = ".csv" in suffixes
         has_json = bool(suffixes & {".json", ".jsonl", ".ndjson"})
         if has_csv and has_json:
-            raise SourceError(f"{path} holds both CSV and JSON files; say csv:{path} or json:{path}")
+            raise SourceError(
+                f"{path} holds both CSV and JSON files; say csv:{path} or json:{path}"
+            )
         if has_csv:
             return CsvDirSource(path, options=opts, schema=schema)
         if has_json:

@@ -141,7 +141,9 @@ def modified_value(data: Mapping[str, Any], cfg: ObjectConfig) -> str | None:
 
 def _parse_ts(value: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        return datetime.fromisoformat(
+            value.replace("Z", "+00:00") if value.endswith("Z") else value
+        )
     except ValueError:
         return None
 

@@ -70,7 +70,9 @@ class CsvDirSource:
         self.options = dict(options or {})
         self.schema = schema
         if self.path.is_dir():
-            files = sorted(p for p in self.path.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+            files = sorted(
+                p for p in self.path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()
+            )
         elif self.path.is_file():
             files = [self.path]
         else:
@@ -131,7 +133,10 @@ class CsvDirSource:
         for line, row, bad, err in self._rows(path, header=True):
             if header is None:
                 if err or bad:
-                    what = err or f"undecodable bytes at byte offset {bad[0]} (encoding {self.encoding})"
+                    what = (
+                        err
+                        or f"undecodable bytes at byte offset {bad[0]} (encoding {self.encoding})"
+                    )
                     raise SourceError(f"{name}:{line}: cannot read the header row: {what}")
                 if not row:
                     continue
@@ -150,15 +155,19 @@ class CsvDirSource:
                 problem = f"unreadable CSV row: {err}"
                 data: dict[str, Any] = {}
             else:
-                data = dict(zip(header, row))
+                data = dict(zip(header, row, strict=False))
                 if bad:
-                    problem = f"undecodable bytes at byte offset {bad[0]} (encoding {self.encoding})"
+                    problem = (
+                        f"undecodable bytes at byte offset {bad[0]} (encoding {self.encoding})"
+                    )
                 elif len(row) != width:
                     problem = f"row has {len(row)} fields, header has {width}"
                 if len(row) > width:
                     data["__extra__"] = row[width:]
             k, problem = tracker.assign(data, problem)
-            rec = SourceRecord(object, k, data, modified_value(data, cfg), f"{name}:{line}", problem)
+            rec = SourceRecord(
+                object, k, data, modified_value(data, cfg), f"{name}:{line}", problem
+            )
             if wanted(rec, key, modified_at):
                 yield rec
 
@@ -178,7 +187,9 @@ class CsvDirSource:
             return {"delimiter": self.delimiter, "quotechar": self.quotechar}
         return {"delimiter": d.delimiter, "quotechar": d.quotechar or '"'}
 
-    def _rows(self, path: Path, *, header: bool) -> Iterator[tuple[int, list[str], list[int], str | None]]:
+    def _rows(
+        self, path: Path, *, header: bool
+    ) -> Iterator[tuple[int, list[str], list[int], str | None]]:
         """(start line, fields, byte offsets of undecodable bytes in this row, csv error)."""
         try:
             fh = open(path, "rb")
@@ -186,7 +197,11 @@ class CsvDirSource:
             raise SourceError(f"cannot open {path}: {e.strerror}") from None
         with fh:
             bad: list[int] = []
-            lines = self._lines_by_line(fh, bad) if self._line_decoding else self._lines_stream(fh, path)
+            lines = (
+                self._lines_by_line(fh, bad)
+                if self._line_decoding
+                else self._lines_stream(fh, path)
+            )
             reader = csv.reader(lines, strict=False, **self._dialect(fh))
             prev = 0
             while True:
@@ -212,7 +227,7 @@ class CsvDirSource:
             if first:
                 first = False
                 if self._utf8 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM):]
+                    raw = raw[len(_BOM) :]
                     offset = len(_BOM)
             try:
                 text = raw.decode(enc)

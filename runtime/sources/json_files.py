@@ -201,7 +201,8 @@ class JsonSource:
         self.max_record = int(self.options.get("max_record_bytes", _DEFAULT_MAX_RECORD))
         if self.path.is_dir():
             files = sorted(
-                p for p in self.path.iterdir()
+                p
+                for p in self.path.iterdir()
                 if p.is_file() and p.suffix.lower() in (".json", ".jsonl", ".ndjson")
             )
         elif self.path.is_file():
@@ -210,7 +211,9 @@ class JsonSource:
             raise SourceError(f"JSON source not found: {self.path}")
         self._lines_mode = lines
         self._files = files
-        self._objects: dict[str, tuple[Path, str]] | None = None  # object -> (file, "list"|"jsonl"|"member")
+        self._objects: dict[str, tuple[Path, str]] | None = (
+            None  # object -> (file, "list"|"jsonl"|"member")
+        )
 
     # -- discovery -------------------------------------------------------------------------------
     def _is_jsonl(self, f: Path) -> bool:
@@ -246,7 +249,7 @@ class JsonSource:
                 if first == "[":
                     add(f.stem, f, "list")
                 elif first == "{":
-                    for member in self._guard(f, lambda: list(self._list_members(r))):
+                    for member in self._guard(f, lambda r=r: list(self._list_members(r))):
                         add(member, f, "member")
                 elif first == "":
                     add(f.stem, f, "list")  # an empty file: an empty object
@@ -309,7 +312,9 @@ class JsonSource:
                 data = {"__value__": value}
                 problem = problem or f"record is not a JSON object ({type(value).__name__})"
             k, problem = tracker.assign(data, problem)
-            rec = SourceRecord(object, k, data, modified_value(data, cfg), f"{f.name}:{line}", problem)
+            rec = SourceRecord(
+                object, k, data, modified_value(data, cfg), f"{f.name}:{line}", problem
+            )
             if wanted(rec, key, modified_at):
                 yield rec
 
@@ -359,13 +364,21 @@ class JsonSource:
                     text = raw.decode(enc)
                 except UnicodeDecodeError as e:
                     text = raw.decode(enc, errors="replace").rstrip("\r\n")
-                    yield n, {"__line__": text}, (
-                        f"undecodable bytes at byte offset {start + e.start} (encoding {self.encoding})"
+                    yield (
+                        n,
+                        {"__line__": text},
+                        (
+                            f"undecodable bytes at byte offset {start + e.start} (encoding {self.encoding})"
+                        ),
                     )
                     continue
                 try:
                     value = json.loads(text)
                 except json.JSONDecodeError as e:
-                    yield n, {"__line__": text.rstrip("\r\n")}, f"invalid JSON line: {e.msg} at column {e.colno}"
+                    yield (
+                        n,
+                        {"__line__": text.rstrip("\r\n")},
+                        f"invalid JSON line: {e.msg} at column {e.colno}",
+                    )
                     continue
                 yield n, value, None

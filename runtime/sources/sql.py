@@ -90,7 +90,7 @@ class SqlSource:
         self.db_schema = self.options.get("db_schema")
         self.yield_per = int(self.options.get("yield_per", 1000))
         self.queries = {
-            k[len("query."):]: v for k, v in self.options.items() if k.startswith("query.")
+            k[len("query.") :]: v for k, v in self.options.items() if k.startswith("query.")
         }
         self._tables: list[str] | None = None
         self._meta = sa.MetaData()
@@ -122,8 +122,13 @@ class SqlSource:
                 f"no object '{object}' in {self.display} (objects: {', '.join(self.objects()) or 'none'})"
             )
         try:
-            table = sa.Table(object, self._meta, schema=self.db_schema, autoload_with=self.engine,
-                             extend_existing=True)
+            table = sa.Table(
+                object,
+                self._meta,
+                schema=self.db_schema,
+                autoload_with=self.engine,
+                extend_existing=True,
+            )
         except sa.exc.SQLAlchemyError as e:
             raise self._wrap(e, f"cannot read table '{object}'") from None
         stmt = sa.select(table)
