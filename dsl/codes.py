@@ -1,0 +1,92 @@
+"""The stable diagnostic codes. A code never changes meaning once released; retired codes stay listed.
+
+FM0xx  reading the input file          FM1xx  syntax
+FM2xx  names inside one file           FM3xx  schema checks (source and target)
+FM4xx  load planning and code generation
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dsl.diagnostics import Diagnostic, Related, Severity
+from dsl.span import Span
+
+__all__ = ["Code", "CODES", "diag"]
+
+
+@dataclass(frozen=True)
+class Code:
+    code: str
+    title: str
+    severity: Severity
+    help: str
+
+
+_E, _W = Severity.error, Severity.warning
+
+CODES: dict[str, Code] = {
+    c.code: c
+    for c in [
+        # ---- input
+        Code("FM001", "cannot read file", _E, "The path does not exist or cannot be read."),
+        Code("FM002", "invalid UTF-8", _E, ".fmap files are UTF-8; the byte offset shows where decoding failed."),
+        Code("FM003", "not a file", _E, "A directory or special file was given where a .fmap file was expected."),
+        Code("FM004", "empty mapping", _W, "The file declares nothing."),
+        Code("FM005", "file too large or too deeply nested", _E, "The input exceeds the parser's limits."),
+        # ---- syntax
+        Code("FM100", "unexpected input", _E, "The parser found something it did not expect here."),
+        Code("FM101", "unclosed block", _E, "A `{`, `(` or `[` is never closed before the end of the file."),
+        Code("FM102", "missing `=` in assignment", _E, "Field assignments are written `Target_Field = expression`."),
+        Code("FM103", "unclosed string", _E, "A string literal has no closing `\"` on its line."),
+        Code("FM104", "`==` used for assignment", _E, "Use `=` to assign a field; `==` compares."),
+        Code("FM105", "trailing comma", _E, "Lists and argument lists do not take a comma after the last item."),
+        Code("FM106", "unknown keyword or statement", _E, "The word does not start any construct here."),
+        Code("FM107", "unexpected character", _E, "The character is not part of the language."),
+        Code("FM108", "missing `->`", _E, "Maps and value-map entries are written `source -> target`."),
+        Code("FM109", "missing expression", _E, "An expression was expected here."),
+        # ---- names within a file
+        Code("FM201", "duplicate map", _E, "Two maps load the same target under the same name."),
+        Code("FM202", "undefined value map", _E, "A pipe names something that is neither a function nor a value map."),
+        Code("FM203", "unknown function", _E, "The function is not part of the language."),
+        Code("FM204", "wrong number of arguments", _E, "The function takes a different number of arguments."),
+        Code("FM205", "`parent` outside an array map", _E, "`parent` refers to the record holding a nested array; it exists only in `map x.items[] -> ...`."),
+        Code("FM206", "duplicate field assignment", _E, "A target field is assigned twice in one map."),
+        Code("FM207", "undefined parameter", _E, "A `$name` refers to no `param`."),
+        Code("FM208", "duplicate definition", _E, "A value map, param, module or header line is defined twice."),
+        Code("FM209", "value map without an unmapped policy", _E, "Every value map must say what happens to values it does not list: `_ -> error | passthrough | quarantine | \"default\"`."),
+        Code("FM210", "`group` outside a merge", _E, "`group` is the list of child records being merged; it exists only in `merge`."),
+        Code("FM211", "map without a key", _W, "Without `key`, records get no external id and re-runs cannot be idempotent."),
+        Code("FM212", "unknown keyword argument", _E, "The function does not take this keyword argument."),
+        Code("FM213", "missing header", _E, "A mapping declares its `source` and `target`."),
+        Code("FM214", "duplicate value-map key", _E, "A value map lists the same source value twice."),
+        Code("FM215", "`split` of an unassigned field", _E, "`split` applies to a field the same map assigns."),
+        Code("FM216", "import not found", _E, "An imported .fmap file does not exist."),
+        Code("FM217", "routing without a fallback", _W, "Maps with `where` on one source and no `otherwise` leave some records unrouted."),
+        Code("FM218", "more than one `otherwise`", _E, "A source may have at most one `otherwise` map."),
+        Code("FM219", "duplicate key in test data", _E, "A record in a test lists the same field twice."),
+        Code("FM220", "unknown test target", _E, "`expect` names no map of this file."),
+        Code("FM221", "unused value map or parameter", _W, "The value map or parameter is never used."),
+        Code("FM222", "unknown unmapped policy or option", _E, "The option is not one the construct accepts."),
+        Code("FM223", "unknown type", _E, "The custom field type is not one the language knows."),
+    ]
+}
+
+
+def diag(
+    code: str,
+    message: str,
+    span: Span | None,
+    hint: str | None = None,
+    related: list[tuple[Span, str]] | None = None,
+    severity: Severity | None = None,
+) -> Diagnostic:
+    c = CODES[code]
+    return Diagnostic(
+        code=code,
+        severity=severity or c.severity,
+        message=message,
+        span=span,
+        hint=hint,
+        related=[Related(span=s, message=m) for s, m in (related or [])],
+    )

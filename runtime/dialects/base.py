@@ -1,0 +1,176 @@
+"""The :class:`Dialect` base: everything specific to one CRM, declared as data.
+
+A dialect is one folder under ``runtime/dialects/`` (``zoho``, ``salesforce``, ``freshsales``,
+``pipedrive``) holding:
+
+- ``__init__.py``        the dialect instance (``DIALECT``), registered by name;
+- ``capabilities.py``    batch size, upsert, bulk API, attachment limit, rate-limit model, ids, audit;
+- ``metadata.py``        the loader from that vendor's own metadata format into :mod:`runtime.schema`;
+- ``naming.py``          the vendor's naming rules for custom modules/objects and fields;
+- ``standard_schema.json`` the bundled standard objects (a :class:`SystemSchema`, ``kind: target``).
+
+Later issues add ``client.py`` (httpx connector) and ``sandbox.py`` (local emulator) to each folder.
+
+Capabilities are plain attributes so the compiler and the planner can read them (an API-call
+estimate is ``records / batch_size`` calls priced by ``rate_limit``), and a CRM that cannot do a
+thing says so (``upsert == "none"``) instead of the compiler emitting wrong code.
+
+Loader results: ``load_metadata`` returns a :class:`SystemSchema`; non-fatal findings (unknown
+vendor types, picklists without values...) are appended to the optional ``warnings`` list the
+caller passes in, as :class:`runtime.schema.io.SchemaWarning`. Malformed payloads raise
+:class:`runtime.schema.io.SchemaLoadError` with the JSON path of the bad value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field as PField
+
+from runtime.schema.io import SchemaLoadError, SchemaWarning, schema_from_data
+from runtime.schema.model import SystemSchema
+
+__all__ = [
+    "Dialect",
+    "RateLimit",
+    "PlanLimits",
+    "NameKind",
+    "UnsupportedByDialect",
+]
+
+NameKind = Literal["module", "field"]
+
+
+class UnsupportedByDialect(ValueError):
+    """The CRM cannot do what was asked (e.g. a custom object in Pipedrive)."""
+
+    def __init__(self, dialect: str, what: str) -> None:
+        self.dialect = dialect
+        self.what = what
+        super().__init__(f"{dialect}: {what}")
+
+
+class PlanLimits(BaseModel):
+    """Limits of one plan tier. Unused members stay ``None``.
+
+    - ``base`` + ``per_user`` (capped by ``max``): Zoho credits / Salesforce requests per 24 h.
+    - ``per_hour``: Freshsales requests per hour; ``per_minute`` its legacy per-minute cap.
+    - ``multiplier``: Pipedrive token budget = 30,000 x multiplier x seats per day.
+    - ``burst`` (+ ``burst_window_s``): requests allowed per short window (Pipedrive 2 s).
+    - ``concurrency``: concurrent requests for this tier, when it differs by plan.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: int | None = None
+    per_user: int | None = None
+    max: int | None = None
+    per_hour: int | None = None
+    per_minute: int | None = None
+    multiplier: int | None = None
+    burst: int | None = None
+    burst_window_s: float | None = None
+    concurrency: int | None = None
+
+
+class RateLimit(BaseModel):
+    """A CRM's rate-limit model (API_NOTES.md per vendor, section "Rate limits")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["credits_24h", "requests_24h", "requests_hour", "token_budget"]
+    plans: dict[str, PlanLimits] = PField(default_factory=dict)
+    default_plan: str | None = None
+    concurrency: int | None = None  # default concurrency when plans do not say
+    write_cost: str | None = None  # how a write is priced, human-readable
+    exhausted_status: int = 429  # HTTP status when the budget is spent (Salesforce: 403)
+    notes: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Dialect:
+    """One CRM. Subclasses (one per folder) implement the vendor hooks."""
+
+    name: str
+    label: str
+    batch_size: int  # records per synchronous write call
+    upsert: Literal["native", "none"]
+    bulk: str | None  # the async bulk API, described; None if there is none
+    attachment_limit_bytes: int | None  # None: not documented
+    rate_limit: RateLimit
+    id_format: str  # regex matching a record id
+    # object -> {field: hint}; fields that are read-only unless the org allows setting them
+    audit_fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    # object -> owner field; "*" is the default for objects not listed
+    owner_field: dict[str, str] = field(default_factory=dict)
+    # how an external-id field is named/declared in this CRM (a template over the field name)
+    external_id_field: str = "{name}"
+    metadata_format: str = ""  # the vendor endpoint load_metadata understands, for docs and errors
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ---- vendor hooks --------------------------------------------------------------------------
+
+    def load_metadata(
+        self,
+        payload: Any,
+        *,
+        source_name: str,
+        object_name: str | None = None,
+        warnings: list[SchemaWarning] | None = None,
+    ) -> SystemSchema:
+        """Convert the vendor's own metadata ``payload`` (parsed JSON) into a :class:`SystemSchema`.
+
+        ``payload`` is either one object's metadata response (``object_name`` names the object
+        when the response itself does not), or a bundle ``{"objects": {name: response, ...}}``
+        as ``fmap schema pull`` saves it. Raises :class:`SchemaLoadError`; non-fatal findings are
+        appended to ``warnings``.
+        """
+        raise NotImplementedError
+
+    def check_custom_name(self, kind: NameKind, name: str) -> list[str]:
+        """Problems with ``name`` as the API name of a new custom module/object or field."""
+        raise NotImplementedError
+
+    def custom_api_name(self, label_or_name: str, kind: NameKind) -> str:
+        """The API name the CRM gives a new custom module/field with this label."""
+        raise NotImplementedError
+
+    # ---- shared behaviour ---------------------------------------------------------------------
+
+    def standard_schema(self) -> SystemSchema:
+        """The bundled standard objects (a fresh copy: callers may mutate it)."""
+        return _standard_schema(self.name).model_copy(deep=True)
+
+    def owner_field_for(self, object_name: str) -> str | None:
+        return self.owner_field.get(object_name, self.owner_field.get("*"))
+
+    def audit_hint(self, object_name: str, field_name: str) -> str | None:
+        """The vendor hint for writing an audit field, or None if it is not an audit field."""
+        for key in (object_name, "*"):
+            hint = self.audit_fields.get(key, {}).get(field_name)
+            if hint:
+                return hint
+        return None
+
+    def external_id_name(self, name: str) -> str:
+        return self.external_id_field.format(name=name)
+
+    def __repr__(self) -> str:
+        return f"<Dialect {self.name}>"
+
+
+@cache
+def _standard_schema(name: str) -> SystemSchema:
+    ref = resources.files(f"runtime.dialects.{name}").joinpath("standard_schema.json")
+    source = f"runtime/dialects/{name}/standard_schema.json"
+    try:
+        data = json.loads(ref.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SchemaLoadError(source, "$", "bundled standard schema is missing") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaLoadError(source, "$", f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    return schema_from_data(data, source_name=source)
