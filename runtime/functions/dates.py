@@ -95,9 +95,10 @@ def get_timezone(name: Any, function: str = "datetime", value: Any = None) -> _d
 def _localize(naive: _DateTime, tz: _dt.tzinfo) -> _DateTime:
     """Attach ``tz`` to a naive datetime with fold=0; normalise a non-existent (gap) wall time."""
     aware = naive.replace(tzinfo=tz, fold=0)
-    if tz is _UTC:
-        return aware
-    # A wall time in a DST gap does not survive a round trip through UTC: normalise it.
+    if tz is _UTC or aware.utcoffset() == aware.replace(fold=1).utcoffset():
+        return aware  # the usual case: neither in a gap nor in an overlap
+    # Overlap (fold=0 keeps the first occurrence) or gap: a gap wall time does not survive a round
+    # trip through UTC, and is normalised to the wall time of the same instant.
     normal = aware.astimezone(_UTC).astimezone(tz)
     if normal.replace(tzinfo=None) != naive:
         report("dst_gap", "a local time inside a daylight-saving gap was moved forward")
@@ -117,7 +118,6 @@ _DATE_LAYOUTS: dict[str, tuple[str, tuple[int, int, int]]] = {
     "%Y/%m/%d": ("/", (0, 1, 2)),
     "%m-%d-%Y": ("-", (2, 0, 1)),
 }
-_TIME_FORMATS = ("%H:%M:%S", "%H:%M")
 
 
 def _digits(s: str, lo: int, hi: int) -> bool:
@@ -158,60 +158,72 @@ def _fast_date_parser(fmt: str) -> Callable[[str], _Date | None] | None:
     return parse
 
 
-def _fast_time(s: str, with_seconds: bool) -> tuple[int, int, int] | None:
-    parts = s.split(":")
-    if len(parts) != (3 if with_seconds else 2):
+_FIELDS = {"Y": 0, "m": 1, "d": 2, "H": 3, "M": 4, "S": 5}
+
+
+def _fast_fields_parser(fmt: str) -> Callable[[str], list[int] | None] | None:
+    """A regex parser returning ``[Y, m, d, H, M, S]`` or ``None`` ("not sure, ask strptime").
+
+    Built for any format made only of ``%Y %m %d %H %M %S`` (each at most once, with %Y %m %d all
+    present) and literal characters. It accepts a subset of what strptime accepts and gives the
+    same result: ``%Y`` is exactly 4 ASCII digits, the others 1-2 digits when followed by a
+    literal or the end, exactly 2 when followed by another directive (strptime's alternations
+    take 2 digits first for every valid 2-digit value); range checks are the datetime
+    constructor's (done by the caller, which falls back to strptime on ``ValueError``).
+    """
+    pattern: list[str] = []
+    order: list[int] = []
+    i = 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c != "%":
+            # Literals match exactly (strptime also takes runs of whitespace for a space and
+            # ignores case: those values just take the slow path).
+            pattern.append(re.escape(c))
+            i += 1
+            continue
+        d = fmt[i + 1 : i + 2]
+        if d not in _FIELDS or _FIELDS[d] in order:
+            return None
+        followed_by_directive = fmt[i + 2 : i + 3] == "%" and fmt[i + 3 : i + 4] in _FIELDS
+        if d == "Y":
+            pattern.append("([0-9]{4})")
+        elif followed_by_directive:
+            pattern.append("([0-9]{2})")
+        else:
+            pattern.append("([0-9]{1,2})")
+        order.append(_FIELDS[d])
+        i += 2
+    if not {0, 1, 2} <= set(order):
         return None
-    # strptime: %H, %M and %S take one or two digits.
-    if not all(_digits(p, 1, 2) for p in parts):
-        return None
-    return int(parts[0]), int(parts[1]), int(parts[2]) if with_seconds else 0
+    rx = re.compile("".join(pattern))
+    slots = [order.index(k) if k in order else None for k in range(6)]
+    fullmatch = rx.fullmatch
+
+    def parse(s: str) -> list[int] | None:
+        m = fullmatch(s)
+        if m is None:
+            return None
+        g = m.groups()
+        return [0 if j is None else int(g[j]) for j in slots]
+
+    return parse
 
 
-def _fast_datetime_parser(fmt: str) -> Callable[[str], _DateTime | None] | None:
-    """A parser returning a naive datetime or ``None`` for "<date format><' ' or 'T'><%H:%M[:%S]>"."""
-    date_only = _fast_date_parser(fmt)
-    if date_only is not None:
-
-        def parse_midnight(s: str) -> _DateTime | None:
-            d = date_only(s)
-            return None if d is None else _DateTime(d.year, d.month, d.day)
-
-        return parse_midnight
-    for tfmt in _TIME_FORMATS:
-        for sep in (" ", "T"):
-            suffix = sep + tfmt
-            if fmt.endswith(suffix):
-                dparse = _fast_date_parser(fmt[: -len(suffix)])
-                if dparse is None:
-                    return None
-                with_seconds = tfmt.endswith("%S")
-
-                def parse(s: str, _sep=sep, _dparse=dparse, _ws=with_seconds) -> _DateTime | None:
-                    dpart, found, tpart = s.partition(_sep)
-                    if not found:
-                        return None
-                    d = _dparse(dpart)
-                    t = _fast_time(tpart, _ws)
-                    if d is None or t is None:
-                        return None
-                    try:
-                        return _DateTime(d.year, d.month, d.day, *t)
-                    except ValueError:
-                        return None
-
-                return parse
-    return None
-
-
-_HAS_TIME = re.compile(r"%[HIMSfpzZ]")
+def _strptime_reason(exc: ValueError, fmt: str, what: str) -> str:
+    # strptime's own messages quote the value: never pass them on.
+    msg = str(exc)
+    if "out of range" in msg or "must be in" in msg:
+        return f"not a valid calendar {what} (a field is out of range)"
+    return f"does not match the {what} format {fmt!r}"
 
 
 def compile_date(fmt: str) -> Callable[[str], _Date]:
     """A parser ``str -> datetime.date`` for the strptime format ``fmt``.
 
     Formats ``%d/%m/%Y``, ``%m/%d/%Y``, ``%Y-%m-%d``, ``%d-%m-%Y``, ``%d.%m.%Y``, ``%Y%m%d`` (and
-    ``%Y/%m/%d``, ``%m-%d-%Y``) get a split/slice fast path; anything the fast path does not accept
+    ``%Y/%m/%d``, ``%m-%d-%Y``) get a split/slice fast path, other formats made only of
+    ``%Y %m %d %H %M %S`` and literals a regex fast path; anything the fast path does not accept
     (including every invalid value) goes to ``strptime``, so the accepted set and the results are
     exactly strptime's. A format with a time part gives the written calendar date (no tz shift).
     Raises ``ConversionError`` for values that do not match.
@@ -219,13 +231,26 @@ def compile_date(fmt: str) -> Callable[[str], _Date]:
     if not isinstance(fmt, str) or not fmt:
         raise ConversionError("date", None, "the date format must be a non-empty string")
     fast = _fast_date_parser(fmt)
+    if fast is None:
+        fields = _fast_fields_parser(fmt)
+        if fields is not None:
+
+            def fast(s: str) -> _Date | None:
+                f = fields(s)
+                if f is None:
+                    return None
+                try:
+                    return _DateTime(*f).date()  # validates the time part too, like strptime
+                except ValueError:
+                    return None
+
     strptime = _DateTime.strptime
 
     def slow(s: str) -> _Date:
         try:
             return strptime(s, fmt).date()
-        except ValueError:
-            raise ConversionError("date", s, f"does not match the date format {fmt!r}") from None
+        except ValueError as exc:
+            raise ConversionError("date", s, _strptime_reason(exc, fmt, "date")) from None
 
     if fast is None:
         return slow
@@ -241,30 +266,40 @@ def compile_datetime(fmt: str, tz: str | _dt.tzinfo = "UTC") -> Callable[[str], 
     """A parser ``str -> aware datetime.datetime`` for the strptime format ``fmt``.
 
     Naive results are read in ``tz`` (fold=0, see the module notes); a format with ``%z`` keeps the
-    written offset. Fast path for the date formats of ``compile_date`` alone (midnight) or followed
-    by ``" "``/``"T"`` and ``%H:%M`` or ``%H:%M:%S``; strptime otherwise.
+    written offset. Formats made only of ``%Y %m %d %H %M %S`` and literal characters (e.g.
+    ``%d/%m/%Y %H:%M``, ``%Y-%m-%dT%H:%M:%S``) get a regex fast path; strptime otherwise, and for
+    every value the fast path does not accept.
     """
     if not isinstance(fmt, str) or not fmt:
         raise ConversionError("datetime", None, "the datetime format must be a non-empty string")
     zone = get_timezone(tz)
-    fast = _fast_datetime_parser(fmt)
+    fields = _fast_fields_parser(fmt)
     strptime = _DateTime.strptime
+    Dt = _DateTime
+    utc = zone is _UTC
 
-    def finish(dt: _DateTime) -> _DateTime:
-        if dt.tzinfo is None:
-            return _localize(dt, zone)
-        return dt
+    def slow(s: str) -> _DateTime:
+        try:
+            dt = strptime(s, fmt)
+        except ValueError as exc:
+            raise ConversionError("datetime", s, _strptime_reason(exc, fmt, "datetime")) from None
+        return dt if dt.tzinfo is not None else _localize(dt, zone)
+
+    if fields is None:
+        return slow
 
     def parse(s: str) -> _DateTime:
-        dt = fast(s) if fast is not None else None
-        if dt is None:
-            try:
-                dt = strptime(s, fmt)
-            except ValueError:
-                raise ConversionError(
-                    "datetime", s, f"does not match the datetime format {fmt!r}"
-                ) from None
-        return finish(dt)
+        f = fields(s)
+        if f is None:
+            return slow(s)
+        try:
+            dt = Dt(*f, tzinfo=zone)
+        except ValueError:
+            return slow(s)
+        # Same offset for both folds: the wall time is neither in a DST gap nor an overlap.
+        if utc or dt.utcoffset() == Dt(*f, tzinfo=zone, fold=1).utcoffset():
+            return dt
+        return _localize(Dt(*f), zone)
 
     return parse
 
@@ -343,13 +378,15 @@ def date(value: Any, fmt: str | None = None, *, formats: list[str] | None = None
         except ConversionError:
             raise ConversionError("date", value, "not an ISO date (YYYY-MM-DD); give a format") from None
     fmts = _formats_arg("date", value, fmt, formats)
+    reason = ""
     for f in fmts:
         try:
             return _date_parser(f)(s)
-        except ConversionError:
-            continue
-    what = "the date format" if len(fmts) == 1 else f"any of the {len(fmts)} date formats"
-    raise ConversionError("date", value, f"does not match {what} {fmts if len(fmts) > 1 else repr(fmts[0])}")
+        except ConversionError as exc:
+            reason = exc.reason
+    if len(fmts) > 1:
+        reason = f"does not match any of the date formats {fmts}"
+    raise ConversionError("date", value, reason)
 
 
 def datetime(
@@ -388,18 +425,17 @@ def datetime(
             raise ConversionError("datetime", value, "not an ISO 8601 datetime; give a format") from None
         return dt if dt.tzinfo is not None else _localize(dt, zone)
     fmts = _formats_arg("datetime", value, fmt, formats)
-    tz_key = tz if isinstance(tz, str) else None
+    reason = ""
     for f in fmts:
         try:
-            if tz_key is not None:
-                return _datetime_parser(f, tz_key)(s)
+            if isinstance(tz, str):
+                return _datetime_parser(f, tz)(s)
             return compile_datetime(f, zone)(s)
         except ConversionError as exc:
-            if exc.reason.startswith("unknown time zone"):
-                raise
-            continue
-    what = "the datetime format" if len(fmts) == 1 else f"any of the {len(fmts)} datetime formats"
-    raise ConversionError("datetime", value, f"does not match {what} {fmts if len(fmts) > 1 else repr(fmts[0])}")
+            reason = exc.reason
+    if len(fmts) > 1:
+        reason = f"does not match any of the datetime formats {fmts}"
+    raise ConversionError("datetime", value, reason)
 
 
 # ---------------------------------------------------------------- formatting and arithmetic
