@@ -29,7 +29,8 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field as PField
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 
 from runtime.schema.io import SchemaLoadError, SchemaWarning, schema_from_data
 from runtime.schema.model import SystemSchema
