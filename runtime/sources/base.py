@@ -88,6 +88,9 @@ class ObjectConfig:
 
     key_fields: tuple[str, ...] = (DEFAULT_KEY_FIELD,)
     modified_field: str | None = None
+    check_duplicates: bool = (
+        True  # option check_duplicates=false when the source enforces uniqueness
+    )
 
     @property
     def key_label(self) -> str:
@@ -110,7 +113,8 @@ def resolve_object_config(
     fields = tuple(k.strip() for k in key.split(",") if k.strip())
     if not fields:
         raise SourceError(f"empty key field for object '{object}'")
-    return ObjectConfig(fields, modified)
+    dup = options.get("check_duplicates", "true").strip().lower() not in ("0", "false", "no", "off")
+    return ObjectConfig(fields, modified, dup)
 
 
 def key_of(data: Mapping[str, Any], cfg: ObjectConfig) -> tuple[str | None, str | None]:
@@ -167,7 +171,8 @@ class KeyTracker:
 
     Duplicate detection keeps a set of every key seen in the current pass: memory is about
     60-100 bytes per key (a short str object plus its set slot), i.e. ~100 MB for a million
-    keys at the upper end. That is the one thing a connector keeps per record.
+    keys at the upper end. That is the one thing a connector keeps per record; option
+    ``check_duplicates=false`` turns it off (e.g. a SQL table whose key is its primary key).
     """
 
     __slots__ = ("cfg", "seen", "n")
@@ -183,9 +188,10 @@ class KeyTracker:
         key, key_problem = key_of(data, self.cfg)
         if key is None:
             return f"row:{self.n}", problem or key_problem
-        if key in self.seen:
-            return key, problem or "duplicate source key"
-        self.seen.add(key)
+        if self.cfg.check_duplicates:
+            if key in self.seen:
+                return key, problem or "duplicate source key"
+            self.seen.add(key)
         return key, problem
 
 

@@ -38,6 +38,7 @@ __all__ = ["JsonSource", "JsonStreamReader"]
 
 _CHUNK = 64 * 1024
 _WS = " \t\n\r"
+_NUMBER_CHARS = frozenset("0123456789+-.eE")
 _DEFAULT_MAX_RECORD = 64 * 1024 * 1024
 
 
@@ -61,7 +62,7 @@ class JsonStreamReader:
         self._dec = json.JSONDecoder()
 
     # -- buffer ----------------------------------------------------------------------------------
-    def _fill(self, size: int = _CHUNK) -> bool:
+    def _fill(self, size: int | None = None) -> bool:
         if self.eof:
             return False
         if self.pos > _CHUNK:  # drop consumed text
@@ -69,7 +70,7 @@ class JsonStreamReader:
             self.buf = self.buf[self.pos :]
             self._counted -= self.pos
             self.pos = 0
-        chunk = self.fh.read(size)
+        chunk = self.fh.read(size or _CHUNK)
         if not chunk:
             self.eof = True
             return False
@@ -120,9 +121,13 @@ class JsonStreamReader:
                 # grow geometrically so a large record is re-parsed O(log n) times, not O(n)
                 self._fill(max(_CHUNK, len(self.buf) - self.pos))
                 continue
-            if end == len(self.buf) and not self.eof:
-                # a number (or literal) might continue in the next chunk: decode again with more text
-                if self._fill():
+            if not self.eof and isinstance(value, (int, float)) and not isinstance(value, bool):
+                # "12" or "0." at the end of the buffer may continue in the next chunk ("123",
+                # "0.5"): decode again with more text
+                j, buf, n = end, self.buf, len(self.buf)
+                while j < n and buf[j] in _NUMBER_CHARS:
+                    j += 1
+                if j == n and self._fill():
                     continue
             self.pos = end
             return value

@@ -33,7 +33,7 @@ from runtime.sources.base import (
 __all__ = ["SqlSource", "FMAP_SQL_OPTIONS"]
 
 # Query-string parameters that are fmap's, not the driver's.
-FMAP_SQL_OPTIONS = ("key", "modified", "db_schema", "yield_per")
+FMAP_SQL_OPTIONS = ("key", "modified", "db_schema", "yield_per", "check_duplicates")
 _FMAP_PREFIXES = ("key.", "modified.", "query.")
 
 
