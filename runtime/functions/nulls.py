@@ -13,12 +13,13 @@ from .values import MISSING, is_blank
 __all__ = ["coalesce", "default", "nullif", "is_missing"]
 
 
-def coalesce(*values: Any) -> Any:
+def coalesce(value: Any, *others: Any) -> Any:
     """The first value that is not blank (missing, null, ``""`` or whitespace-only).
 
     When every value is blank the result is ``MISSING`` if they were all ``MISSING`` (so a field
     absent from every source stays "don't touch"), else ``None``.
     """
+    values = (value, *others)
     for v in values:
         if not is_blank(v):
             return v

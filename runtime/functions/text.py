@@ -275,12 +275,12 @@ def join(values: Any, sep: str) -> Any:
     return sep.join(_str(v, "join") for v in values if not _null(v) and v != "")
 
 
-def concat(*values: Any) -> str:
+def concat(value: Any, *others: Any) -> str:
     """Concatenate values, skipping ``MISSING`` and ``None``; non-text values go through ``text()``.
 
     Always returns a string (``""`` when every value is null).
     """
-    return "".join(_str(v, "concat") for v in values if not _null(v))
+    return "".join(_str(v, "concat") for v in (value, *others) if not _null(v))
 
 
 def substring(value: Any, start: int, end: int | None = None) -> Any:
