@@ -69,6 +69,8 @@ CODES: dict[str, Code] = {
         Code("FM221", "unused value map or parameter", _W, "The value map or parameter is never used."),
         Code("FM222", "unknown unmapped policy or option", _E, "The option is not one the construct accepts."),
         Code("FM223", "unknown type", _E, "The custom field type is not one the language knows."),
+        Code("FM224", "owner() without an owners policy", _E, "`owner()` needs an `owners by email else ...` line saying what happens to unmatched emails."),
+        Code("FM225", "reference to no map", _E, "`ref()` and `merge` name a map of this file: its target, or its `as` name."),
     ]
 }
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from lark import Lark, Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.lexer import PatternStr
+from rapidfuzz import fuzz
 from rapidfuzz import process as fuzz_process
 
 from dsl import ir
@@ -513,7 +514,7 @@ def _at_top_level(text: str, pos: int) -> bool:
 def _closest(word: str, choices: tuple[str, ...]) -> str | None:
     if not word:
         return None
-    best = fuzz_process.extractOne(word, choices, score_cutoff=75)
+    best = fuzz_process.extractOne(word, choices, scorer=fuzz.ratio, score_cutoff=60)
     return best[0] if best else None
 
 

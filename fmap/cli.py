@@ -1,16 +1,46 @@
-"""The `fmap` command line."""
+"""The `fmap` command line: a thin typer layer over dsl, compiler and runtime.
+
+Exit codes everywhere: 0 ok, 1 findings or failures, 2 usage. Diagnostics are values until here,
+where they are rendered. Locals are never shown in tracebacks (they hold tokens and patient data).
+"""
 
 from __future__ import annotations
 
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from fmap import __version__
 
 app = typer.Typer(
     name="fmap",
     help="Compile and run CRM data migrations written in the .fmap language.",
     no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # locals hold tokens and patient data
+    pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    """Directories expand to the .fmap files under them (sorted, for stable output)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(p.rglob("*.fmap"))
+            out.extend(found if found else [p])
+        else:
+            out.append(p)
+    return out
 
 
 @app.callback()
@@ -18,5 +48,89 @@ def _root() -> None:
     """fmap: mapping-DSL compiler and runtime for CRM data migrations."""
 
 
+@app.command()
+def version() -> None:
+    """Print the fmap version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def check(
+    files: Annotated[list[Path], typer.Argument(help=".fmap files or directories")],
+    format: Annotated[CheckFormat, typer.Option("--format", "-f")] = CheckFormat.text,
+    strict: Annotated[bool, typer.Option(help="treat warnings as errors")] = False,
+    schema: Annotated[
+        Path | None, typer.Option("--schema", help="directory of committed org snapshots")
+    ] = None,
+    color: Annotated[bool | None, typer.Option("--color/--no-color")] = None,
+) -> None:
+    """Check .fmap files: syntax, names, and (with schemas) the destination's rules."""
+    from compiler.check import check_path
+    from dsl.diagnostics import render_text
+    from dsl.render import to_github, to_json, to_sarif
+
+    results = [check_path(f, schema_dir=schema) for f in _expand(files)]
+    diags = [d for r in results for d in r.diagnostics]
+    sources: dict[str, str] = {}
+    for r in results:
+        sources.update(r.program.sources)
+    if format is CheckFormat.text:
+        use_color = sys.stdout.isatty() if color is None else color
+        text = render_text(diags, sources, color=use_color)
+        if text:
+            typer.echo(text)
+        errors = sum(r.errors for r in results)
+        warnings = sum(r.warnings for r in results)
+        typer.echo(f"{len(results)} file(s) checked: {errors} error(s), {warnings} warning(s)")
+    elif format is CheckFormat.json:
+        typer.echo(to_json(diags))
+    elif format is CheckFormat.sarif:
+        typer.echo(to_sarif(diags, __version__))
+    else:
+        out = to_github(diags)
+        if out:
+            typer.echo(out)
+    failed = any(not r.ok for r in results) or (strict and any(r.warnings for r in results))
+    raise typer.Exit(code=1 if failed else 0)
+
+
+@app.command()
+def fmt(
+    files: Annotated[list[Path], typer.Argument(help=".fmap files or directories")],
+    check_only: Annotated[
+        bool, typer.Option("--check", help="exit 1 if any file is not formatted; change nothing")
+    ] = False,
+) -> None:
+    """Format .fmap files in the canonical layout (comments kept)."""
+    from dsl.diagnostics import render_text
+    from dsl.formatter import format_source
+    from dsl.parser import parse_file
+
+    unformatted = 0
+    failed = False
+    for f in _expand(files):
+        result = parse_file(f)
+        if result.module is None or any(d.severity.value == "error" for d in result.diagnostics):
+            typer.echo(render_text(result.diagnostics, {str(f): result.source or ""}), err=True)
+            failed = True
+            continue
+        new = format_source(result.module, result.source or "")
+        if new != result.source:
+            unformatted += 1
+            if check_only:
+                typer.echo(f"would reformat {f}")
+            else:
+                f.write_text(new, encoding="utf-8")
+                typer.echo(f"reformatted {f}")
+    if failed:
+        raise typer.Exit(code=1)
+    if check_only and unformatted:
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
