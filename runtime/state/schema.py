@@ -140,6 +140,8 @@ def migrate(conn: sqlite3.Connection, *, upto: int | None = None) -> int:
     """Bring the file to ``upto`` (default: the latest version); returns the resulting version.
     ``conn`` must be in autocommit mode (``isolation_level=None``)."""
     target = LATEST_VERSION if upto is None else upto
+    if current_version(conn) == target:
+        return target  # up to date: no write lock taken (readers open alongside a running writer)
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = current_version(conn)
