@@ -116,21 +116,23 @@ def _parse_money(value: str) -> Decimal | None:
     s = value.strip()
     s = s.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2009", " ")
     s = _CURRENCY_CODE.sub("", s.strip()).strip()
+    signs = 0  # at most one sign marker: "(12)", "12-", "-12" or "+12"
     negative = False
     if s.startswith("(") and s.endswith(")"):
-        negative, s = True, s[1:-1].strip()
+        negative, signs, s = True, 1, s[1:-1].strip()
     if s.endswith("-"):
-        negative, s = not negative, s[:-1].strip()
-    # Sign may come before or after the symbol: -£12, £-12.
+        negative, signs, s = True, signs + 1, s[:-1].strip()
+    # One currency symbol, before or after the amount; the sign may precede or follow a leading
+    # symbol (-£12, £-12).
+    symbol = False
     for _ in range(2):
         if s[:1] in ("-", "+"):
-            negative ^= s[0] == "-"
-            s = s[1:].strip()
-        if s[:1] and s[0] in _CURRENCY_SYMBOLS:
-            s = s[1:].strip()
-    if s[-1:] and s[-1] in _CURRENCY_SYMBOLS:
+            negative, signs, s = negative or s[0] == "-", signs + 1, s[1:].strip()
+        if not symbol and s[:1] and s[0] in _CURRENCY_SYMBOLS:
+            symbol, s = True, s[1:].strip()
+    if not symbol and s[-1:] and s[-1] in _CURRENCY_SYMBOLS:
         s = s[:-1].strip()
-    if not s:
+    if not s or signs > 1:
         return None
     integer_part, decimal_part = s, ""
     last_dot, last_comma = s.rfind("."), s.rfind(",")
