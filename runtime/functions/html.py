@@ -53,6 +53,8 @@ class _TextExtractor(HTMLParser):
             self.lines.append(self.prefix + content)
         elif force:
             self.lines.append("")
+        else:
+            return  # nothing written yet: a pending bullet waits for its text (<li><p>text)
         self.buf = []
         self.prefix = ""
 
@@ -102,6 +104,7 @@ class _TextExtractor(HTMLParser):
             return
         if tag in ("ul", "ol"):
             self._end_line(False)
+            self.prefix = ""
             self.list_depth = max(self.list_depth - 1, 0)
             if self.list_depth == 0:
                 self.lines.append(_BLANK)
@@ -111,6 +114,8 @@ class _TextExtractor(HTMLParser):
             self._paragraph()
         elif tag in _LINE_TAGS:
             self._end_line(False)
+            if tag == "li":
+                self.prefix = ""  # an empty item's bullet is dropped
 
     def handle_data(self, data: str) -> None:
         if self.drop_depth:
