@@ -50,7 +50,7 @@ DATETIME_FORMATS = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%d/%m/%Y %H:%M", "%d
                     "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f"]
 _MISSING = object()
 _INT = re.compile(r"^-?(0|[1-9]\d*)$")
-_DEC = re.compile(r"^-?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?$")
+_DEC = re.compile(r"^-?((0|[1-9]\d*)(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")  # "007" is a code
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE = re.compile(r"^\+?[\d\s().\-/]+$")
 _URL = re.compile(r"^https?://\S+$", re.I)
@@ -263,9 +263,6 @@ def _string_type(values: list[str], opts: _Options,
             if best[0] == "%d/%m/%Y" and _fits_format(stripped, "%m/%d/%Y") == best[1]:
                 vendor["date_format_ambiguous"] = True
             return FieldType.date, vendor
-        c = sum(_iso_dt(v) for v in stripped)
-        if pick(c):
-            return FieldType.datetime, {"date_format": "iso8601", **nonconf(c)}
         best = max(((fmt, _fits_format(stripped, fmt, n - need)) for fmt in DATETIME_FORMATS),
                    key=lambda t: t[1])
         if pick(best[1]):
@@ -274,6 +271,9 @@ def _string_type(values: list[str], opts: _Options,
                     _fits_format(stripped, best[0].replace("%d/%m", "%m/%d")) == best[1]:
                 vendor["date_format_ambiguous"] = True
             return FieldType.datetime, vendor
+        c = sum(_iso_dt(v) for v in stripped)  # offsets, "T", "Z", fractions
+        if pick(c):
+            return FieldType.datetime, {"date_format": "iso8601", **nonconf(c)}
     c = sum(bool(_EMAIL.match(v)) for v in stripped)
     if pick(c):
         return FieldType.email, nonconf(c)

@@ -7,7 +7,7 @@ Conventions (shared with ``mappings/schemas/*.yaml`` and :mod:`runtime.schema.in
 - a nested array of records is a field of type ``array`` whose ``item_object`` names another
   object, by convention ``"<parent>.<field>"`` (``patients.appointments``), and that object's
   ``parent`` is the containing object (``patients``); ``parent`` is filled in from the name when
-  omitted;
+  omitted; an array of plain values (tags) has ``vendor: {items: scalar}`` and no item object;
 - a date/datetime field's input format is ``vendor["date_format"]`` (``vendor["format"]`` is read
   too, see :func:`date_format`).
 
@@ -67,7 +67,9 @@ def check_source_schema(schema: SystemSchema, *, source_name: str | None = None)
                 problems.append((f"{fpath}.api_name", f"duplicate field {fld.api_name!r} in {obj.api_name!r}"))
             seen.add(fld.api_name)
             if fld.type == FieldType.array:
-                if not fld.item_object:
+                if not fld.item_object and fld.vendor.get("items") == "scalar":
+                    pass  # an array of plain values (tags, codes): no item object
+                elif not fld.item_object:
                     problems.append((f"{fpath}.item_object",
                                      f"array field {fld.api_name!r} needs item_object "
                                      f"(e.g. {obj.api_name + '.' + fld.api_name!r})"))
