@@ -35,7 +35,6 @@ from runtime.sources.base import (
     ObjectConfig,
     SourceError,
     SourceRecord,
-    modified_value,
     resolve_object_config,
     wanted,
 )
@@ -46,6 +45,7 @@ _DELIMITERS = {"comma": ",", "tab": "\t", "semicolon": ";", "pipe": "|"}
 _FIELD_LIMIT = 64 * 1024 * 1024  # clinical notes exported as one CSV cell can exceed csv's 128 KiB
 _BOM = codecs.BOM_UTF8
 _CHUNK = 64 * 1024
+_NONE: list[int] = []  # shared, never mutated
 
 
 def _truthy(v: str | None) -> bool:
@@ -127,6 +127,7 @@ class CsvDirSource:
         path = self._file(object)
         cfg = self.config(object)
         tracker = KeyTracker(cfg)
+        filtering = key is not None or modified_at is not None
         name = path.name
         header: list[str] | None = None
         width = 0
@@ -164,11 +165,8 @@ class CsvDirSource:
                     problem = f"row has {len(row)} fields, header has {width}"
                 if len(row) > width:
                     data["__extra__"] = row[width:]
-            k, problem = tracker.assign(data, problem)
-            rec = SourceRecord(
-                object, k, data, modified_value(data, cfg), f"{name}:{line}", problem
-            )
-            if wanted(rec, key, modified_at):
+            rec = tracker.make(object, data, f"{name}:{line}", problem)
+            if filtering is False or wanted(rec, key, modified_at):
                 yield rec
 
     def close(self) -> None:
@@ -216,7 +214,11 @@ class CsvDirSource:
                         raise SourceError(f"{path.name}:{prev + 1}: unreadable CSV: {e}") from None
                 start = prev + 1
                 prev = reader.line_num
-                found, bad[:] = list(bad), []
+                if bad:
+                    found = bad[:]
+                    bad.clear()
+                else:
+                    found = _NONE
                 yield start, row, found, err
 
     def _lines_by_line(self, fh: BinaryIO, bad: list[int]) -> Iterator[str]:

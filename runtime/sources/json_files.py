@@ -29,7 +29,6 @@ from runtime.sources.base import (
     KeyTracker,
     SourceError,
     SourceRecord,
-    modified_value,
     resolve_object_config,
     wanted,
 )
@@ -108,8 +107,9 @@ class JsonStreamReader:
             raise self._error(f"expected '{ch}', found {repr(got) if got else 'end of file'}")
         self.pos += 1
 
-    def read_value(self) -> Any:
-        self.peek()
+    def read_value(self, *, at_value: bool = False) -> Any:
+        if not at_value:
+            self.peek()
         while True:
             try:
                 value, end = self._dec.raw_decode(self.buf, self.pos)
@@ -146,9 +146,10 @@ class JsonStreamReader:
             self.pos += 1
             return
         while True:
-            self.peek()
+            if self.peek() == "":
+                raise self._error("unexpected end of file in an array")
             line = self.line()
-            yield line, self.read_value()
+            yield line, self.read_value(at_value=True)
             nxt = self.peek()
             if nxt == ",":
                 self.pos += 1
@@ -309,6 +310,7 @@ class JsonSource:
         f, how = self._where(object)
         cfg = resolve_object_config(object, self.options, self.schema)
         tracker = KeyTracker(cfg)
+        filtering = key is not None or modified_at is not None
         items = self._jsonl(f) if how == "jsonl" else self._elements(f, how, object)
         for line, value, problem in items:
             if isinstance(value, dict):
@@ -316,11 +318,8 @@ class JsonSource:
             else:
                 data = {"__value__": value}
                 problem = problem or f"record is not a JSON object ({type(value).__name__})"
-            k, problem = tracker.assign(data, problem)
-            rec = SourceRecord(
-                object, k, data, modified_value(data, cfg), f"{f.name}:{line}", problem
-            )
-            if wanted(rec, key, modified_at):
+            rec = tracker.make(object, data, f"{f.name}:{line}", problem)
+            if filtering is False or wanted(rec, key, modified_at):
                 yield rec
 
     def close(self) -> None:

@@ -25,7 +25,6 @@ from runtime.sources.base import (
     KeyTracker,
     SourceError,
     SourceRecord,
-    modified_value,
     resolve_object_config,
     wanted,
 )
@@ -154,17 +153,15 @@ class SqlSource:
     ) -> Iterator[SourceRecord]:
         cfg = resolve_object_config(object, self.options, self.schema)
         tracker = KeyTracker(cfg)
+        filtering = key is not None or modified_at is not None
         stmt = self._statement(object, cfg.key_fields)
         try:
             with self.engine.connect() as conn:
                 result = conn.execution_options(yield_per=self.yield_per).execute(stmt)
                 for n, row in enumerate(result.mappings(), start=1):
                     data = {k: _jsonable(v) for k, v in row.items()}
-                    k, problem = tracker.assign(data, None)
-                    rec = SourceRecord(
-                        object, k, data, modified_value(data, cfg), f"{object} row {n}", problem
-                    )
-                    if wanted(rec, key, modified_at):
+                    rec = tracker.make(object, data, f"{object} row {n}", None)
+                    if filtering is False or wanted(rec, key, modified_at):
                         yield rec
         except self.sa.exc.SQLAlchemyError as e:
             raise self._wrap(e, f"cannot read '{object}'") from None
