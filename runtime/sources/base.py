@@ -80,6 +80,9 @@ class Source(Protocol):
     def count(self, object: str) -> int:
         """Number of records ``records(object)`` would yield (problem rows included)."""
 
+    def config(self, object: str) -> ObjectConfig:
+        """The key field(s), modified-at field and duplicate check used for ``object``."""
+
     def close(self) -> None: ...
 
 

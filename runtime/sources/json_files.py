@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from runtime.sources.base import (
     KeyTracker,
+    ObjectConfig,
     SourceError,
     SourceRecord,
     resolve_object_config,
@@ -292,6 +293,9 @@ class JsonSource:
             raise SourceError(
                 f"no object '{object}' in JSON source {self.path} (objects: {', '.join(sorted(idx)) or 'none'})"
             ) from None
+
+    def config(self, object: str) -> ObjectConfig:
+        return resolve_object_config(object, self.options, self.schema)
 
     def count(self, object: str) -> int:
         f, how = self._where(object)

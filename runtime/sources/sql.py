@@ -23,6 +23,7 @@ from typing import Any
 
 from runtime.sources.base import (
     KeyTracker,
+    ObjectConfig,
     SourceError,
     SourceRecord,
     resolve_object_config,
@@ -134,6 +135,9 @@ class SqlSource:
         if key_fields and all(k in table.c for k in key_fields):
             stmt = stmt.order_by(*(table.c[k] for k in key_fields))
         return stmt
+
+    def config(self, object: str) -> ObjectConfig:
+        return resolve_object_config(object, self.options, self.schema)
 
     def count(self, object: str) -> int:
         sa = self.sa
