@@ -349,6 +349,8 @@ def _formats_arg(function: str, value: Any, fmt: Any, formats: Any) -> list[str]
     for f in out:
         if not isinstance(f, str) or not f:
             raise ConversionError(function, value, "a format must be a non-empty string")
+    if not out:
+        raise ConversionError(function, value, "formats is empty")
     return out
 
 
@@ -420,6 +422,8 @@ def datetime(
         raise ConversionError("datetime", value, "empty text is not a datetime")
     if fmt is None and formats is None:
         try:
+            if not _ISO_DATE.match(s):  # fromisoformat also takes 20240601 and week dates
+                raise ValueError
             dt = _DateTime.fromisoformat(s)
         except ValueError:
             raise ConversionError("datetime", value, "not an ISO 8601 datetime; give a format") from None

@@ -271,7 +271,14 @@ def test_invalid_timezone():
         compile_datetime("%Y", "../etc/passwd")
 
 
-@pytest.mark.parametrize("value", ["", "2024-13-01T00:00", "31/02/2024 10:00", "soon"])
+def test_empty_formats_list_is_an_error():
+    with pytest.raises(ConversionError):
+        date("2024-01-01", formats=[])
+
+
+@pytest.mark.parametrize(
+    "value", ["", "2024-13-01T00:00", "31/02/2024 10:00", "soon", "20240601", "2024-W22-1T10:00"]
+)
 def test_invalid_datetimes_raise(value):
     with pytest.raises(ConversionError):
         datetime(value, "%d/%m/%Y %H:%M" if "/" in value else None)
