@@ -71,6 +71,8 @@ CODES: dict[str, Code] = {
         Code("FM223", "unknown type", _E, "The custom field type is not one the language knows."),
         Code("FM224", "owner() without an owners policy", _E, "`owner()` needs an `owners by email else ...` line saying what happens to unmatched emails."),
         Code("FM225", "reference to no map", _E, "`ref()` and `merge` name a map of this file: its target, or its `as` name."),
+        # ---- load planning and code generation
+        Code("FM401", "dependency cycle with no deferrable lookup", _E, "Maps that refer to each other load in two passes: a lookup in a field assignment is left out of the first load and written in the deferred update pass. A cycle through `key`, `where`, `skip`, `attach` or a merge cannot be broken that way."),
     ]
 }
 
