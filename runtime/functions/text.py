@@ -110,6 +110,8 @@ def _title_word(word: str, first: bool) -> str:
         # not contractions or possessives (Don't, Jones's).
         if i >= 3 and tokens[i - 1] in ("'", "\u2019") and len(tokens[i - 2]) != 1:
             continue
+        if tokens[i - 1][-1:].isdigit():  # "3rd", "flat 2b": letters right after digits stay lower
+            continue
         if letters.startswith("mc") and len(letters) > 2:
             tokens[i] = "Mc" + letters[2].upper() + letters[3:]
         else:

@@ -61,6 +61,8 @@ def test_trim_lower_upper():
         ("élise dupré", "Élise Dupré"),
         ("  two   spaces ", "  Two   Spaces "),
         ("mc", "Mc"),
+        ("flat 3b, 22nd street", "Flat 3b, 22nd Street"),
+        ("mcdonald's", "McDonald's"),
         ("", ""),
     ],
 )
