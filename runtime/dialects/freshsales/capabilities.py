@@ -32,6 +32,6 @@ RATE_LIMIT = RateLimit(
 _AUDIT_HINT = "Freshsales sets this itself and the API does not accept it; keep the source value " \
               "in a custom field"
 AUDIT_FIELDS = {"*": {name: _AUDIT_HINT for name in ("created_at", "updated_at")}}
-OWNER_FIELD = {"*": "owner_id", "Note": "", "Document": "", "User": "", "Product": "owner_id"}
+OWNER_FIELD = {"*": "owner_id", "Note": "", "Document": "", "User": "", "Appointment": ""}
 # Upsert identifiers: emails, mobile_number, or a unique custom field (cf_...).
 EXTERNAL_ID_FIELD = "cf_{name}"

@@ -10,7 +10,7 @@ Custom fields are keyed by 40-character hashes that differ per account, so the n
 ``api_name`` of a custom field is its human name made API-safe (``"Outstanding Balance"`` ->
 ``Outstanding_Balance``) and the hash lives in ``vendor['key']``; enum/set option ids live in
 ``vendor['options'] = {label: id}`` (Pipedrive writes option ids). Two custom fields whose names
-make the same API name get ``_2``, ``_3`` ... suffixes (with a warning). Standard fields keep their
+make the same API name (ignoring case) get ``_2``, ``_3`` ... suffixes (with a warning). Standard fields keep their
 key (``name``, ``org_id``, ``owner_id``) as ``api_name``.
 """
 
@@ -127,13 +127,14 @@ def _load_fields(payload: Any, name: str, path: str, source: str, warn: Warnings
         fld = _field(expect_dict(raw, fp, source), fp, source, warn)
         if fld is None:
             continue
-        if fld.api_name in used:
-            used[fld.api_name] += 1
-            new = f"{fld.api_name}_{used[fld.api_name]}"
+        folded = fld.api_name.lower()  # names differing only in case would confuse mappings
+        if folded in used:
+            used[folded] += 1
+            new = f"{fld.api_name}_{used[folded]}"
             warn.add(fp, f"field name {fld.label!r} gives API name {fld.api_name!r}, already "
                      f"used; this field is {new!r}")
             fld.api_name = new
-        used.setdefault(fld.api_name, 1)
+        used.setdefault(fld.api_name.lower(), 1)
         fields.append(fld)
     return ObjectSchema(
         api_name=name,

@@ -1,6 +1,7 @@
 """Salesforce naming rules for custom objects and fields (API_NOTES.md 2.5).
 
-A custom object or field API name is ``<Name>__c`` (managed packages: ``ns__<Name>__c``). The
+A custom object or field API name is ``<Name>__c``. Managed-package names (``ns__<Name>__c``) are
+not something a migration creates, so a double underscore inside is always reported. The
 ``<Name>`` part: at most 40 characters, starts with a letter, letters/digits/underscores only, no
 two consecutive underscores, does not end with an underscore. Salesforce generates it from the
 label by replacing spaces and punctuation with ``_`` and prefixing ``X`` when the label starts
@@ -16,7 +17,6 @@ from runtime.dialects._loader import api_safe_name
 __all__ = ["check_custom_name", "custom_api_name", "MAX_BASE_LENGTH"]
 
 MAX_BASE_LENGTH = 40
-_NS = re.compile(r"^([A-Za-z][A-Za-z0-9]{0,14})__(?=.+__c$)")
 
 
 def check_custom_name(kind: str, name: str) -> list[str]:
@@ -26,9 +26,6 @@ def check_custom_name(kind: str, name: str) -> list[str]:
     if not name.endswith("__c"):
         return [f"Salesforce custom {what} name {name!r} must end with '__c'"]
     base = name[: -len("__c")]
-    ns = _NS.match(base)
-    if ns:
-        base = base[ns.end():]
     problems: list[str] = []
     if not base:
         problems.append(f"Salesforce custom {what} name {name!r} has nothing before '__c'")

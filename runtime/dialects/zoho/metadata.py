@@ -111,10 +111,9 @@ def _load_module_bundle(sub: Any, name: str | None, path: str, source: str,
     if "fields" not in sub:
         raise SchemaLoadError(source, join_path(path, "fields"), "missing required key 'fields'")
     fields_raw = sub["fields"]
-    if isinstance(fields_raw, dict):  # {"fields": <fields response>}
-        fields_path = join_path(path, "fields")
-        fields_list = expect_dict(fields_raw, fields_path, source).get("fields")
-        fields_path = join_path(fields_path, "fields")
+    if isinstance(fields_raw, dict) and "fields" in fields_raw:  # {"fields": <fields response>}
+        fields_list = fields_raw["fields"]
+        fields_path = join_path(join_path(path, "fields"), "fields")
     else:
         fields_list, fields_path = fields_raw, join_path(path, "fields")
     obj: ObjectSchema
