@@ -11,8 +11,9 @@ Per column it infers, over the non-null sampled values:
 
 - ``type``: boolean, integer, decimal, date, datetime, email, phone, url, text or textarea
   (text longer than ``textarea_over`` characters or containing a newline); a type is chosen when
-  at least ``min_conformance`` of the values fit it (misfits are counted in
-  ``vendor["nonconforming"]``). Integers with a leading zero are not integers (phone numbers,
+  at least ``min_conformance`` (default 95 %) of the values fit it, so one "31/02/2019" in a date
+  column does not make it text; misfits are counted in ``vendor["nonconforming"]`` for the
+  data-quality report (pass ``min_conformance=1.0`` for strict inference). Integers with a leading zero are not integers (phone numbers,
   codes). Dates/datetimes record the detected format in ``vendor["date_format"]`` (a strptime
   format, or ``"iso8601"``); day-first wins when a column fits both ``%d/%m/%Y`` and
   ``%m/%d/%Y`` (``vendor["date_format_ambiguous"] = True``).
@@ -168,7 +169,7 @@ def _json_objects(path: Path, encoding: str, limit: int) -> dict[str, list[Any]]
         try:
             first = reader.peek()
             if first == "[":
-                return {path.stem: _take(reader, limit)}
+                return {path.stem: _take(reader, limit, drain=False)}  # stop after the sample
             if first == "{":
                 out: dict[str, list[Any]] = {}
                 for name in reader.iter_members():
@@ -183,11 +184,15 @@ def _json_objects(path: Path, encoding: str, limit: int) -> dict[str, list[Any]]
             raise SchemaLoadError(path, "$", str(exc)) from None
 
 
-def _take(reader, limit: int) -> list[Any]:
+def _take(reader, limit: int, *, drain: bool = True) -> list[Any]:
+    """The first ``limit`` elements of the array at the reader's position. With ``drain`` the rest
+    is consumed (not kept) so later members of an object-of-arrays file are reachable."""
     out = []
     for _line, value in reader.iter_array():
         if len(out) < limit:
-            out.append(value)  # keep consuming (without keeping) so later members are reachable
+            out.append(value)
+        elif not drain:
+            break
     return out
 
 
@@ -280,9 +285,17 @@ def _string_type(values: list[str], opts: _Options,
     c = sum(bool(_URL.match(v)) for v in stripped)
     if pick(c):
         return FieldType.url, nonconf(c)
-    # 10-15 digits, or 7-15 when the column is named like a phone (SSNs have 9)
-    low = 7 if phone_hint else 10
-    c = sum(bool(_PHONE.match(v)) and low <= sum(ch.isdigit() for ch in v) <= 15 for v in stripped)
+    # A column named like a phone: 7-15 digits. Otherwise 10-15 digits with a dialling prefix
+    # ("+", "0", "("), so SSNs (9 digits) and NHS numbers ("943 476 5919") stay text.
+    def phone(v: str) -> bool:
+        if not _PHONE.match(v):
+            return False
+        digits = sum(ch.isdigit() for ch in v)
+        if phone_hint:
+            return 7 <= digits <= 15
+        return 10 <= digits <= 15 and v[0] in "+0("
+
+    c = sum(phone(v) for v in stripped)
     if pick(c):
         return FieldType.phone, nonconf(c)
     if any(len(v) > opts.textarea_over or "\n" in v for v in values):
@@ -403,7 +416,7 @@ def infer_schema(
     enum_max: int = 20,
     enum_min_rows: int = 20,
     textarea_over: int = 255,
-    min_conformance: float = 1.0,
+    min_conformance: float = 0.95,
     encoding: str = "utf-8",
     warnings: list[SchemaWarning] | None = None,
 ) -> SystemSchema:

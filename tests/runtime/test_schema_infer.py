@@ -76,10 +76,22 @@ def test_leading_zero_is_not_integer_and_conformance(tmp_path):
     obj = infer_schema([_csv(tmp_path / "codes.csv", rows)], "x").object("codes")
     assert obj.field("code").type == FieldType.text
     rows = [{"n": str(i)} for i in range(24)] + [{"n": "N/A"}]  # 25 distinct: no picklist
-    strict = infer_schema([_csv(tmp_path / "n.csv", rows)], "x").object("n").field("n")
+    strict = infer_schema([_csv(tmp_path / "n.csv", rows)], "x", min_conformance=1.0).object("n").field("n")
     assert strict.type == FieldType.text
-    loose = infer_schema([_csv(tmp_path / "n.csv", rows)], "x", min_conformance=0.9).object("n").field("n")
+    loose = infer_schema([_csv(tmp_path / "n.csv", rows)], "x").object("n").field("n")  # 24/25 >= 95 %
     assert loose.type == FieldType.integer and loose.vendor["nonconforming"] == 1
+    rows = [{"n": str(i)} for i in range(10)] + [{"n": "N/A"}]  # 10/11 < 95 %
+    assert infer_schema([_csv(tmp_path / "n.csv", rows)], "x").object("n").field("n").type == FieldType.text
+
+
+def test_phone_heuristics(tmp_path):
+    rows = [{"mobile": f"7700 900{i:03d}", "nhs": f"943 476 5{i:03d}", "intl": f"+44 7700 900{i:03d}",
+             "ssn": f"999-12-3{i:03d}"} for i in range(5)]
+    obj = infer_schema([_csv(tmp_path / "p.csv", rows)], "x").object("p")
+    assert obj.field("mobile").type == FieldType.phone  # named like a phone: 10 digits, no prefix
+    assert obj.field("intl").type == FieldType.phone
+    assert obj.field("nhs").type == FieldType.text
+    assert obj.field("ssn").type == FieldType.text
 
 
 def test_date_formats_and_ambiguity(tmp_path):
@@ -144,6 +156,9 @@ def test_sampling_limits_rows(tmp_path):
     assert infer_schema([p], "x").object("big").field("v").type == FieldType.textarea
     (tmp_path / "big.jsonl").write_text("\n".join(json.dumps({"id": i}) for i in range(30)) + "\n{broken")
     assert infer_schema([tmp_path / "big.jsonl"], "x", sample_rows=30).object("big")
+    # a top-level JSON list is not read past the sample (the broken tail is never parsed)
+    (tmp_path / "big.json").write_text('[{"id": 1}, {"id": 2}, {"id": 3}, {broken')
+    assert infer_schema([tmp_path / "big.json"], "x", sample_rows=2).object("big").key == "id"
 
 
 def test_missing_keys_make_fields_nullable(tmp_path):
