@@ -128,6 +128,56 @@ def fmt(
         raise typer.Exit(code=1)
 
 
+class PlanFormat(str, Enum):
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@app.command()
+def plan(
+    file: Annotated[Path, typer.Argument(help="the .fmap file")],
+    format: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write the plan here instead of stdout")
+    ] = None,
+    color: Annotated[bool | None, typer.Option("--color/--no-color")] = None,
+) -> None:
+    """Show the load plan: schema setup, load order (cycles deferred), and the mapping table."""
+    from compiler.check import check_path
+    from compiler.plan import build_plan, render_markdown, render_text
+    from dsl.diagnostics import has_errors, sort_diagnostics
+    from dsl.diagnostics import render_text as render_diagnostics
+
+    result = check_path(file)
+    use_color = sys.stdout.isatty() if color is None else color
+    diags = list(result.diagnostics)
+    module = result.program.module
+    if result.ok and module is not None:
+        built, plan_diags = build_plan(module)
+        diags = sort_diagnostics([*diags, *plan_diags])
+    else:
+        built = None
+    if built is None or has_errors(diags):  # like `check`: the findings on stdout, exit 1
+        typer.echo(render_diagnostics(diags, result.program.sources, color=use_color))
+        errors = sum(1 for d in diags if d.severity.value == "error")
+        typer.echo(f"{file}: {errors} error(s); no plan")
+        raise typer.Exit(code=1)
+    if diags:  # warnings only: keep stdout for the plan (json stays parseable)
+        typer.echo(render_diagnostics(diags, result.program.sources, color=use_color), err=True)
+    if format is PlanFormat.json:
+        text = built.model_dump_json(indent=2) + "\n"
+    elif format is PlanFormat.markdown:
+        text = render_markdown(built)
+    else:
+        text = render_text(built)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+    else:
+        typer.echo(text, nl=False)
+
+
 def main() -> None:
     try:
         app()
