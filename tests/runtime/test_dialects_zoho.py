@@ -121,3 +121,18 @@ def test_malformed(payload, object_name, json_path, needle):
     assert info.value.json_path == json_path
     assert needle in info.value.message
     assert info.value.path == "bad.json"
+
+
+def test_snapshot_round_trip(tmp_path):
+    """`fmap schema pull` saves the loaded org; CI reloads the committed snapshot unchanged."""
+    from runtime.schema.io import load_schema, save_schema
+
+    bundle = {"modules": _fix("zoho_modules.json"),
+              "objects": {"Contacts": {"fields": _fix("zoho_contacts_fields.json"),
+                                       "layouts": _fix("zoho_contacts_layouts.json")}}}
+    schema = ZOHO.load_metadata(bundle, source_name="org")
+    for suffix in (".json", ".yaml"):
+        assert load_schema(save_schema(schema, tmp_path / f"org{suffix}")) == schema
+    merged = ZOHO.standard_schema().merged(schema)
+    assert merged.object("Contacts").field("NHS_Number").external_id
+    assert merged.object("Leads").field("Last_Name").required  # standard objects kept
