@@ -1,0 +1,292 @@
+"""Expressions -> Python expression text.
+
+Safety rule: the only text that reaches the output is (a) ``repr()`` of a value (strings, numbers,
+field names, map names) or (b) a name this module chose (``rec``, ``P``, ``_v3``, ``fn_trim``,
+``vm_2``, ``_K4``). No identifier from a .fmap file ever becomes a Python name, so no string, name
+or comment in a mapping can inject code.
+
+Speed rule (PERFORMANCE.md): the common transforms are inlined with explicit None guards
+(`trim`, `lower`, `upper` on a str fast path), constant sets for `in`, and date parsers specialised
+for their format are hoisted to module constants; everything else calls the runtime library.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from dsl import ir
+from dsl.builtins import BUILTINS
+
+__all__ = ["ExprCompiler", "ModuleConsts", "Scope"]
+
+_INLINE_STR = {"trim": "strip", "lower": "lower", "upper": "upper"}
+_CMP = {"<": "op_lt", "<=": "op_le", ">": "op_gt", ">=": "op_ge"}
+_ARITH = {"+": "op_add", "-": "op_sub", "*": "op_mul", "/": "op_div", "%": "op_mod"}
+
+
+@dataclass
+class ModuleConsts:
+    """Module-level constants and runtime imports collected while compiling expressions."""
+
+    consts: list[tuple[str, str, str]] = field(default_factory=list)  # (name, python expr, comment)
+    imports: set[str] = field(default_factory=set)  # runtime names (aliased fn_* for functions)
+    _by_expr: dict[str, str] = field(default_factory=dict)
+
+    def const(self, expr: str, comment: str = "") -> str:
+        if expr in self._by_expr:
+            return self._by_expr[expr]
+        name = f"_K{len(self.consts) + 1}"
+        self.consts.append((name, expr, comment))
+        self._by_expr[expr] = name
+        return name
+
+    def rt(self, name: str) -> str:
+        """A runtime name used as is (MISSING, Ref, op_add...)."""
+        self.imports.add(name)
+        return name
+
+    def fn(self, name: str) -> str:
+        """A catalog function, imported under an alias so it never shadows a Python builtin."""
+        self.imports.add(f"{name} as fn_{name}")
+        return f"fn_{name}"
+
+
+@dataclass
+class Scope:
+    """What names mean inside one generated function."""
+
+    record: str = "rec"  # the current record's variable
+    parents: str | None = "parents"  # tuple of ancestor records, innermost last
+    group: str | None = None  # merges: the list of child records
+    valuemaps: dict[str, str] = field(default_factory=dict)  # .fmap name -> generated function
+    temps: int = 0
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"_v{self.temps}"
+
+
+def unparen(text: str) -> str:
+    """Drop one pair of parentheses enclosing the whole text (a call argument needs none)."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    in_str: str | None = None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if in_str:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == in_str:
+                in_str = None
+        elif ch in "'\"":
+            in_str = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0 and i != len(text) - 1:
+                return text
+        i += 1
+    return text[1:-1]
+
+
+def py_literal(value) -> str:
+    """repr() for the value types the IR holds; Decimal/date go through hoisted constructors."""
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return repr(value)
+    raise TypeError(type(value))
+
+
+class ExprCompiler:
+    def __init__(self, consts: ModuleConsts) -> None:
+        self.k = consts
+
+    # ----------------------------------------------------------------- entry point
+    def compile(self, e, s: Scope) -> str:
+        method = getattr(self, "_" + e.kind)
+        return method(e, s)
+
+    # ----------------------------------------------------------------- literals
+    def _string(self, e, s):
+        return repr(e.value)
+
+    def _int(self, e, s):
+        return repr(e.value)
+
+    def _decimal(self, e, s):
+        self.k.rt("Decimal")
+        return self.k.const(f"Decimal({str(e.value)!r})")
+
+    def _bool(self, e, s):
+        return "True" if e.value else "False"
+
+    def _null(self, e, s):
+        return "None"
+
+    def _missing(self, e, s):
+        return self.k.rt("MISSING")
+
+    def _date(self, e, s):
+        d = date.fromisoformat(e.value)
+        return self.k.const(f"{self.k.fn('date')}({d.isoformat()!r})")
+
+    def _datetime(self, e, s):
+        v = datetime.fromisoformat(e.value.replace("Z", "+00:00")).isoformat()
+        return self.k.const(f"{self.k.fn('datetime')}({v!r})")
+
+    def _list(self, e, s):
+        return "[" + ", ".join(self.compile(i, s) for i in e.items) + "]"
+
+    # ----------------------------------------------------------------- names
+    def _param(self, e, s):
+        return f"P[{e.name!r}]"
+
+    def _path(self, e: ir.PathExpr, s: Scope) -> str:
+        parts = list(e.parts)
+        head = parts[0]
+        base = s.record
+        if isinstance(head, ir.Name) and not head.quoted and head.value == "parent" and s.parents:
+            depth = 0
+            while parts and isinstance(parts[0], ir.Name) and parts[0].value == "parent" \
+                    and not parts[0].quoted:
+                depth += 1
+                parts.pop(0)
+            base = f"{s.parents}[-{depth}]"
+        elif isinstance(head, ir.Name) and not head.quoted and head.value == "group" \
+                and s.group is not None:
+            rest = tuple(p.value if isinstance(p, ir.Name) else p for p in parts[1:])
+            if not rest:
+                return s.group
+            return f"{self.k.rt('project')}({s.group}, {rest!r})"
+        keys = tuple(p.value if isinstance(p, ir.Name) else p for p in parts)
+        if not keys:
+            return base
+        if len(keys) == 1 and isinstance(keys[0], str):
+            return f"{base}.get({keys[0]!r}, {self.k.rt('MISSING')})"
+        return f"{self.k.rt('get_path')}({base}, {keys!r})"
+
+    # ----------------------------------------------------------------- calls and pipes
+    def _args(self, args, kwargs, s: Scope) -> list[str]:
+        out = [unparen(self.compile(a, s)) for a in args]
+        out += [f"{kw.name.value}={unparen(self.compile(kw.value, s))}" for kw in kwargs]
+        return out
+
+    def _call(self, e: ir.Call, s: Scope) -> str:
+        if e.func.value not in BUILTINS and e.func.value not in s.valuemaps:
+            raise ValueError(f"unknown function {e.func.value!r}")
+        return self._apply(e.func.value, list(e.args), list(e.kwargs), s)
+
+    def _pipe(self, e: ir.Pipe, s: Scope) -> str:
+        if e.func.value not in BUILTINS and e.func.value not in s.valuemaps:
+            raise ValueError(f"unknown function {e.func.value!r}")
+        return self._apply(e.func.value, [e.value, *e.args], list(e.kwargs), s)
+
+    def _apply(self, name: str, args: list, kwargs: list, s: Scope) -> str:
+        if name in s.valuemaps:
+            return f"{s.valuemaps[name]}({self.compile(args[0], s)}, P)"
+        if name in _INLINE_STR and len(args) == 1 and not kwargs:
+            v = s.temp()
+            inner = self.compile(args[0], s)
+            return (f"({v}.{_INLINE_STR[name]}() if ({v} := {inner}).__class__ is str "
+                    f"else {self.k.fn(name)}({v}))")
+        if name in ("date", "datetime") and len(args) == 2 and args[1].kind == "string":
+            return self._fast_date(name, args, kwargs, s)
+        allowed = BUILTINS[name].kwargs
+        for kw in kwargs:  # keyword names become Python text: only the catalog's own names
+            if kw.name.value not in allowed:
+                raise ValueError(f"`{name}` has no keyword argument {kw.name.value!r}")
+        return f"{self.k.fn(name)}({', '.join(self._args(args, kwargs, s))})"
+
+    def _fast_date(self, name, args, kwargs, s: Scope) -> str:
+        fmt = args[1].value
+        tz = None
+        other = []
+        for kw in kwargs:
+            if kw.name.value == "tz" and kw.value.kind == "string":
+                tz = kw.value.value
+            else:
+                other.append(kw)
+        if other:
+            return f"{self.k.fn(name)}({', '.join(self._args(args, kwargs, s))})"
+        if name == "date":
+            parser = self.k.const(f"{self.k.rt('compile_date')}({fmt!r})", f"date {fmt}")
+            tail = f"{self.k.fn('date')}({{v}}, {fmt!r})"
+        else:
+            tz = tz or "UTC"
+            parser = self.k.const(f"{self.k.rt('compile_datetime')}({fmt!r}, {tz!r})",
+                                  f"datetime {fmt} in {tz}")
+            tail = f"{self.k.fn('datetime')}({{v}}, {fmt!r}, tz={tz!r})"
+        v = s.temp()
+        inner = self.compile(args[0], s)
+        return f"({parser}({v}) if ({v} := {inner}).__class__ is str else {tail.format(v=v)})"
+
+    # ----------------------------------------------------------------- operators
+    def _binop(self, e: ir.BinOp, s: Scope) -> str:
+        op = e.op
+        if op == "??":
+            v = s.temp()
+            left = self.compile(e.left, s)
+            right = self.compile(e.right, s)
+            return f"({v} if {self.k.rt('present')}({v} := {left}) else {right})"
+        if op in ("and", "or"):
+            t = self.k.rt("truthy")
+            return (f"({t}({unparen(self.compile(e.left, s))}) {op} "
+                    f"{t}({unparen(self.compile(e.right, s))}))")
+        if op in ("in", "not in"):
+            needle = self.compile(e.left, s)
+            hay = self._const_set(e.right)
+            if hay is not None:
+                expr = f"{needle} in {hay}"
+            else:
+                expr = f"{self.k.rt('op_in')}({needle}, {self.compile(e.right, s)})"
+            return f"(not {expr})" if op == "not in" else f"({expr})"
+        if op in ("==", "!="):
+            if _is_text_literal(e.right) or _is_text_literal(e.left):
+                return f"({self.compile(e.left, s)} {op} {self.compile(e.right, s)})"
+            f = "op_eq" if op == "==" else "op_ne"
+            return f"{self.k.rt(f)}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
+        if op in _CMP:
+            return f"{self.k.rt(_CMP[op])}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
+        if op == "++":
+            return f"{self.k.rt('op_concat')}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
+        return f"{self.k.rt(_ARITH[op])}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
+
+    def _const_set(self, e) -> str | None:
+        if e.kind != "list" or not e.items:
+            return None
+        values = []
+        for i in e.items:
+            if i.kind in ("string", "int", "bool"):
+                values.append(i.value)
+            elif i.kind == "null":
+                values.append(None)
+            else:
+                return None
+        body = ", ".join(py_literal(v) for v in sorted(set(values), key=lambda x: (str(type(x)), str(x))))
+        return self.k.const(f"frozenset({{{body}}})")
+
+    def _unary(self, e: ir.UnaryOp, s: Scope) -> str:
+        if e.op == "not":
+            return f"(not {self.k.rt('truthy')}({unparen(self.compile(e.operand, s))}))"
+        return f"{self.k.rt('op_neg')}({self.compile(e.operand, s)})"
+
+    def _if(self, e: ir.CondExpr, s: Scope) -> str:
+        return (f"({self.compile(e.then, s)} if {self.k.rt('truthy')}({unparen(self.compile(e.cond, s))}) "
+                f"else {self.compile(e.otherwise, s)})")
+
+    # ----------------------------------------------------------------- placeholders
+    def _ref(self, e: ir.RefExpr, s: Scope) -> str:
+        maps = tuple(t.value for t in e.targets)
+        return f"{self.k.rt('Ref')}({maps!r}, {self.k.rt('ref_key')}({self.compile(e.key, s)}))"
+
+    def _owner(self, e: ir.OwnerExpr, s: Scope) -> str:
+        return f"{self.k.rt('Owner')}({self.compile(e.email, s)})"
+
+
+def _is_text_literal(e) -> bool:
+    return e.kind == "string"
+

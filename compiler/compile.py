@@ -1,0 +1,89 @@
+"""The compile pipeline: load -> check -> plan -> generate, with a compile cache.
+
+``compile_path`` returns the generated module text or the diagnostics that stopped it. The cache
+(``.fmap-cache/`` by default) is keyed by the sha256 of the .fmap text, of its imports and the
+compiler version, so unchanged mappings are not regenerated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.check import CheckResult, check_path
+from compiler.codegen import COMPILER_VERSION, generate_module
+from compiler.plan import LoadPlan, build_plan
+from dsl.diagnostics import Diagnostic, has_errors, sort_diagnostics
+
+__all__ = ["CompileResult", "compile_path", "compile_checked", "cache_key"]
+
+
+@dataclass
+class CompileResult:
+    check: CheckResult
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    plan: LoadPlan | None = None
+    python: str | None = None
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.python is not None
+
+
+def cache_key(check: CheckResult) -> str:
+    h = hashlib.sha256()
+    h.update(COMPILER_VERSION.encode())
+    for name in sorted(check.program.sources):
+        h.update(name.encode() + b"\0" + check.program.sources[name].encode() + b"\0")
+    return h.hexdigest()
+
+
+def compile_checked(check: CheckResult, display_path: str) -> CompileResult:
+    diags = list(check.diagnostics)
+    prog = check.program
+    if not check.ok or prog.module is None:
+        return CompileResult(check, diags)
+    plan, plan_diags = build_plan(prog.module)
+    diags = sort_diagnostics(diags + list(plan_diags))
+    if has_errors(diags):
+        return CompileResult(check, diags, plan)
+    text = prog.sources.get(display_path) or next(iter(prog.sources.values()), "")
+    gen = generate_module(
+        prog.module,
+        order=[s.name for s in plan.steps],
+        deferred={s.name: list(s.deferred_fields) for s in plan.steps},
+        schema_changes=[c.model_dump(mode="json") for c in plan.schema_changes],
+        source_text=text,
+        source_path=display_path,
+        valuemaps=prog.valuemaps(),
+        params=prog.params(),
+    )
+    return CompileResult(check, diags, plan, gen.source)
+
+
+def compile_path(path: str | Path, *, display: str | None = None, schema_dir: Path | None = None,
+                 cache_dir: Path | None = None) -> CompileResult:
+    display = display or str(path)
+    check = check_path(path, display, schema_dir=schema_dir)
+    if cache_dir is not None and check.ok:
+        key = cache_key(check)
+        hit = cache_dir / f"{key}.py"
+        meta = cache_dir / f"{key}.json"
+        if hit.is_file() and meta.is_file():
+            result = compile_checked(check, display) if False else None
+            cached = CompileResult(check, list(check.diagnostics), None, hit.read_text("utf-8"),
+                                   cached=True)
+            plan_json = json.loads(meta.read_text("utf-8"))
+            cached.plan = LoadPlan.model_validate(plan_json)
+            del result
+            return cached
+    result = compile_checked(check, display)
+    if cache_dir is not None and result.ok and result.plan is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        key = cache_key(check)
+        (cache_dir / f"{key}.py").write_text(result.python, "utf-8")
+        (cache_dir / f"{key}.json").write_text(result.plan.model_dump_json(), "utf-8")
+    return result
