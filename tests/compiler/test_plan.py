@@ -418,3 +418,36 @@ def test_cli_fm401_exit_1(tmp_path):
 def test_cli_usage_errors_exit_2():
     r = runner.invoke(app, ["plan", str(FIXTURE), "--format", "yaml"])
     assert r.exit_code == 2
+
+
+# ---------------------------------------------------------------------- random graphs (seeded)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_graphs_order_respects_every_non_deferred_lookup(seed):
+    import random
+
+    rnd = random.Random(seed)
+    names = [f"M{i}" for i in range(rnd.randint(2, 7))]
+    body, meta = "", {}
+    for i, nm in enumerate(names):
+        key_ref = rnd.choice(names) if rnd.random() < 0.15 else None
+        refs = [rnd.choice(names) for _ in range(rnd.randint(0, 3))]
+        stmts = [f"key ref({key_ref}, k)" if key_ref else "key id"]
+        stmts += [f"F{j} = ref({t}, x{j})" for j, t in enumerate(refs)]
+        body += f"map src{i} -> {nm} {{ {'  '.join(stmts)} }}\n"
+        meta[nm] = (key_ref, refs)
+    plan, diags = plan_of(body, clean=False)
+    assert sorted(order(plan)) == sorted(names)
+    assert build_plan(check_text(HEADER + body, "t.fmap").program.module)[0] == plan
+    if diags:
+        assert {d.code for d in diags} == {"FM401"} and any(k for k, _ in meta.values())
+        return
+    pos = {n: i for i, n in enumerate(order(plan))}
+    for s in plan.steps:
+        key_ref, refs = meta[s.name]
+        assert all(pos[d] < pos[s.name] for d in s.depends_on)
+        for j, t in enumerate(refs):
+            assert f"F{j}" in s.deferred_fields or t in s.depends_on
+        if key_ref:
+            assert key_ref in s.depends_on and key_ref != s.name
