@@ -94,6 +94,61 @@ def check(
     raise typer.Exit(code=1 if failed else 0)
 
 
+class Emit(str, Enum):
+    ir = "ir"
+    plan = "plan"
+    py = "py"
+
+
+def _render_diags(diags, sources) -> None:
+    from dsl.diagnostics import render_text
+
+    if diags:
+        typer.echo(render_text(diags, sources, color=sys.stderr.isatty()), err=True)
+
+
+@app.command()
+def compile(
+    file: Annotated[Path, typer.Argument(help="the .fmap file")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="output directory")] = None,
+    emit: Annotated[Emit, typer.Option(help="what to write: the IR, the plan or the module")] = Emit.py,
+    cache: Annotated[Path | None, typer.Option(help="compile cache directory")] = Path(".fmap-cache"),
+) -> None:
+    """Compile a .fmap file to a Python module (or its IR / load plan as JSON)."""
+    import json
+
+    from compiler.compile import compile_path
+
+    result = compile_path(file, cache_dir=cache if emit is Emit.py else None)
+    _render_diags(result.diagnostics, result.check.program.sources)
+    if emit is Emit.ir:
+        module = result.check.program.module
+        if module is None:
+            raise typer.Exit(code=1)
+        text = json.dumps(module.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
+        suffix = ".ir.json"
+    elif emit is Emit.plan:
+        if result.plan is None:
+            raise typer.Exit(code=1)
+        text = result.plan.model_dump_json(indent=2) + "\n"
+        suffix = ".plan.json"
+    else:
+        if not result.ok:
+            raise typer.Exit(code=1)
+        text = result.python
+        suffix = ".py"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.mkdir(parents=True, exist_ok=True)
+        dest = output / (file.stem.replace("-", "_") + suffix)
+        dest.write_text(text, encoding="utf-8")
+        note = " (cached)" if result.cached else ""
+        typer.echo(f"wrote {dest}{note}", err=True)
+    if emit is not Emit.py and not result.check.ok:
+        raise typer.Exit(code=1)
+
+
 @app.command()
 def fmt(
     files: Annotated[list[Path], typer.Argument(help=".fmap files or directories")],
