@@ -187,7 +187,7 @@ class ExprCompiler:
 
     def _apply(self, name: str, args: list, kwargs: list, s: Scope) -> str:
         if name in s.valuemaps:
-            return f"{s.valuemaps[name]}({self.compile(args[0], s)}, P)"
+            return f"{s.valuemaps[name]}({unparen(self.compile(args[0], s))}, P)"
         if name in _INLINE_STR and len(args) == 1 and not kwargs:
             v = s.temp()
             inner = self.compile(args[0], s)
@@ -240,10 +240,9 @@ class ExprCompiler:
             needle = self.compile(e.left, s)
             hay = self._const_set(e.right)
             if hay is not None:
-                expr = f"{needle} in {hay}"
-            else:
-                expr = f"{self.k.rt('op_in')}({needle}, {self.compile(e.right, s)})"
-            return f"(not {expr})" if op == "not in" else f"({expr})"
+                return f"({needle} {op} {hay})"
+            expr = f"{self.k.rt('op_in')}({needle}, {self.compile(e.right, s)})"
+            return f"(not {expr})" if op == "not in" else expr
         if op in ("==", "!="):
             if _is_text_literal(e.right) or _is_text_literal(e.left):
                 return f"({self.compile(e.left, s)} {op} {self.compile(e.right, s)})"
@@ -281,10 +280,10 @@ class ExprCompiler:
     # ----------------------------------------------------------------- placeholders
     def _ref(self, e: ir.RefExpr, s: Scope) -> str:
         maps = tuple(t.value for t in e.targets)
-        return f"{self.k.rt('Ref')}({maps!r}, {self.k.rt('ref_key')}({self.compile(e.key, s)}))"
+        return f"{self.k.rt('Ref')}({maps!r}, {self.k.rt('ref_key')}({unparen(self.compile(e.key, s))}))"
 
     def _owner(self, e: ir.OwnerExpr, s: Scope) -> str:
-        return f"{self.k.rt('Owner')}({self.compile(e.email, s)})"
+        return f"{self.k.rt('Owner')}({unparen(self.compile(e.email, s))})"
 
 
 def _is_text_literal(e) -> bool:

@@ -18,7 +18,7 @@ from compiler.codegen.expr import ExprCompiler, ModuleConsts, Scope, unparen
 from dsl import ir
 from dsl.walk import map_exprs, walk
 
-__all__ = ["generate_module", "GeneratedModule", "COMPILER_VERSION"]
+__all__ = ["generate_module", "GeneratedModule", "COMPILER_VERSION", "valuemap_functions"]
 
 COMPILER_VERSION = "0.1.0"
 _LITERALS = ("string", "int", "bool", "null", "decimal", "date", "datetime", "missing")
@@ -83,10 +83,7 @@ def generate_module(
     consts.rt("Step")
 
     # ---- value maps
-    vm_names: dict[str, str] = {}
-    used_vms = _used_valuemaps(module)
-    for i, name in enumerate(sorted(n for n in valuemaps if n in used_vms), 1):
-        vm_names[name] = f"vm_{i}"
+    vm_names = valuemap_functions(module, valuemaps)
     for name, fname in vm_names.items():
         _emit_valuemap(w, ec, consts, valuemaps[name], fname, vm_names)
 
@@ -153,6 +150,13 @@ def generate_module(
     return GeneratedModule(text, dict(table))
 
 
+def valuemap_functions(module: ir.Module, valuemaps: dict[str, ir.ValueMapDecl]) -> dict[str, str]:
+    """.fmap value map name -> the generated function's name (``vm_1``...), for the value maps
+    the maps use, numbered in name order. ``compiler.testing`` instruments them by these names."""
+    used = _used_valuemaps(module)
+    return {name: f"vm_{i}" for i, name in enumerate(sorted(n for n in valuemaps if n in used), 1)}
+
+
 def _used_valuemaps(module: ir.Module) -> set[str]:
     used: set[str] = set()
     for m in [*module.maps, *module.merges]:
@@ -190,11 +194,13 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
     w.writeline(f"def {fname}(value, P):", line, f"valuemap {vm.name.value}")
     w.indent()
     w.writeline(f'"""value map {_pycomment(vm.name.value)} (line {line})"""')
-    if not has_null_key:
-        w.writeline(f"if value is {consts.rt('MISSING')} or value is None:")
-        w.indent()
-        w.writeline("return value")
-        w.outdent()
+    # missing always passes through (an assignment of missing writes nothing); null does
+    # unless the map lists `null` as a key
+    w.writeline(f"if value is {consts.rt('MISSING')}" + ("" if has_null_key else " or value is None")
+                + ":")
+    w.indent()
+    w.writeline("return value")
+    w.outdent()
     if literal_only:
         w.writeline("try:")
         w.indent()
