@@ -233,6 +233,24 @@ def plan(
         typer.echo(text, nl=False)
 
 
+@app.command(name="test")
+def test_(
+    file: Annotated[Path, typer.Argument(help="the .fmap file whose `test` blocks to run")],
+) -> None:
+    """Run the `test` blocks of a .fmap file: path-level differences, then mapping coverage."""
+    from compiler.testing import run_file
+
+    if not file.is_file():
+        typer.echo(f"{file}: no such file", err=True)
+        raise typer.Exit(code=2)
+    report = run_file(file)
+    if report.compile_error is not None:
+        typer.echo(report.compile_error, err=True, nl=False)
+        raise typer.Exit(code=1)
+    typer.echo(report.render(), nl=False)
+    raise typer.Exit(code=0 if report.ok else 1)
+
+
 def main() -> None:
     try:
         app()
