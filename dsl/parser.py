@@ -11,8 +11,8 @@ expression"), never a terminal name, and name the block a missing `}` would clos
 
 from __future__ import annotations
 
+import gc
 import re
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,8 +26,10 @@ from rapidfuzz import process as fuzz_process
 from dsl import ir
 from dsl.codes import diag
 from dsl.diagnostics import Diagnostic
-from dsl.span import Span
-from dsl.transform import IRBuilder
+from dsl.lexer import COMMENTS as _COMMENTS
+from dsl.lexer import FastLALR, FmapLexer, _Fallback
+from dsl.span import Span, make_span
+from dsl.transform import IRBuilder, _mk
 
 __all__ = ["ParseResult", "parse_text", "parse_file", "get_parser", "MAX_BYTES", "MAX_NESTING"]
 
@@ -74,19 +76,6 @@ class ParseResult:
     source: str | None  # the decoded text (None when it could not be read)
 
 
-class _Comments(threading.local):
-    def __init__(self) -> None:
-        self.items: list[Token] = []
-
-
-_COMMENTS = _Comments()
-
-
-def _on_comment(tok: Token) -> Token:
-    _COMMENTS.items.append(tok)
-    return tok
-
-
 @lru_cache(maxsize=1)
 def get_parser() -> tuple[Lark, IRBuilder]:
     builder = IRBuilder()
@@ -96,10 +85,15 @@ def get_parser() -> tuple[Lark, IRBuilder]:
         ("",),
         parser="lalr",
         transformer=builder,
-        lexer_callbacks={"COMMENT": _on_comment},
+        lexer=FmapLexer,
         maybe_placeholders=True,
     )
     return parser, builder
+
+
+@lru_cache(maxsize=1)
+def _fast_parser() -> FastLALR:
+    return FastLALR(get_parser()[0])
 
 
 @lru_cache(maxsize=1)
@@ -119,7 +113,7 @@ def _describe_expected(expected: set[str]) -> str:
     if len(names & _EXPR_STARTS) >= 3:
         parts.append("an expression")
         names -= _EXPR_STARTS | {"DATE", "DATETIME", "MISSING", "IF", "REF", "OWNER", "NOT",
-                                 "_LPAR", "_LBRACK", "_MINUS"}
+                                 "_LPAR", "_LBRACK", "MINUS"}
     described = sorted({words.get(n, n.strip("_").lower()) for n in names})
     parts.extend(described)
     if len(parts) > 7:
@@ -216,13 +210,21 @@ def _parse_chunk(parser: Lark, builder: IRBuilder, text: str, file: str, line_of
     builder.state.line_offset = line_offset
     builder.state.diags = []
     _COMMENTS.items = []
-    items = parser.parse(text)
+    gc_was_on = gc.isenabled()
+    gc.disable()  # parsing allocates many small acyclic objects; collections only cost time
+    try:
+        items = _fast_parser().parse(text)
+    except _Fallback:
+        # a syntax error: let Lark's own parser raise it, with its state for the diagnostics
+        builder.state.diags = []
+        _COMMENTS.items = []
+        items = parser.parse(text)
+    finally:
+        if gc_was_on:
+            gc.enable()
     comments = [
-        ir.Comment.model_construct(
-            span=Span.model_construct(file=file, line=t.line + line_offset, column=t.column,
-                                      end_line=t.end_line + line_offset, end_column=t.end_column),
-            text=t.value[1:],
-        )
+        _mk(ir.Comment, span=make_span(file, t.line + line_offset, t.column,
+                                       t.end_line + line_offset, t.end_column), text=t.value[1:])
         for t in _COMMENTS.items
     ]
     return items, builder.state.diags, comments
@@ -241,9 +243,9 @@ def _module(file: str, items: list, comments: list[ir.Comment]) -> ir.Module:
                 notes.insert(0, by_line[line].text.strip())
                 line -= 1
             if notes:
-                item = item.model_copy(update={"notes": notes})
+                item = _mk(type(item), **{**item.__dict__, "notes": notes})
         body.append(item)
-    return ir.Module.model_construct(kind="module", file=file, body=body, comments=comments)
+    return _mk(ir.Module, kind="module", file=file, body=body, comments=comments)
 
 
 def _nesting_problem(text: str, file: str) -> Diagnostic | None:

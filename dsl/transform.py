@@ -170,10 +170,11 @@ class IRBuilder(Transformer):
     def param_ref(self, tok):
         return _mk(ir.ParamRef, span=self._tok_span(tok), name=tok.value[1:])
 
-    def list_lit(self, *items):
-        items_ = [i for i in items if i is not None]
-        span = self._span(*items_) if items_ else None
-        return ("list", items_, span)
+    def list_lit(self, lbrack, *rest):
+        # keep_all_tokens rule: `[`, items separated by `,` tokens, `]`
+        items_ = [self._expr(i) for i in rest if i is not None and not isinstance(i, Token)]
+        return _mk(ir.ListExpr, span=self._tok_span(lbrack).cover(self._tok_span(rest[-1])),
+                   items=items_)
 
     def args(self, *args):
         return list(args)
@@ -200,9 +201,12 @@ class IRBuilder(Transformer):
             ir.Call, span=self._span(name, args or []), func=name, args=pos, kwargs=kws
         )
 
-    def pipe_call(self, name, args=None):
+    def pipe_call(self, name):
+        return (name, [], [], False, name.span)
+
+    def pipe_call_parens(self, name, args=None):
         pos, kws = self._split_args(args)
-        return (name, pos, kws, args is not None, self._span(name, args or []))
+        return (name, pos, kws, True, self._span(name, args or []))
 
     def pipe(self, value, call):
         name, pos, kws, parens, span = call
@@ -221,14 +225,9 @@ class IRBuilder(Transformer):
         expr = self._expr(expr)
         return _mk(ir.OwnerExpr, span=self._span(kw, expr), email=expr)
 
-    def _expr(self, x):
-        """Lists come up from `list_lit` as a tuple (their span may be unknown when empty, e.g.
-        `[]`); turn them into nodes here, where a neighbouring span is available."""
-        if isinstance(x, tuple) and x and x[0] == "list":
-            _, items, span = x
-            if span is None:
-                span = Span.point(self.state.file, 1, 1)
-            return _mk(ir.ListExpr, span=span, items=items)
+    @staticmethod
+    def _expr(x):
+        """Every expression arrives as an IR node (lists included, see `list_lit`)."""
         return x
 
     def _bin(self, op, a, b):
