@@ -251,6 +251,80 @@ def test_(
     raise typer.Exit(code=0 if report.ok else 1)
 
 
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="the .fmap file")],
+    source: Annotated[str, typer.Option("--source", help="source URI (directory, csv:, json:, sqlite:///...)")],
+    target: Annotated[str, typer.Option("--target", help="target URI (sandbox:zoho, jsonl:DIR, ...)")] = "",
+    state: Annotated[Path | None, typer.Option(help="state file (default .fmap/<name>.state.sqlite)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="write JSONL files instead of calling the target")] = False,
+    resume: Annotated[int | None, typer.Option(help="continue a stopped or killed run")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", help="name=value, overrides a param")] = None,
+    files_root: Annotated[Path | None, typer.Option(help="where attachment paths are relative to")] = None,
+) -> None:
+    """Run a migration: extract, transform, stage, preflight, load; journaled and resumable."""
+    from rich.console import Console
+
+    from fmap.runcmd import execute_run, parse_params, print_summary
+
+    console = Console(stderr=False)
+    if not target and not dry_run:
+        raise typer.BadParameter("give --target (e.g. sandbox:zoho) or --dry-run")
+    result, state_path = execute_run(file, source, target, state, dry_run, resume,
+                                     parse_params(param or []), files_root, console)
+    if result.unmatched_owners:
+        console.print(f"[yellow]{sum(result.unmatched_owners.values())} record(s) name an owner "
+                      f"with no destination user ({len(result.unmatched_owners)} email(s)); "
+                      "the owners policy applied.[/yellow]")
+    print_summary(console, result.counts, f"run {result.run_id}: {result.status}")
+    if result.message:
+        console.print(f"[red]{result.message}[/red]")
+    console.print(f"state: {state_path}  (audit: fmap audit {result.run_id} --state {state_path})")
+    raise typer.Exit(code=0 if result.ok else 1)
+
+
+class AuditFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+@app.command()
+def audit(
+    run_id: Annotated[int, typer.Argument(help="run id")],
+    state: Annotated[Path, typer.Option(help="state file")],
+    format: Annotated[AuditFormat, typer.Option("--format", "-f")] = AuditFormat.table,
+    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+) -> None:
+    """Print or export a run's operation journal (the audit log)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from runtime.state import StateError, StateStore
+
+    if not state.is_file():
+        typer.echo(f"no state file at {state}", err=True)
+        raise typer.Exit(code=2)
+    with StateStore(state) as store:
+        try:
+            store.get_run(run_id)
+        except StateError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(code=2) from None
+        if format is AuditFormat.table:
+            table = Table(title=f"audit of run {run_id}")
+            cols = ("id", "map", "op", "state", "source_key", "destination_id", "error")
+            for c in cols:
+                table.add_column(c)
+            for row in store.audit_rows(run_id):
+                table.add_row(*(str(row.get(c) if row.get(c) is not None else "") for c in cols))
+            Console().print(table)
+            return
+        dest = output or Path(f"audit-run{run_id}.{format.value}")
+        store.export_audit(run_id, dest, fmt=format.value)
+        typer.echo(f"wrote {dest}")
+
+
 def main() -> None:
     try:
         app()

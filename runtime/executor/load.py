@@ -1,0 +1,602 @@
+"""Load staged records into the destination, in plan order, journaled and idempotent.
+
+Per batch: resolve references through the id map and owners through the user list, decide the
+operation (create/upsert for new records, update with a before-image for loaded ones, nothing for
+unchanged ones: same request hash as the last confirmed write), journal the intent (`planned`),
+mark it `sent` (committed before the call), call the destination, then confirm or fail each op with
+its record's outcome in one transaction. A call that fails transiently is retried with backoff;
+when its outcome is unknown (a timeout, a lost response) the records are looked up by external id
+before anything is re-sent, so a retry never creates a duplicate, with or without native upsert.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runtime.destinations.base import (
+    Destination,
+    FatalError,
+    TransientError,
+    WriteItem,
+    WriteResult,
+)
+from runtime.executor.ratelimit import Backoff, TokenBucket
+from runtime.executor.stage import Stage, StagedRecord
+from runtime.functions.notes import split_note
+from runtime.plan import Attachment, Owner, Plan, Ref, Step
+from runtime.state import (
+    OpResult,
+    Outcome,
+    PlannedOp,
+    QuarantineItem,
+    StateStore,
+    request_hash,
+)
+
+__all__ = ["LoadOptions", "Loader", "RunStopped", "ATTACHMENT_OBJECTS"]
+
+# Target objects whose "records" are files uploaded to a parent record.
+ATTACHMENT_OBJECTS = frozenset({"Attachments", "Attachment", "ContentVersion", "Document",
+                                "Documents", "File", "Files"})
+
+
+class RunStopped(Exception):
+    """The run stopped cleanly (retries exhausted, fatal destination error, error budget); all
+    state is journaled and `fmap run --resume` continues it."""
+
+
+@dataclass
+class LoadOptions:
+    batch_size: int | None = None
+    max_retries: int | None = None
+    error_budget: float = 0.25  # stop when more than this share of writes failed...
+    error_budget_min: int = 50  # ...after at least this many
+    files_root: Path | None = None
+    sleep: Callable[[float], None] | None = None
+    clock: Callable[[], float] | None = None
+    seed: int | None = None
+    on_progress: Callable[[str, int, int], None] | None = None  # step, done, total
+
+
+@dataclass
+class _Pending:
+    rec: StagedRecord
+    key: str  # outcome key (source key, or key#n for split parts)
+    external_id: str
+    record: dict[str, Any]
+    op: str  # create | upsert | update
+    dest_id: str | None = None
+    before: dict[str, Any] | None = None
+    attachment: Attachment | None = None
+    op_id: int = 0
+    record_hash: str = ""
+
+
+@dataclass
+class LoadStats:
+    written: int = 0
+    failed: int = 0
+    calls: int = 0
+    retries: int = 0
+    unchanged: int = 0
+    unmatched_owners: dict[str, int] = field(default_factory=dict)
+
+
+class Loader:
+    def __init__(self, plan: Plan, dest: Destination, state: StateStore, stage: Stage,
+                 run_id: int, P: dict[str, Any], options: LoadOptions | None = None) -> None:
+        import time
+
+        self.plan = plan
+        self.dest = dest
+        self.state = state
+        self.stage = stage
+        self.run_id = run_id
+        self.P = P
+        self.opt = options or LoadOptions()
+        caps = dest.capabilities
+        self.batch_size = min(self.opt.batch_size or caps.batch_size, caps.batch_size)
+        self.max_retries = self.opt.max_retries if self.opt.max_retries is not None else caps.max_retries
+        self.sleep = self.opt.sleep or time.sleep
+        rl = caps.rate_limit
+        self.bucket = TokenBucket(rl.per_window, rl.window_seconds,
+                                  clock=self.opt.clock or time.monotonic, sleep=self.sleep)
+        self.backoff = Backoff(seed=self.opt.seed)
+        self.stats = LoadStats()
+        self.users: dict[str, str] | None = None
+        self._schema = None
+
+    # ------------------------------------------------------------------ owners
+    def owner_report(self) -> dict[str, int]:
+        """Owner emails in the staged records that match no destination user, with counts."""
+        users = self._users()
+        return {e: n for e, n in self.stage.owner_emails().items() if e not in users}
+
+    def _users(self) -> dict[str, str]:
+        if self.users is None:
+            self.users = {u.email.strip().lower(): u.id for u in self._call_read(self.dest.list_users)
+                          if u.active}
+        return self.users
+
+    def _fallback_owner(self) -> str | None:
+        owners = self.plan.owners or {}
+        fb = owners.get("fallback")
+        if fb is None:
+            return None
+        email = fb(self.P)
+        if not isinstance(email, str) or not email.strip():
+            return None
+        uid = self._users().get(email.strip().lower())
+        if uid is None:
+            raise FatalError(f"the fallback owner {email!r} is not an active user of the destination")
+        return uid
+
+    # ------------------------------------------------------------------ driver
+    def run(self, extracted: dict[str, int]) -> None:
+        self.stats.unmatched_owners = self.owner_report()
+        self._fallback = self._fallback_owner()
+        self._recover_unresolved()
+        for st in self.plan.steps:
+            self.state.set_extracted(self.run_id, st.name, extracted.get(st.name, 0))
+            self._load_step(st)
+        for st in self.plan.steps:
+            if st.deferred_fields:
+                self._load_deferred(st)
+
+    # ------------------------------------------------------------------ resume
+    def _recover_unresolved(self) -> None:
+        """Ops left planned/sent/unknown by a killed run: find out what happened before anything
+        is sent again. Sent or unknown creates are looked up by external id: found -> confirmed
+        with their outcome; absent -> abandoned so the record is processed afresh. Planned ops were
+        never sent and are abandoned."""
+        ops = self.state.unresolved_ops(self.run_id)
+        if not ops:
+            return
+        by_target: dict[str, list] = {}
+        for op in ops:
+            by_target.setdefault(op.target_object, []).append(op)
+        for obj, group in by_target.items():
+            sent = [o for o in group if o.state in ("sent", "unknown") and o.external_id
+                    and o.op in ("create", "upsert")]
+            found = self._call_read(self.dest.find_by_external_id, obj,
+                                    [o.external_id for o in sent]) if sent else {}
+            confirm, abandon = [], []
+            for o in group:
+                dest_id = found.get(o.external_id) if o in sent else None
+                if dest_id is not None:
+                    confirm.append((o, dest_id))
+                elif o.op == "update" and o.state in ("sent", "unknown"):
+                    abandon.append(o)  # updates are re-sent: idempotent
+                else:
+                    abandon.append(o)
+            for o, dest_id in confirm:
+                self.state.confirm([OpResult(o.id, dest_id, True)],
+                                   outcomes=self._maybe_outcome(o, "created"))
+            if abandon:
+                self.state.fail([(o.id, "abandoned on resume: outcome unknown or never sent; "
+                                        "the record is processed again") for o in abandon])
+
+    def _maybe_outcome(self, op, detail: str) -> list[Outcome]:
+        """The outcome of a recovered op, under its step's name (the journal namespace before
+        any ``@``), unless the record already has one."""
+        step_name = op.map.split("@", 1)[0]
+        if op.source_key is None:
+            return []
+        if self.state.outcomes_for(self.run_id, step_name, [op.source_key]):
+            return []
+        return [Outcome(step_name, op.source_key, "loaded", detail, op.source_object)]
+
+    # ------------------------------------------------------------------ steps
+    def _target_object(self, st: Step) -> tuple[str, str]:
+        """(target object, id-map namespace) for a step."""
+        if st.kind == "merge":
+            parent = self.plan.step(st.target)
+            return parent.target, parent.name
+        return st.target, st.name
+
+    def _namespaces(self, st: Step) -> tuple[str, str, str]:
+        """(target object, id-map namespace holding the record's destination id, journal
+        namespace of this step's writes). Merges and deferred updates write to records another
+        map loaded, so their journal namespace is their own (``step@map``): their request hashes
+        make re-runs skip unchanged updates, and rollback finds their before-images."""
+        obj, namespace = self._target_object(st)
+        if st.kind == "merge":
+            return obj, namespace, f"{st.name}@{namespace}"
+        return obj, namespace, namespace
+
+    def _load_step(self, st: Step) -> None:
+        total = self.stage.count(st.name)
+        done = 0
+        self._produced = 0
+        for chunk in _chunks(self.stage.records(st.name), self.batch_size):
+            keys = [r.source_key for r in chunk]
+            have = self.state.outcomes_for(self.run_id, st.name, keys)
+            todo = [r for r in chunk if r.source_key not in have]
+            self._produced += len(chunk) - len(todo)
+            self._load_batch(st, todo)
+            done += len(chunk)
+            if self.opt.on_progress is not None:
+                self.opt.on_progress(st.name, done, total)
+        if st.split is not None:
+            # a split map's records are its parts: it accounts for every part it produced
+            self.state.set_extracted(self.run_id, st.name, self._split_total(st))
+
+    def _split_total(self, st: Step) -> int:
+        return self.state.conn.execute(
+            "SELECT COUNT(*) FROM outcomes WHERE run_id = ? AND map = ?", (self.run_id, st.name)
+        ).fetchone()[0]
+
+    def _record_non_ready(self, st: Step, recs: list[StagedRecord]) -> None:
+        q, outs = [], []
+        for r in recs:
+            if r.status == "quarantined":
+                q.append(QuarantineItem(
+                    source_object=r.source_object, source_key=r.source_key, map=st.name,
+                    reason=r.detail or "quarantined", field=r.field,
+                    value=r.value, rule=None, location=r.location,
+                    sensitive=True if r.value is not None else False,
+                ))
+            else:
+                outs.append(Outcome(st.name, r.source_key, r.status, r.detail, r.source_object))
+        if q:
+            self.state.quarantine(self.run_id, q)
+        if outs:
+            self.state.record_outcomes(self.run_id, outs)
+
+    def _load_batch(self, st: Step, recs: list[StagedRecord]) -> None:
+        if not recs:
+            return
+        obj, lookup_ns, op_ns = self._namespaces(st)
+        ready = [r for r in recs if r.status == "ready"]
+        self._record_non_ready(st, [r for r in recs if r.status != "ready"])
+        if not ready:
+            return
+        items, skipped, quarantined = self._prepare(st, obj, lookup_ns, ready)
+        if skipped:
+            self.state.record_outcomes(self.run_id, skipped)
+        if quarantined:
+            self.state.quarantine(self.run_id, quarantined)
+        if st.split is not None and items:  # parts already done before a resume
+            done = self.state.outcomes_for(self.run_id, st.name, [p.key for p in items])
+            items = [p for p in items if p.key not in done]
+        if items:
+            self._classify_and_send(st, obj, lookup_ns, op_ns, items)
+
+    # ------------------------------------------------------------------ preparation
+    def _prepare(self, st: Step, obj: str, namespace: str, ready: list[StagedRecord],
+                 only_fields: tuple[str, ...] | None = None):
+        """Resolve references and owners; expand split records; check attachments."""
+        refs: dict[str, set[str]] = {}
+        for r in ready:
+            for v in r.payload.values():
+                if isinstance(v, Ref) and v.key is not None:
+                    for m in v.maps:
+                        refs.setdefault(m, set()).add(v.key)
+        resolved = {m: self.state.lookup_many(m, sorted(keys)) for m, keys in refs.items()}
+        users = self._users() if any(isinstance(v, Owner) for r in ready
+                                     for v in r.payload.values()) else {}
+        owners_policy = self.plan.owners or {}
+        items: list[_Pending] = []
+        skipped: list[Outcome] = []
+        quarantined: list[QuarantineItem] = []
+        deferred = set(st.deferred_fields)
+        for r in ready:
+            record: dict[str, Any] = {}
+            problem = None
+            attachment = None
+            for f, v in r.payload.items():
+                if only_fields is not None and f not in only_fields:
+                    continue
+                if only_fields is None and f in deferred:
+                    continue
+                if isinstance(v, Ref):
+                    if v.key is None:
+                        record[f] = None
+                        continue
+                    dest_id = next((resolved[m][v.key] for m in v.maps if v.key in resolved[m]),
+                                   None)
+                    if dest_id is None:
+                        problem = ("skipped", f"{' or '.join(v.maps)} record {v.key} was not "
+                                   f"loaded (referenced by {f})")
+                        break
+                    record[f] = dest_id
+                elif isinstance(v, Owner):
+                    email = v.email.strip().lower() if isinstance(v.email, str) else ""
+                    uid = users.get(email) if email else None
+                    if uid is None:
+                        if owners_policy.get("reject"):
+                            problem = ("quarantined", f"owner email has no destination user ({f})")
+                            break
+                        uid = self._fallback
+                    if uid is not None:
+                        record[f] = uid
+                elif isinstance(v, Attachment):
+                    attachment = v
+                else:
+                    record[f] = v
+            if problem is not None:
+                status, why = problem
+                if status == "skipped":
+                    skipped.append(Outcome(st.name, r.source_key, "skipped", why, r.source_object))
+                else:
+                    quarantined.append(QuarantineItem(r.source_object, r.source_key, st.name, why))
+                continue
+            if attachment is not None and st.attach is not None:
+                size_problem = self._attachment_problem(st, attachment)
+                if size_problem is not None:
+                    status, why = size_problem
+                    if status == "quarantined":
+                        quarantined.append(QuarantineItem(r.source_object, r.source_key,
+                                                          st.name, why))
+                    else:
+                        skipped.append(Outcome(st.name, r.source_key, status, why,
+                                               r.source_object))
+                    continue
+            ext = f"{namespace}:{r.source_key}" if st.kind == "map" else r.source_key
+            if st.split is not None and isinstance(record.get(st.split.field), str):
+                parts = split_note(record[st.split.field], st.split.max, st.split.prefix)
+                if len(parts) > 1:
+                    for n, part in enumerate(parts, 1):
+                        rec_n = dict(record)
+                        rec_n[st.split.field] = part
+                        items.append(_Pending(r, f"{r.source_key}#{n}", f"{ext}#{n}", rec_n,
+                                              "create"))
+                    continue
+            items.append(_Pending(r, r.source_key, ext, record, "create", attachment=attachment))
+        return items, skipped, quarantined
+
+    def _attachment_problem(self, st: Step, a: Attachment) -> tuple[str, str] | None:
+        path = Path(str(a.path)) if a.path not in (None, "") else None
+        if path is None:
+            return ("skipped", "no file path")
+        if not path.is_absolute() and self.opt.files_root is not None:
+            path = self.opt.files_root / path
+        if not path.is_file():
+            return ("quarantined", "attachment file not found")
+        limit = st.attach.limit_bytes
+        dest_limit = self.dest.capabilities.attachment_limit_bytes
+        if dest_limit is not None:
+            limit = min(limit, dest_limit) if limit is not None else dest_limit
+        size = path.stat().st_size
+        if limit is not None and size > limit:
+            policy = st.attach.oversize
+            why = f"attachment is {size / 1048576:.1f} MB, over the {limit / 1048576:.0f} MB limit"
+            return ({"skip": "skipped", "fail": "failed"}.get(policy, "quarantined"), why)
+        return None
+
+    # ------------------------------------------------------------------ classify + send
+    def _last_hashes(self, namespace: str, keys: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        conn: sqlite3.Connection = self.state.conn
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for k, h in conn.execute(
+                f"SELECT source_key, request_hash FROM ops WHERE map = ? AND state = 'confirmed' "
+                f"AND op IN ('create','upsert','update') AND source_key IN ({marks}) ORDER BY id",
+                (namespace, *chunk),
+            ):
+                out[k] = h
+        return out
+
+    def _classify_and_send(self, st: Step, obj: str, lookup_ns: str, op_ns: str,
+                           items: list[_Pending], force_update: bool = False) -> None:
+        keys = [p.key for p in items]
+        existing = self.state.lookup_many(lookup_ns, keys)
+        hashes = self._last_hashes(op_ns, keys) if existing else {}
+        unchanged: list[Outcome] = []
+        to_send: list[_Pending] = []
+        for p in items:
+            dest_id = existing.get(p.key)
+            p.record_hash = request_hash(p.record)
+            if st.kind == "merge" or force_update:
+                if dest_id is None:
+                    unchanged.append(Outcome(st.name, p.key, "skipped",
+                                             f"{st.target} record {p.key} was not loaded",
+                                             p.rec.source_object))
+                    continue
+                if hashes.get(p.key) == p.record_hash:
+                    unchanged.append(Outcome(st.name, p.key, "loaded", "unchanged",
+                                             p.rec.source_object))
+                    continue
+                p.op, p.dest_id = "update", dest_id
+            elif dest_id is not None:
+                if hashes.get(p.key) == p.record_hash:
+                    unchanged.append(Outcome(st.name, p.key, "loaded", "unchanged",
+                                             p.rec.source_object))
+                    continue
+                p.op, p.dest_id = "update", dest_id
+            else:
+                p.op = "upsert" if self.dest.capabilities.native_upsert else "create"
+            to_send.append(p)
+        if unchanged:
+            self.state.record_outcomes(self.run_id, unchanged)
+            self.stats.unchanged += sum(1 for o in unchanged if o.outcome == "loaded")
+        updates = [p for p in to_send if p.op == "update"]
+        if updates:
+            before = self._call_read(self.dest.get, obj, [p.dest_id for p in updates])
+            for p in updates:
+                current = before.get(p.dest_id, {})
+                p.before = {f: current.get(f) for f in p.record}
+        for op in ("create", "upsert", "update"):
+            group = [p for p in to_send if p.op == op]
+            if group:
+                self._send(st, obj, op_ns, op, group)
+
+    def _send(self, st: Step, obj: str, namespace: str, op: str, items: list[_Pending]) -> None:
+        planned = [PlannedOp(map=namespace, target_object=obj, op=op,
+                             source_object=p.rec.source_object, source_key=p.key,
+                             external_id=p.external_id, request_hash=p.record_hash,
+                             before_image=p.before) for p in items]
+        ids = self.state.plan_ops(self.run_id, planned)
+        for p, i in zip(items, ids, strict=True):
+            p.op_id = i
+        pending = {p.external_id: p for p in items}
+        attempt = 0
+        while pending:
+            batch = list(pending.values())
+            self.state.mark_sent([p.op_id for p in batch])
+            try:
+                results = self._write(obj, op, batch)
+            except TransientError as exc:
+                attempt += 1
+                self.stats.retries += 1
+                self.state.mark_unknown([p.op_id for p in batch], str(exc)[:200])
+                if attempt > self.max_retries:
+                    raise RunStopped(f"{st.name}: {exc} (gave up after {self.max_retries} retries; "
+                                     "resume with --resume)") from None
+                self.sleep(self.backoff.delay(attempt, exc.retry_after))
+                if exc.maybe_committed and op in ("create", "upsert"):
+                    self._settle_unknown(st, obj, batch, pending)
+                if pending:
+                    self.state.requeue([p.op_id for p in pending.values()])
+                continue
+            retry = self._apply_results(st, obj, op, batch, results, attempt)
+            pending = {p.external_id: p for p in retry}
+            if pending:
+                attempt += 1
+                self.stats.retries += 1
+                self.state.requeue([p.op_id for p in pending.values()])
+                self.sleep(self.backoff.delay(attempt))
+
+    def _settle_unknown(self, st: Step, obj: str, batch: list[_Pending],
+                        pending: dict[str, _Pending]) -> None:
+        """After a call whose outcome is unknown: records that exist were written; confirm them."""
+        found = self._call_read(self.dest.find_by_external_id, obj, [p.external_id for p in batch])
+        confirmed = [p for p in batch if p.external_id in found]
+        if not confirmed:
+            return
+        self.state.confirm(
+            [OpResult(p.op_id, found[p.external_id], True) for p in confirmed],
+            outcomes=[Outcome(st.name, p.key, "loaded", "created", p.rec.source_object)
+                      for p in confirmed],
+        )
+        for p in confirmed:
+            pending.pop(p.external_id, None)
+            self._after_write(st, obj, p, found[p.external_id])
+
+    def _write(self, obj: str, op: str, batch: list[_Pending]) -> list[WriteResult]:
+        items = [WriteItem(p.external_id, p.external_id if op != "update" else p.external_id,
+                           p.record, p.dest_id) for p in batch]
+        rl = self.dest.capabilities.rate_limit
+        self.bucket.acquire(rl.write_cost_per_call + rl.write_cost_per_record * len(items))
+        self.stats.calls += 1
+        if op == "create":
+            return self.dest.create(obj, items)
+        if op == "upsert":
+            return self.dest.upsert(obj, items)
+        return self.dest.update(obj, items)
+
+    def _apply_results(self, st: Step, obj: str, op: str, batch: list[_Pending],
+                       results: list[WriteResult], attempt: int) -> list[_Pending]:
+        by_key = {r.key: r for r in results}
+        confirms, c_outs, fails, f_outs, retry, unknown = [], [], [], [], [], []
+        for p in batch:
+            r = by_key.get(p.external_id)
+            if r is None:
+                unknown.append(p)
+            elif r.ok:
+                created = op == "create" or (op == "upsert" and r.created is not False)
+                confirms.append(OpResult(p.op_id, r.dest_id, created))
+                c_outs.append(Outcome(st.name, p.key, "loaded",
+                                      "created" if created else "updated", p.rec.source_object))
+            elif r.retryable and attempt < self.max_retries:
+                retry.append(p)
+            else:
+                err = f"{r.code or 'ERROR'}: {r.error or 'rejected'}"
+                if r.field:
+                    err += f" ({r.field})"
+                fails.append((p.op_id, err))
+                f_outs.append(Outcome(st.name, p.key, "failed", err, p.rec.source_object))
+        if confirms:
+            self.state.confirm(confirms, outcomes=c_outs)
+            self.stats.written += len(confirms)
+            confirmed = {c.op_id for c in confirms}
+            for p in batch:
+                if p.op_id in confirmed:
+                    self._after_write(st, obj, p, by_key[p.external_id].dest_id)
+        if fails:
+            self.state.fail(fails, outcomes=f_outs)
+            self.stats.failed += len(fails)
+            self._check_budget()
+        if unknown:  # the destination did not answer for these keys: treat as unknown outcome
+            self.state.mark_unknown([p.op_id for p in unknown], "no result for this record")
+            retry.extend(unknown)
+        return retry
+
+    def _after_write(self, st: Step, obj: str, p: _Pending, dest_id: str | None) -> None:
+        if p.attachment is None or dest_id is None:
+            return
+        path = Path(str(p.attachment.path))
+        if not path.is_absolute() and self.opt.files_root is not None:
+            path = self.opt.files_root / path
+        name = str(p.attachment.name) if p.attachment.name not in (None, "") else path.name
+        for attempt in range(self.max_retries + 1):
+            try:
+                self.dest.upload_attachment(obj, dest_id, name, path, p.external_id)
+                return
+            except TransientError as exc:
+                self.sleep(self.backoff.delay(attempt + 1, exc.retry_after))
+        raise RunStopped(f"{st.name}: attachment upload kept failing")
+
+    def _check_budget(self) -> None:
+        total = self.stats.written + self.stats.failed
+        if total >= self.opt.error_budget_min and self.stats.failed / total > self.opt.error_budget:
+            raise RunStopped(f"error budget exceeded: {self.stats.failed} of {total} writes failed")
+
+    def _call_read(self, fn, *args):
+        attempt = 0
+        while True:
+            try:
+                self.bucket.acquire(self.dest.capabilities.rate_limit.read_cost_per_call)
+                self.stats.calls += 1
+                return fn(*args)
+            except TransientError as exc:
+                attempt += 1
+                if attempt > self.max_retries:
+                    raise RunStopped(f"{getattr(fn, '__name__', 'read')}: {exc}") from None
+                self.sleep(self.backoff.delay(attempt, exc.retry_after))
+
+    # ------------------------------------------------------------------ deferred updates
+    def _load_deferred(self, st: Step) -> None:
+        """Fill the lookups left out to break a dependency cycle, now that every map loaded.
+        Accounted under ``<map>:deferred``: one outcome per record the map loaded."""
+        obj, namespace, _ = self._namespaces(st)
+        name = f"{st.name}:deferred"
+        dstep = Step(name=name, kind="map", source=st.source, path=st.path, target=st.target,
+                     transform=st.transform, key=st.key, line=st.line)
+        n = 0
+        for chunk in _chunks(self.stage.records(st.name, status="ready"), self.batch_size):
+            keys = [r.source_key for r in chunk]
+            loaded = self.state.lookup_many(namespace, keys)
+            chunk = [r for r in chunk if r.source_key in loaded]
+            n += len(chunk)
+            have = self.state.outcomes_for(self.run_id, name, [r.source_key for r in chunk])
+            todo = [r for r in chunk if r.source_key not in have]
+            if not todo:
+                continue
+            items, skipped, quarantined = self._prepare(dstep, obj, namespace, todo,
+                                                        only_fields=st.deferred_fields)
+            if skipped:
+                self.state.record_outcomes(self.run_id, skipped)
+            if quarantined:
+                self.state.quarantine(self.run_id, quarantined)
+            if items:
+                self._classify_and_send(dstep, obj, namespace, f"{name}@{namespace}", items,
+                                        force_update=True)
+        self.state.set_extracted(self.run_id, name, n)
+
+
+def _chunks(it: Iterator, n: int) -> Iterator[list]:
+    buf: list = []
+    for x in it:
+        buf.append(x)
+        if len(buf) >= n:
+            yield buf
+            buf = []
+    if buf:
+        yield buf

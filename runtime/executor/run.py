@@ -1,0 +1,148 @@
+"""A migration run: stage, preflight, load, account.
+
+``run_migration`` is the whole of `fmap run` below the CLI. It opens (or resumes) a run in the
+state store, stages the source through the compiled module (or reuses a completed stage of the
+same run), reports owner emails with no destination user before loading, loads in plan order, and
+finishes with the per-map counts, checking that every record has exactly one outcome:
+extracted = created + updated + unchanged + skipped + quarantined + failed.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from runtime.destinations.base import Destination, FatalError
+from runtime.executor.extract import stage_all
+from runtime.executor.load import Loader, LoadOptions, LoadStats, RunStopped
+from runtime.executor.stage import Stage
+from runtime.functions.dates import set_run_date
+from runtime.plan import Plan
+from runtime.state import COUNT_KEYS, StateStore
+
+__all__ = ["RunOptions", "RunResult", "run_migration", "load_compiled", "InvariantError"]
+
+
+class InvariantError(AssertionError):
+    """Some source record has no outcome, or two: a bug, reported loudly."""
+
+
+@dataclass
+class RunOptions:
+    params: dict[str, Any] = field(default_factory=dict)
+    resume: int | None = None
+    load: LoadOptions = field(default_factory=LoadOptions)
+    run_date: Any = None  # datetime.date fixed for `today()` during the run
+    on_stage_progress: Any = None  # callable(object, n)
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    status: str  # completed | stopped | failed
+    counts: dict[str, dict[str, int]]
+    stats: LoadStats
+    unmatched_owners: dict[str, int]
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "completed" and not any(c["failed"] for c in self.counts.values())
+
+
+def load_compiled(path: str | Path, name: str | None = None) -> ModuleType:
+    """Import a generated module from a file (it imports only ``runtime``)."""
+    path = Path(path).resolve()
+    mod_name = name or f"fmap_compiled_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fingerprint(module: ModuleType, source_id: str, params: dict[str, Any]) -> str:
+    h = hashlib.sha256()
+    h.update(str(getattr(module, "FMAP_SHA256", "")).encode())
+    h.update(source_id.encode())
+    h.update(repr(sorted(params.items())).encode())
+    return h.hexdigest()
+
+
+def check_invariant(counts: dict[str, dict[str, int]]) -> None:
+    for m, c in counts.items():
+        done = sum(c[k] for k in COUNT_KEYS[1:])
+        if done != c["extracted"]:
+            raise InvariantError(
+                f"{m}: extracted {c['extracted']} but {done} outcomes recorded "
+                f"({', '.join(f'{k} {c[k]}' for k in COUNT_KEYS[1:])})"
+            )
+
+
+def run_migration(module: ModuleType, source, dest: Destination, state: StateStore,
+                  stage_path: str | Path, *, source_id: str = "",
+                  options: RunOptions | None = None) -> RunResult:
+    opts = options or RunOptions()
+    plan: Plan = module.PLAN
+    P = {**plan.params, **opts.params}
+    if opts.run_date is not None:
+        set_run_date(opts.run_date)
+    fp = _fingerprint(module, source_id, P)
+    if opts.resume is not None:
+        run_id = state.resume_run(opts.resume).id
+    else:
+        run_id = state.start_run(plan.migration or "migration", fmap_path=plan.fmap_path,
+                                 source_sha256=fp, options={"params": _jsonable(P)})
+    stage = Stage(f"{stage_path}.run{run_id}")
+    try:
+        if not stage.complete() or stage.fingerprint() != fp:
+            stage.reset()
+            gc_was = gc.isenabled()
+            gc.freeze()  # the compiled module and plan are long-lived: keep them out of collections
+            try:
+                extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress)
+            finally:
+                if gc_was:
+                    gc.unfreeze()
+            stage.conn.execute("INSERT OR REPLACE INTO meta VALUES ('extracted', ?)",
+                               (repr(sorted(extracted.items())),))
+            stage.mark_complete(fp)
+        else:
+            row = stage.conn.execute("SELECT v FROM meta WHERE k = 'extracted'").fetchone()
+            extracted = dict(eval_pairs(row[0])) if row else {}
+        loader = Loader(plan, dest, state, stage, run_id, P, opts.load)
+        status, message = "completed", None
+        try:
+            loader.run(extracted)
+        except RunStopped as exc:
+            status, message = "stopped", str(exc)
+        except FatalError as exc:
+            status, message = "stopped", f"destination refused: {exc}"
+        counts = state.finish_run(run_id, status)
+        if status == "completed":
+            check_invariant(counts)
+        return RunResult(run_id, status, counts, loader.stats, loader.stats.unmatched_owners,
+                         message)
+    finally:
+        stage.close()
+
+
+def eval_pairs(text: str) -> list[tuple[str, int]]:
+    """Parse the repr of a sorted list of (str, int) pairs without eval."""
+    import ast
+
+    value = ast.literal_eval(text)
+    return [(str(k), int(v)) for k, v in value]
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else str(v))
+            for k, v in params.items()}
