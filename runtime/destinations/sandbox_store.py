@@ -83,7 +83,7 @@ from runtime.destinations.base import (
     WriteResult,
 )
 from runtime.destinations.faults import INJECTED, CallFault, FaultPlan
-from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema, TEXT_TYPES
+from runtime.schema.model import TEXT_TYPES, FieldSchema, FieldType, ObjectSchema, SystemSchema
 
 __all__ = ["SandboxStore", "CounterClock", "real_clock", "EXTERNAL_ID_KEY", "ERROR_CODES"]
 
