@@ -6,6 +6,13 @@
   Query options: ``users=<json file>`` seeds the org's users (a list of {id, email, name});
   ``db=<path>`` picks the sandbox file.
 - ``jsonl:<dir>``: write records to JSONL files (dry runs, inspection).
+- ``<dialect>://...``: the dialect's real API client (credentials from the environment).
+
+A dialect folder plugs in by defining, in its package (``runtime/dialects/<name>/__init__.py``):
+``open_sandbox(schema, path, users, options) -> Destination`` (its vendor-API sandbox in front of
+the generic store, spoken to over an in-process ASGI transport) and
+``open_client(uri, options) -> Destination``. Without ``open_sandbox`` the generic store is used
+directly with the dialect's capabilities.
 """
 
 from __future__ import annotations
@@ -61,10 +68,28 @@ def open_target(uri: str, *, schema_changes: list[dict] | None = None,
         schema = apply_changes(dialect.standard_schema(), schema_changes or [])
         db = Path(opts.get("db") or state_dir / f"sandbox-{dialect.name}.sqlite")
         db.parent.mkdir(parents=True, exist_ok=True)
-        return SandboxStore(schema, db, capabilities=_capabilities(dialect),
-                            users=sandbox_users(opts.get("users")))
+        users = sandbox_users(opts.get("users"))
+        hook = _dialect_hook(dialect.name, "open_sandbox")
+        if hook is not None and opts.get("generic") != "1":
+            return hook(schema, db, users, opts)
+        return SandboxStore(schema, db, capabilities=_capabilities(dialect), users=users)
     if scheme == "jsonl":
         from runtime.destinations.jsonl import JsonlDestination
 
         return JsonlDestination(Path(rest), users=sandbox_users(opts.get("users")))
-    raise TargetError(f"unknown target {uri!r}: use sandbox:<dialect> or jsonl:<dir>")
+    if rest.startswith("//"):
+        hook = _dialect_hook(scheme, "open_client")
+        if hook is not None:
+            return hook(uri, opts)
+        raise TargetError(f"no API client for {scheme!r} yet")
+    raise TargetError(f"unknown target {uri!r}: use sandbox:<dialect>, <dialect>://... or jsonl:<dir>")
+
+
+def _dialect_hook(name: str, attr: str):
+    import importlib
+
+    try:
+        package = importlib.import_module(f"runtime.dialects.{name}")
+    except ImportError:
+        return None
+    return getattr(package, attr, None)
