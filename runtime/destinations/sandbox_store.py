@@ -739,11 +739,21 @@ class SandboxStore:
                     "WHERE obj=? AND record_id=? ORDER BY id", (obj, record_id))
             ]
 
-    def snapshot(self) -> dict[str, Any]:
-        """Every live record of every object: ``{"objects": {obj: {id: {"external_id", "fields",
-        "attachments": [{"name", "size", "sha256"}...]}}}}``. Timestamps, attachment ids and the
-        recycle bin are left out so a crash-and-resume run can equal a crash-free one. Objects
-        without records are omitted. Plain JSON types only, so ``==`` and ``json.dumps`` work."""
+    def snapshot(self, *, by: str = "id") -> dict[str, Any]:
+        """Every live record of every object: ``{"system", "objects": {obj: {id: {"id",
+        "external_id", "fields", "attachments": [{"name", "size", "sha256"}...]}}}}``.
+
+        Timestamps, attachment ids and the recycle bin are left out so a crash-and-resume run can
+        equal a crash-free one. Objects without records are omitted. Plain JSON types only, so
+        ``==`` and ``json.dumps`` work.
+
+        ``by="external_id"`` makes the snapshot independent of the order records were created in
+        (a retried item gets a later id than in a crash-free run): records are keyed by external
+        id (``"id:<id>"`` when they have none), their ``id`` is dropped, and lookup values that
+        point at a record with an external id become ``"<Object>:<external id>"``.
+        """
+        if by not in ("id", "external_id"):
+            raise ValueError("by must be 'id' or 'external_id'")
         with self._lock:
             atts: dict[tuple[str, str], list[dict[str, Any]]] = {}
             for obj, rid, name, size, digest in self._db.execute(
@@ -751,15 +761,26 @@ class SandboxStore:
                     "JOIN records r ON r.obj=a.obj AND r.id=a.record_id"):
                 atts.setdefault((obj, rid), []).append(
                     {"name": name, "size": size, "sha256": digest})
+            rows = self._db.execute(
+                "SELECT obj, id, external_id, data FROM records ORDER BY obj, id").fetchall()
+            stable = {rid: f"{obj}:{ext}" for obj, rid, ext, _ in rows if ext is not None}
             objects: dict[str, dict[str, Any]] = {}
-            for obj, rid, ext, data in self._db.execute(
-                    "SELECT obj, id, external_id, data FROM records ORDER BY obj, id"):
-                objects.setdefault(obj, {})[rid] = {
-                    "external_id": ext,
-                    "fields": json.loads(data),
-                    "attachments": sorted(atts.get((obj, rid), []),
-                                          key=lambda a: (a["name"], a["sha256"], a["size"])),
-                }
+            for obj, rid, ext, data in rows:
+                fields = json.loads(data)
+                entry: dict[str, Any] = {"id": rid, "external_id": ext}
+                key = rid
+                if by == "external_id":
+                    del entry["id"]
+                    key = ext if ext is not None else f"id:{rid}"
+                    schema_fields = self._fields.get(obj, {})
+                    for name, value in fields.items():
+                        f = schema_fields.get(name)
+                        if f is not None and f.type == FieldType.lookup and value in stable:
+                            fields[name] = stable[value]
+                entry["fields"] = fields
+                entry["attachments"] = sorted(atts.get((obj, rid), []),
+                                              key=lambda a: (a["name"], a["sha256"], a["size"]))
+                objects.setdefault(obj, {})[key] = entry
             return {"system": self._schema.system, "objects": objects}
 
     def iter_objects(self) -> Iterator[str]:

@@ -513,8 +513,52 @@ def test_snapshot_equal_for_same_writes_and_differs_otherwise():
     assert s1.snapshot() != s2.snapshot()
     snap = s1.snapshot()
     assert snap["objects"]["Contacts"]["contacts-000001"] == {
-        "external_id": "C0", "fields": {"Last_Name": "N0", "Account": "accounts-000001"},
+        "id": "contacts-000001", "external_id": "C0", "fields": {"Last_Name": "N0", "Account": "accounts-000001"},
         "attachments": []}
+
+
+def _load_with_retries(store: SandboxStore) -> None:
+    """An executor-like loop: upsert batches, re-send what failed (INJECTED items, or the whole
+    batch on a TransientError, whose outcome may be unknown) until everything is in."""
+    batches = [("Accounts", [WriteItem(f"A{i}", f"A{i}", {"Name": f"N{i}"}) for i in range(6)])]
+    for b in range(4):
+        batches.append(("Contacts", [
+            WriteItem(f"C{b}-{i}", f"C{b}-{i}",
+                      {"Last_Name": f"L{b}{i}", "Account": ("Accounts", f"A{i % 6}")})
+            for i in range(5)]))
+    for obj, items in batches:
+        pending = list(items)
+        for _ in range(200):
+            if not pending:
+                break
+            by_ext = store.find_by_external_id("Accounts", [f"A{i}" for i in range(6)])
+            resolved = [WriteItem(i.key, i.external_id, {
+                k: by_ext[v[1]] if isinstance(v, tuple) else v for k, v in i.record.items()})
+                for i in pending]
+            try:
+                results = store.upsert(obj, resolved)
+            except TransientError:
+                continue
+            failed = {r.key for r in results if not r.ok}
+            assert all(r.code == "INJECTED" for r in results if not r.ok), results
+            pending = [i for i in pending if i.key in failed]
+        assert not pending
+
+
+def test_crash_and_retry_run_equals_crash_free_run_by_external_id():
+    clean = SandboxStore(small_schema())
+    _load_with_retries(clean)
+    faulty = SandboxStore(small_schema(), faults=FaultPlan(
+        5, record_error_rate=0.3, batch_failure_rate=0.1, timeout_rate=0.1,
+        lost_response_rate=0.2, throttle_rate=0.1))
+    _load_with_retries(faulty)
+    assert any(k == "lost_response" for _, _, k, _ in faulty.faults.outcomes())
+    assert clean.count("Contacts") == faulty.count("Contacts") == 20
+    assert faulty.snapshot(by="external_id") == clean.snapshot(by="external_id")
+    assert clean.snapshot(by="external_id")["objects"]["Contacts"]["C0-1"]["fields"] == {
+        "Last_Name": "L01", "Account": "Accounts:A1"}
+    with pytest.raises(ValueError):
+        clean.snapshot(by="nope")
 
 
 # ---------------------------------------------------------------- faults
