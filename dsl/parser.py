@@ -67,6 +67,9 @@ _TERMINAL_WORDS = {
     "$END": "the end of the file",
 }
 _EXPR_STARTS = {"NAME", "QNAME", "STRING", "INT", "DECIMAL", "DOLLAR_NAME", "TRUE", "FALSE", "NULL"}
+# every terminal an expression can start with
+_EXPR_FIRST = _EXPR_STARTS | {"DATE", "DATETIME", "MISSING", "IF", "REF", "OWNER", "NOT", "_LPAR",
+                              "_LBRACK", "MINUS"}
 
 
 @dataclass
@@ -477,8 +480,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, file: str, offset: int)
         return diag("FM102", f"expected \"=\" after `{prev}`" if prev else 'expected "="',
                     where, hint=hint)
     if code == "FM108" or (code is None and "_ARROW" in expected):
+        arrow_typo = tok.type == "_EQ" and chunk[pos + 1:pos + 2] == ">"
         return diag("FM108", f'expected "->" before {_describe_token(tok)}', where,
-                    hint="write `source -> Target`")
+                    hint="use `->`, not `=>`" if arrow_typo else "write `source -> Target`")
     if code == "FM109":
         return diag("FM109", f"expected an expression, found {_describe_token(tok)}", where)
     if code == "FM106" or (tok.type in ("NAME", "QNAME") and _at_top_level(chunk, pos)):
@@ -491,6 +495,16 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, file: str, offset: int)
     if tok.type in ("_RBRACE", "_RPAR", "_RBRACK") and not stack:
         return diag("FM100", f"{_describe_token(tok)} closes nothing", where,
                     hint="remove it, or check the block above for a missing opening bracket")
+    if (tok.type in ("_RBRACE", "_RPAR", "_RBRACK") and stack and stack[-1][0] in "(["
+            and _CLOSER[stack[-1][0]] != tok.value):
+        # `f(a, (b` then `}`: the innermost open bracket is never closed
+        ch, at = stack[-1]
+        line, col = _line_col(chunk, at)
+        return diag("FM101", f'expected "{_CLOSER[ch]}" to close the `{ch}` opened at '
+                    f"{line + offset}:{col}", where, hint=f'add "{_CLOSER[ch]}" before {_describe_token(tok)}',
+                    related=[(span_at(at), "opened here")])
+    if expected and expected <= _EXPR_FIRST:
+        return diag("FM109", f"expected an expression, found {_describe_token(tok)}", where)
     if "_RBRACE" in expected and stack and stack[-1][0] == "{" and tok.type in (
         "MAP", "MERGE", "VALUEMAP", "TEST", "CREATE", "EXTEND", "PARAM", "NOT_MIGRATED"
     ):
