@@ -187,6 +187,15 @@ class SandboxStore:
         self._fields: dict[str, dict[str, FieldSchema]] = {
             o.api_name: {f.api_name: f for f in o.fields} for o in schema.objects
         }
+        self._required: dict[str, list[str]] = {
+            o.api_name: [f.api_name for f in o.fields
+                         if f.required and not f.read_only and f.type != FieldType.id]
+            for o in schema.objects
+        }
+        self._uniques: dict[str, list[str]] = {
+            o.api_name: [f.api_name for f in o.fields if f.unique or f.external_id]
+            for o in schema.objects
+        }
         self.capabilities = capabilities or DestinationCapabilities(name=f"sandbox:{schema.system}")
         self.faults = faults
         self.allow_audit_fields = allow_audit_fields
@@ -439,8 +448,7 @@ class SandboxStore:
                 clear.add(name)
             else:
                 values[name] = self._check_value(obj, fields[name], value)
-        required = [f.api_name for f in fields.values()
-                    if f.required and not f.read_only and f.type != FieldType.id]
+        required = self._required[obj]
         if creating:
             missing = [n for n in required if n not in values]
         else:
@@ -451,7 +459,7 @@ class SandboxStore:
         return values, clear
 
     def _unique_fields(self, obj: str) -> list[str]:
-        return [f.api_name for f in self._fields[obj].values() if f.unique or f.external_id]
+        return self._uniques[obj]
 
     def _check_unique(self, obj: str, values: dict[str, Any], external_id: str | None,
                       self_id: str | None) -> None:
@@ -470,6 +478,8 @@ class SandboxStore:
                                   f"{obj}.{name}: value already used by record {row[0]}", name)
 
     def _index_uniques(self, obj: str, rid: str, data: dict[str, Any]) -> None:
+        if not self._uniques[obj]:
+            return
         self._db.execute("DELETE FROM uniques WHERE obj=? AND id=?", (obj, rid))
         for name in self._unique_fields(obj):
             if name in data:
