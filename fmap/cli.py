@@ -261,6 +261,7 @@ def run(
     resume: Annotated[int | None, typer.Option(help="continue a stopped or killed run")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="name=value, overrides a param")] = None,
     files_root: Annotated[Path | None, typer.Option(help="where attachment paths are relative to")] = None,
+    delta: Annotated[bool, typer.Option("--delta", help="only records new or changed since the last run's watermark")] = False,
 ) -> None:
     """Run a migration: extract, transform, stage, preflight, load; journaled and resumable."""
     from rich.console import Console
@@ -271,7 +272,7 @@ def run(
     if not target and not dry_run:
         raise typer.BadParameter("give --target (e.g. sandbox:zoho) or --dry-run")
     result, state_path = execute_run(file, source, target, state, dry_run, resume,
-                                     parse_params(param or []), files_root, console)
+                                     parse_params(param or []), files_root, console, delta=delta)
     if result.unmatched_owners:
         console.print(f"[yellow]{sum(result.unmatched_owners.values())} record(s) name an owner "
                       f"with no destination user ({len(result.unmatched_owners)} email(s)); "

@@ -47,7 +47,8 @@ def print_summary(console: Console, counts: dict[str, dict[str, int]], title: st
 
 def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path | None,
                 dry_run: bool, resume: int | None, params: dict[str, str],
-                files_root: Path | None, console: Console):
+                files_root: Path | None, console: Console, *, delta: bool = False,
+                include=None):
     from runtime.executor import LoadOptions, RunOptions, run_migration
     from runtime.sources import SourceError, open_source
     from runtime.state import StateStore
@@ -94,6 +95,7 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
             progress.update(tasks[key], completed=done, rate=rate)
 
         opts = RunOptions(params=params, resume=resume, on_stage_progress=on_stage,
+                          delta=delta, include=include,
                           load=LoadOptions(files_root=root, on_progress=on_load))
         with StateStore(state_path) as store:
             result = run_migration(module, source, dest, store, state_path,

@@ -100,8 +100,14 @@ def _key_of(module, step: Step, rec: Any, parents: tuple, P: dict, fallback: str
 
 
 def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str, Any],
-              progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
-    """Stage every step. Returns per-step extracted counts (records each step considered)."""
+              progress: Callable[[str, int], None] | None = None,
+              watermarks: dict[str, Any] | None = None,
+              include: Callable[[str, Any], bool] | None = None) -> dict[str, int]:
+    """Stage every step. Returns per-step extracted counts (records each step considered).
+
+    ``watermarks`` (delta runs): per source object, a ``Watermark`` whose ``admits`` decides which
+    records are new or changed; the others are not read into the run at all. ``include`` (sample
+    runs): a predicate on (source object, record) choosing the records to stage."""
     extracted: dict[str, int] = defaultdict(int)
     by_source: dict[str, list[Step]] = defaultdict(list)
     for st in plan.steps:
@@ -116,8 +122,14 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
             if st.kind == "map" and st.route_group is not None:
                 groups[st.route_group].append(st)
         n = 0
+        wm = (watermarks or {}).get(obj)
         for srec in source.records(obj):
+            if wm is not None and not wm.admits(srec.modified_at, srec.key):
+                continue
+            if include is not None and not include(obj, srec):
+                continue
             n += 1
+            stage.add_root(obj, srec.key, srec.modified_at)
             _stage_record(module, srec, steps, groups, stage, P, extracted)
             if progress is not None and n % 1000 == 0:
                 progress(obj, n)
@@ -165,11 +177,11 @@ def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]]
             key, kerr = _key_of(module, st, elem, parents, P, fallback)
             if srec.problem:
                 stage.add(st.name, key or fallback, "quarantined", detail=srec.problem,
-                          location=srec.position, source_object=srec.object)
+                          location=srec.position, source_object=srec.object, root_key=srec.key)
                 continue
             if kerr is not None:
                 stage.add(st.name, fallback, kerr.status, detail=kerr.detail, field=kerr.field,
-                          location=kerr.location, source_object=srec.object)
+                          location=kerr.location, source_object=srec.object, root_key=srec.key)
                 continue
             if st.route_group is not None and not st.path:
                 if st.route_group not in decisions:
@@ -178,19 +190,20 @@ def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]]
                 taken, errors = decisions[st.route_group]
                 if st.name in errors:
                     stage.add(st.name, key, "quarantined", detail=errors[st.name],
-                              source_object=srec.object)
+                              source_object=srec.object, root_key=srec.key)
                     continue
                 if st.name not in taken:
                     others = sorted(taken)
                     why = (f"routed to {', '.join(others)}" if others
                            else "matched no routing branch")
-                    stage.add(st.name, key, "skipped", detail=why, source_object=srec.object)
+                    stage.add(st.name, key, "skipped", detail=why, source_object=srec.object,
+                              root_key=srec.key)
                     continue
             elif st.route is not None:
                 r = run_transform(module, st.route, elem, parents, P)
                 if r.status != "ready" or not r.payload:
                     stage.add(st.name, key, "skipped", detail=r.detail or "where condition false",
-                              source_object=srec.object)
+                              source_object=srec.object, root_key=srec.key)
                     continue
             skipped = False
             for rule in st.skips:
@@ -198,7 +211,7 @@ def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]]
                 if r.status == "ready" and r.payload:
                     stage.add(st.name, key, "skipped", detail=rule.reason,
                               location=f"{getattr(module, 'FMAP_PATH', '')}:{rule.line}",
-                              source_object=srec.object)
+                              source_object=srec.object, root_key=srec.key)
                     skipped = True
                     break
             if skipped:
@@ -208,11 +221,11 @@ def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]]
                 _collect_owners(stage, out.payload)
             if not stage.add(st.name, key, out.status, payload=out.payload, detail=out.detail,
                              field=out.field, location=out.location, value=out.value,
-                             source_object=srec.object):
-                extracted[st.name] -= 1  # the same key twice: counted (and reported) once
+                             source_object=srec.object, root_key=srec.key):
+                # the same key twice: the second record is quarantined, never silently merged
                 stage.add(st.name, f"{key}#dup{extracted[st.name]}", "quarantined",
-                          detail="duplicate source key", source_object=srec.object)
-                extracted[st.name] += 1
+                          detail="duplicate source key", source_object=srec.object,
+                          root_key=srec.key)
 
 
 def _stage_merge(module, st: Step, stage: Stage, P: dict) -> int:

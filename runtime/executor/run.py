@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from runtime.destinations.base import Destination, FatalError
+from runtime.executor.delta import advance_watermarks
 from runtime.executor.extract import stage_all
 from runtime.executor.load import Loader, LoadOptions, LoadStats, RunStopped
 from runtime.executor.stage import Stage
@@ -40,6 +41,8 @@ class RunOptions:
     load: LoadOptions = field(default_factory=LoadOptions)
     run_date: Any = None  # datetime.date fixed for `today()` during the run
     on_stage_progress: Any = None  # callable(object, n)
+    delta: bool = False  # read only records new or changed since each object's watermark
+    include: Any = None  # sample runs: predicate (source object, SourceRecord) -> bool
 
 
 @dataclass
@@ -77,6 +80,11 @@ def _fingerprint(module: ModuleType, source_id: str, params: dict[str, Any]) -> 
     return h.hexdigest()
 
 
+def _fingerprint_mode(fp: str, opts: RunOptions) -> str:
+    """A delta or sample stage is a different stage from a full one of the same source."""
+    return hashlib.sha256(f"{fp}:{opts.delta}:{opts.include is not None}".encode()).hexdigest()
+
+
 def check_invariant(counts: dict[str, dict[str, int]]) -> None:
     for m, c in counts.items():
         done = sum(c[k] for k in COUNT_KEYS[1:])
@@ -95,7 +103,14 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
     P = {**plan.params, **opts.params}
     if opts.run_date is not None:
         set_run_date(opts.run_date)
-    fp = _fingerprint(module, source_id, P)
+    fp = _fingerprint_mode(_fingerprint(module, source_id, P), opts)
+    watermarks = None
+    if opts.delta:
+        watermarks = {}
+        for obj in {st.source for st in plan.steps}:
+            wm = state.get_watermark(obj)
+            if wm is not None:
+                watermarks[obj] = wm
     if opts.resume is not None:
         run_id = state.resume_run(opts.resume).id
     else:
@@ -108,7 +123,8 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
             gc_was = gc.isenabled()
             gc.freeze()  # the compiled module and plan are long-lived: keep them out of collections
             try:
-                extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress)
+                extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress,
+                                      watermarks=watermarks, include=opts.include)
             finally:
                 if gc_was:
                     gc.unfreeze()
@@ -126,6 +142,8 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
             status, message = "stopped", str(exc)
         except FatalError as exc:
             status, message = "stopped", f"destination refused: {exc}"
+        if opts.include is None:  # a sample run says nothing about the rest of the source
+            advance_watermarks(plan, stage, state, run_id)
         counts = state.finish_run(run_id, status)
         if status == "completed":
             check_invariant(counts)

@@ -31,7 +31,14 @@ _SCHEMA = [
         value BLOB,                    -- pickled offending value (quarantine; masked on output)
         payload BLOB,                  -- pickled output record (ready)
         source_object TEXT,
+        root_key TEXT,                 -- key of the top-level source record it came from
         PRIMARY KEY (step, source_key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS roots (
+        source_object TEXT NOT NULL,
+        root_key TEXT NOT NULL,
+        modified_at TEXT,
+        PRIMARY KEY (source_object, root_key)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS staged_seq ON staged(step, seq)",
     """CREATE TABLE IF NOT EXISTS merge_children (
@@ -48,11 +55,11 @@ _SCHEMA = [
 
 class StagedRecord:
     __slots__ = ("step", "seq", "source_key", "status", "detail", "field", "location", "value",
-                 "payload", "source_object")
+                 "payload", "source_object", "root_key")
 
     def __init__(self, row: tuple) -> None:
         (self.step, self.seq, self.source_key, self.status, self.detail, self.field,
-         self.location, value, payload, self.source_object) = row
+         self.location, value, payload, self.source_object, self.root_key) = row
         self.value = pickle.loads(value) if value is not None else None
         self.payload = pickle.loads(payload) if payload is not None else None
 
@@ -75,7 +82,7 @@ class Stage:
 
     def reset(self) -> None:
         with self.conn:
-            for table in ("staged", "merge_children", "owners", "meta"):
+            for table in ("staged", "merge_children", "owners", "meta", "roots"):
                 self.conn.execute(f"DELETE FROM {table}")
         self._seq.clear()
 
@@ -104,20 +111,34 @@ class Stage:
 
     def add(self, step: str, source_key: str, status: str, *, payload: Any = None,
             detail: str | None = None, field: str | None = None, location: str | None = None,
-            value: Any = None, source_object: str | None = None) -> bool:
+            value: Any = None, source_object: str | None = None,
+            root_key: str | None = None) -> bool:
         """Stage one outcome of a step for a source key. A key staged twice for one step (duplicate
         source keys) keeps the first and returns False for the second."""
         try:
             self.conn.execute(
-                "INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO staged VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (step, self._next(step), source_key, status, detail, field, location,
                  pickle.dumps(value, protocol=5) if value is not None else None,
                  pickle.dumps(payload, protocol=5) if payload is not None else None,
-                 source_object),
+                 source_object, root_key if root_key is not None else source_key),
             )
         except sqlite3.IntegrityError:
             return False
         return True
+
+    def add_root(self, source_object: str, root_key: str, modified_at: str | None) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO roots VALUES (?, ?, ?)",
+                          (source_object, root_key, modified_at))
+
+    def roots(self, source_object: str) -> Iterator[tuple[str, str | None]]:
+        yield from self.conn.execute(
+            "SELECT root_key, modified_at FROM roots WHERE source_object = ?", (source_object,))
+
+    def root_keys_by_step(self, step: str) -> Iterator[tuple[str, str]]:
+        """(source_key, root_key) of every staged record of a step."""
+        yield from self.conn.execute("SELECT source_key, root_key FROM staged WHERE step = ?",
+                                     (step,))
 
     def add_merge_child(self, step: str, group_key: str, child: Any) -> None:
         self.conn.execute("INSERT INTO merge_children VALUES (?,?,?,?)",
@@ -135,7 +156,7 @@ class Stage:
         last = 0
         while True:
             q = ("SELECT step, seq, source_key, status, detail, field, location, value, payload, "
-                 "source_object FROM staged WHERE step = ? AND seq > ?")
+                 "source_object, root_key FROM staged WHERE step = ? AND seq > ?")
             args: list[Any] = [step, last]
             if status is not None:
                 q += " AND status = ?"
