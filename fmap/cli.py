@@ -326,6 +326,23 @@ def audit(
         typer.echo(f"wrote {dest}")
 
 
+@app.command()
+def profile(
+    file: Annotated[Path, typer.Argument(help="the .fmap file")],
+    source: Annotated[str, typer.Option("--source", help="source URI")],
+    target: Annotated[str | None, typer.Option("--target", help="target URI (for owners and limits)")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="directory for profile.json")] = None,
+    files_root: Annotated[Path | None, typer.Option(help="where attachment paths are relative to")] = None,
+) -> None:
+    """Data-quality report of a source, through the mapping, before anything moves."""
+    from rich.console import Console
+
+    from fmap.profilecmd import execute_profile
+
+    code = execute_profile(file, source, target, output, files_root, Console())
+    raise typer.Exit(code=code)
+
+
 def main() -> None:
     try:
         app()
