@@ -29,7 +29,7 @@ from dsl.diagnostics import Diagnostic
 from dsl.lexer import COMMENTS as _COMMENTS
 from dsl.lexer import FastLALR, FmapLexer, _Fallback
 from dsl.span import Span, make_span
-from dsl.transform import IRBuilder, _mk
+from dsl.transform import MAX_EXPR_DEPTH, ExprTooDeep, IRBuilder, _mk
 
 __all__ = ["ParseResult", "parse_text", "parse_file", "get_parser", "MAX_BYTES", "MAX_NESTING"]
 
@@ -198,6 +198,8 @@ def parse_text(text: str, file: str = "<input>") -> ParseResult:
         items, diags, comments = _parse_chunk(parser, builder, text, file, 0)
     except UnexpectedInput:
         return _parse_recovering(parser, builder, text, file)
+    except ExprTooDeep as exc:
+        return ParseResult(None, [_too_deep(exc, file)], text)
     except RecursionError:
         return ParseResult(None, [diag("FM005", "the file is nested too deeply to parse",
                                        Span.point(file, 1, 1))], text)
@@ -208,10 +210,17 @@ def parse_text(text: str, file: str = "<input>") -> ParseResult:
     return ParseResult(module, diags, text)
 
 
+def _too_deep(exc: ExprTooDeep, file: str) -> Diagnostic:
+    return diag("FM005", f"an expression is nested more than {MAX_EXPR_DEPTH} deep",
+                Span.point(file, exc.span.line, exc.span.column),
+                hint="split it into several fields, or use a value map")
+
+
 def _parse_chunk(parser: Lark, builder: IRBuilder, text: str, file: str, line_offset: int):
     builder.state.file = file
     builder.state.line_offset = line_offset
     builder.state.diags = []
+    builder.state.depth = {}
     _COMMENTS.items = []
     gc_was_on = gc.isenabled()
     gc.disable()  # parsing allocates many small acyclic objects; collections only cost time
@@ -223,6 +232,7 @@ def _parse_chunk(parser: Lark, builder: IRBuilder, text: str, file: str, line_of
         _COMMENTS.items = []
         items = parser.parse(text)
     finally:
+        builder.state.depth = {}
         if gc_was_on:
             gc.enable()
     comments = [
@@ -289,6 +299,9 @@ def _parse_recovering(parser: Lark, builder: IRBuilder, text: str, file: str) ->
         except UnexpectedInput as exc:
             diags.append(_syntax_diagnostic(exc, chunk, file, offset))
             comments.extend(_comments_of(chunk, file, offset))
+            continue
+        except ExprTooDeep as exc:
+            diags.append(_too_deep(exc, file))
             continue
         except RecursionError:
             diags.append(diag("FM005", "the declaration is nested too deeply to parse",

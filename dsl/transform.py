@@ -21,7 +21,20 @@ from dsl.codes import diag
 from dsl.diagnostics import Diagnostic
 from dsl.span import Span, make_span
 
-__all__ = ["IRBuilder", "unescape_string", "SIZE_UNITS"]
+__all__ = ["IRBuilder", "unescape_string", "SIZE_UNITS", "MAX_EXPR_DEPTH", "ExprTooDeep"]
+
+# Deeper expressions are refused at parse time (FM005), so no later stage (checks, formatter,
+# model_dump, code generation) can hit Python's recursion limit or pydantic's serialisation depth
+# limit. A real mapping's deepest expression is ~10 levels; 5,000 `++` in a row is an attack.
+MAX_EXPR_DEPTH = 100
+
+
+class ExprTooDeep(Exception):
+    """An expression nests deeper than MAX_EXPR_DEPTH (becomes an FM005 diagnostic)."""
+
+    def __init__(self, span: Span) -> None:
+        super().__init__(f"expression nested more than {MAX_EXPR_DEPTH} deep at {span}")
+        self.span = span
 
 SIZE_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "0": "\0"}
@@ -49,9 +62,11 @@ class _State(threading.local):
     file: str = "<input>"
     line_offset: int = 0
     diags: list[Diagnostic]
+    depth: dict[int, int]  # id(expression node) -> nesting depth, for nodes deeper than 1
 
     def __init__(self) -> None:
         self.diags = []
+        self.depth = {}
 
 
 _DEFAULTS: dict[type, dict[str, Any]] = {}
@@ -123,6 +138,15 @@ class IRBuilder(Transformer):
     def _diag(self, *args, **kw) -> None:
         self.state.diags.append(diag(*args, **kw))
 
+    def _nest(self, node, *kids):
+        """Record the nesting depth of a composite expression node; refuse runaway depth."""
+        depth = self.state.depth
+        d = 1 + max([depth.get(id(k), 1) for k in kids], default=1)
+        if d > MAX_EXPR_DEPTH:
+            raise ExprTooDeep(node.span)
+        depth[id(node)] = d
+        return node
+
     # -------------------------------------------------------------- module
     def start(self, *items):
         return list(items)
@@ -173,8 +197,9 @@ class IRBuilder(Transformer):
     def list_lit(self, lbrack, *rest):
         # keep_all_tokens rule: `[`, items separated by `,` tokens, `]`
         items_ = [self._expr(i) for i in rest if i is not None and not isinstance(i, Token)]
-        return _mk(ir.ListExpr, span=self._tok_span(lbrack).cover(self._tok_span(rest[-1])),
-                   items=items_)
+        return self._nest(_mk(ir.ListExpr,
+                              span=self._tok_span(lbrack).cover(self._tok_span(rest[-1])),
+                              items=items_), *items_)
 
     def args(self, *args):
         return list(args)
@@ -184,7 +209,7 @@ class IRBuilder(Transformer):
 
     def kw_arg(self, name, expr):
         expr = self._expr(expr)
-        return _mk(ir.KwArg, span=self._span(name, expr), name=name, value=expr)
+        return self._nest(_mk(ir.KwArg, span=self._span(name, expr), name=name, value=expr), expr)
 
     kwarg = kw_arg
 
@@ -197,9 +222,9 @@ class IRBuilder(Transformer):
 
     def call(self, name, args=None):
         pos, kws = self._split_args(args)
-        return _mk(
+        return self._nest(_mk(
             ir.Call, span=self._span(name, args or []), func=name, args=pos, kwargs=kws
-        )
+        ), *pos, *kws)
 
     def pipe_call(self, name):
         return (name, [], [], False, name.span)
@@ -211,19 +236,20 @@ class IRBuilder(Transformer):
     def pipe(self, value, call):
         name, pos, kws, parens, span = call
         value = self._expr(value)
-        return _mk(
+        return self._nest(_mk(
             ir.Pipe, span=value.span.cover(span), value=value, func=name, args=pos,
             kwargs=kws, has_parens=parens,
-        )
+        ), value, *pos, *kws)
 
     def ref_call(self, kw, *rest):
         *names, key = rest
         key = self._expr(key)
-        return _mk(ir.RefExpr, span=self._span(kw, key), targets=list(names), key=key)
+        return self._nest(_mk(ir.RefExpr, span=self._span(kw, key), targets=list(names), key=key),
+                          key)
 
     def owner_call(self, kw, expr):
         expr = self._expr(expr)
-        return _mk(ir.OwnerExpr, span=self._span(kw, expr), email=expr)
+        return self._nest(_mk(ir.OwnerExpr, span=self._span(kw, expr), email=expr), expr)
 
     @staticmethod
     def _expr(x):
@@ -232,7 +258,7 @@ class IRBuilder(Transformer):
 
     def _bin(self, op, a, b):
         a, b = self._expr(a), self._expr(b)
-        return _mk(ir.BinOp, span=a.span.cover(b.span), op=op, left=a, right=b)
+        return self._nest(_mk(ir.BinOp, span=a.span.cover(b.span), op=op, left=a, right=b), a, b)
 
     # Binding powers for precedence climbing over the flat `binary` sequence. Higher binds
     # tighter; `not` is a prefix operator between `and` and the comparisons, as in Python.
@@ -253,8 +279,8 @@ class IRBuilder(Transformer):
             if isinstance(item, Token) and item.type == "NOT":
                 pos += 1
                 inner = climb(self._NOT_BP)
-                return _mk(ir.UnaryOp, span=self._tok_span(item).cover(inner.span), op="not",
-                           operand=inner)
+                return self._nest(_mk(ir.UnaryOp, span=self._tok_span(item).cover(inner.span),
+                                      op="not", operand=inner), inner)
             pos += 1
             return self._expr(item)
 
@@ -269,8 +295,8 @@ class IRBuilder(Transformer):
                 pos += 1
                 right = climb(bp)
                 name = self._OPS.get(op.type) or " ".join(op.value.split())
-                left = _mk(ir.BinOp, span=left.span.cover(right.span), op=name, left=left,
-                           right=right)
+                left = self._nest(_mk(ir.BinOp, span=left.span.cover(right.span), op=name,
+                                      left=left, right=right), left, right)
             return left
 
         return climb(0)
@@ -282,11 +308,12 @@ class IRBuilder(Transformer):
             return _mk(ir.IntLit, span=span, value=-x.value)
         if isinstance(x, ir.DecimalLit):
             return _mk(ir.DecimalLit, span=span, value=-x.value)
-        return _mk(ir.UnaryOp, span=span, op="-", operand=x)
+        return self._nest(_mk(ir.UnaryOp, span=span, op="-", operand=x), x)
 
     def cond(self, kw, c, t, e):
         c, t, e = self._expr(c), self._expr(t), self._expr(e)
-        return _mk(ir.CondExpr, span=self._span(kw, e), cond=c, then=t, otherwise=e)
+        return self._nest(_mk(ir.CondExpr, span=self._span(kw, e), cond=c, then=t, otherwise=e),
+                          c, t, e)
 
     # -------------------------------------------------------------- header
     def migration_decl(self, kw, s):
