@@ -480,7 +480,9 @@ class Loader:
             self._after_write(st, obj, p, found[p.external_id])
 
     def _write(self, obj: str, op: str, batch: list[_Pending]) -> list[WriteResult]:
-        items = [WriteItem(p.external_id, p.external_id if op != "update" else p.external_id,
+        # updates keep the record's external id: a merge or deferred update writes to a record
+        # another map loaded, and must not replace the id it is found by after a crash
+        items = [WriteItem(p.external_id, p.external_id if op != "update" else None,
                            p.record, p.dest_id) for p in batch]
         rl = self.dest.capabilities.rate_limit
         self.bucket.acquire(rl.write_cost_per_call + rl.write_cost_per_record * len(items))
