@@ -176,8 +176,15 @@ def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]]
             extracted[st.name] += 1
             key, kerr = _key_of(module, st, elem, parents, P, fallback)
             if srec.problem:
-                stage.add(st.name, key or fallback, "quarantined", detail=srec.problem,
-                          location=srec.position, source_object=srec.object, root_key=srec.key)
+                k = key or fallback
+                if not stage.add(st.name, k, "quarantined", detail=srec.problem,
+                                 location=srec.position, source_object=srec.object,
+                                 root_key=srec.key):
+                    # a duplicate source key (its first occurrence holds the key): quarantined
+                    # under a distinct key, never dropped
+                    stage.add(st.name, f"{k}#dup{extracted[st.name]}", "quarantined",
+                              detail=srec.problem, location=srec.position,
+                              source_object=srec.object, root_key=srec.key)
                 continue
             if kerr is not None:
                 stage.add(st.name, fallback, kerr.status, detail=kerr.detail, field=kerr.field,
