@@ -262,6 +262,8 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", help="name=value, overrides a param")] = None,
     files_root: Annotated[Path | None, typer.Option(help="where attachment paths are relative to")] = None,
     delta: Annotated[bool, typer.Option("--delta", help="only records new or changed since the last run's watermark")] = False,
+    sample: Annotated[int | None, typer.Option("--sample", help="load N representative records and diff them field by field")] = None,
+    cleanup: Annotated[bool, typer.Option("--cleanup", help="with --sample: remove the sample afterwards")] = False,
 ) -> None:
     """Run a migration: extract, transform, stage, preflight, load; journaled and resumable."""
     from rich.console import Console
@@ -271,6 +273,14 @@ def run(
     console = Console(stderr=False)
     if not target and not dry_run:
         raise typer.BadParameter("give --target (e.g. sandbox:zoho) or --dry-run")
+    if cleanup and sample is None:
+        raise typer.BadParameter("--cleanup goes with --sample")
+    if sample is not None:
+        from fmap.samplecmd import execute_sample
+
+        code = execute_sample(file, source, target, state, sample, cleanup,
+                              parse_params(param or []), files_root, console)
+        raise typer.Exit(code=code)
     result, state_path = execute_run(file, source, target, state, dry_run, resume,
                                      parse_params(param or []), files_root, console, delta=delta)
     if result.unmatched_owners:

@@ -1,0 +1,92 @@
+"""`fmap run --sample N [--cleanup]`: select, load, read back, diff (and remove)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from fmap.runcmd import execute_run, print_summary
+
+__all__ = ["execute_sample"]
+
+
+def execute_sample(fmap_file: Path, source_uri: str, target_uri: str, state: Path | None, n: int,
+                   cleanup: bool, params: dict[str, str], files_root: Path | None,
+                   console: Console) -> int:
+    from fmap.runcmd import compile_for_run
+    from runtime.operations.sample import diff_sample, select_sample, summarise_diffs, to_dict
+    from runtime.sources import SourceError, open_source
+    from runtime.state import StateStore
+    from runtime.targets import TargetError, open_target
+
+    state_path = state or Path(".fmap") / f"{fmap_file.stem}.state.sqlite"
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    module, _ = compile_for_run(fmap_file, state_path.parent / "build", console)
+    plan = module.PLAN
+    try:
+        source = open_source(source_uri)
+        dest = open_target(target_uri, schema_changes=list(plan.schema_changes),
+                           state_dir=state_path.parent)
+    except (SourceError, TargetError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    selection = select_sample(module, source, state_path.with_suffix(".sample.stage"), n,
+                              schema=dest.schema(), params=params)
+    source.close()
+    dest.close()
+    console.print(f"sample: {len(selection.chosen)} {selection.primary} record(s) covering "
+                  f"{selection.features_covered} of {selection.features_total} routing branches "
+                  f"and picklist values; with related records: "
+                  + ", ".join(f"{len(v)} {k}" for k, v in sorted(selection.roots.items())))
+    result, state_path = execute_run(fmap_file, source_uri, target_uri, state_path, False, None,
+                                     params, files_root, console, include=selection.includes)
+    print_summary(console, result.counts, f"sample run {result.run_id}: {result.status}")
+    dest = open_target(target_uri, schema_changes=list(plan.schema_changes),
+                       state_dir=state_path.parent)
+    with StateStore(state_path) as store:
+        diffs = diff_sample(module, dest, store, state_path, result.run_id, params=params)
+    summary = summarise_diffs(diffs)
+    table = Table(title=f"field-level diff: {summary['records']} records, {summary['fields']} fields")
+    for c in ("map", "field", "kind", "records"):
+        table.add_column(c)
+    for d in summary["differences"]:
+        table.add_row(d["map"], d["field"], d["kind"], str(d["count"]))
+    if not summary["differences"]:
+        table.add_row("-", "-", "no differences", "")
+    console.print(table)
+    out = state_path.parent / "reports"
+    out.mkdir(parents=True, exist_ok=True)
+    report = out / f"sample-run{result.run_id}.json"
+    report.write_text(json.dumps({"selection": {"primary": selection.primary,
+                                                "chosen": selection.chosen,
+                                                "features_total": selection.features_total,
+                                                "features_covered": selection.features_covered},
+                                  "counts": result.counts, "summary": summary,
+                                  "records": to_dict(diffs)}, indent=2, default=str), "utf-8")
+    console.print(f"diff report: {report}")
+    code = 0 if result.ok else 1
+    if cleanup:
+        code = max(code, _cleanup(result.run_id, state_path, dest, plan, console))
+    dest.close()
+    return code
+
+
+def _cleanup(run_id: int, state_path: Path, dest, plan, console: Console) -> int:
+    try:
+        from runtime.operations.rollback import rollback_run
+    except ImportError:
+        console.print("[red]--cleanup needs rollback support (runtime.operations.rollback)[/red]")
+        return 1
+    with StateStoreCtx(state_path) as store:
+        result = rollback_run(store, dest, run_id, plan=plan)
+    console.print(f"sample removed: {result}")
+    return 0
+
+
+def StateStoreCtx(path: Path):  # noqa: N802 - a factory used as a context manager
+    from runtime.state import StateStore
+
+    return StateStore(path)
