@@ -424,8 +424,9 @@ class Loader:
                 p.before = {f: current.get(f) for f in p.record}
         for op in ("create", "upsert", "update"):
             group = [p for p in to_send if p.op == op]
-            if group:
-                self._send(st, obj, op_ns, op, group)
+            # split records expand into parts: a batch of staged records can exceed batch_size
+            for i in range(0, len(group), self.batch_size):
+                self._send(st, obj, op_ns, op, group[i:i + self.batch_size])
 
     def _send(self, st: Step, obj: str, namespace: str, op: str, items: list[_Pending]) -> None:
         planned = [PlannedOp(map=namespace, target_object=obj, op=op,
