@@ -110,6 +110,18 @@ _V2 = [
     "CREATE INDEX ops_external ON ops(external_id)",
 ]
 
+_V3 = [
+    # what each op wrote (canonical JSON of the field values sent), for rollback's conflict check
+    # and reconciliation's spot check; NULL when the writer did not say (older journals)
+    "ALTER TABLE ops ADD COLUMN written TEXT",
+    # whether the confirmed op created the destination record (create: 1; upsert: the
+    # destination's answer; NULL when unknown)
+    "ALTER TABLE ops ADD COLUMN created INTEGER",
+    # the rollback op (delete/restore) that undid this op
+    "ALTER TABLE ops ADD COLUMN undone_by INTEGER",
+    "CREATE INDEX ops_destination ON ops(target_object, destination_id)",
+]
+
 
 def _run(statements: list[str]) -> Callable[[sqlite3.Connection], None]:
     def apply(conn: sqlite3.Connection) -> None:
@@ -122,6 +134,7 @@ def _run(statements: list[str]) -> Callable[[sqlite3.Connection], None]:
 MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [
     (1, _run(_V1)),
     (2, _run(_V2)),
+    (3, _run(_V3)),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

@@ -110,7 +110,9 @@ def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
 
 @dataclass(frozen=True, slots=True)
 class PlannedOp:
-    """An operation about to be sent. ``payload`` is hashed (request_hash) but not stored;
+    """An operation about to be sent. ``payload`` (the field values to write) is hashed
+    (request_hash) and, since state schema 3, stored as the op's ``written`` values (rollback's
+    conflict check and reconciliation's spot check compare the destination against them);
     ``before_image`` (the destination record before an update/delete) is stored for rollback."""
 
     map: str
@@ -152,6 +154,9 @@ class Op:
     planned_at: str
     sent_at: str | None
     finished_at: str | None
+    written: dict[str, Any] | None = None  # field values sent (schema 3; None if not journaled)
+    created: bool | None = None  # the confirmed op created the record (schema 3)
+    undone_by: int | None = None  # the rollback op that undid this op (schema 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,10 +389,12 @@ class StateStore:
                     raise StateError(f"unknown op '{p.op}' (map {p.map})")
                 rh = p.request_hash or (request_hash(p.payload) if p.payload is not None else None)
                 before = canonical_json(p.before_image) if p.before_image is not None else None
+                written = (canonical_json(p.payload)
+                           if isinstance(p.payload, Mapping) and p.op != "delete" else None)
                 cur = self.conn.execute(
                     "INSERT INTO ops (run_id, map, target_object, source_object, source_key, "
-                    "external_id, op, state, request_hash, before_image, planned_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?)",
+                    "external_id, op, state, request_hash, before_image, planned_at, written) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'planned', ?, ?, ?, ?)",
                     (
                         run_id,
                         p.map,
@@ -399,6 +406,7 @@ class StateStore:
                         rh,
                         before,
                         now,
+                        written,
                     ),
                 )
                 ids.append(int(cur.lastrowid))
@@ -464,8 +472,9 @@ class StateStore:
                 self._transition(
                     [r.op_id],
                     "state = 'confirmed', destination_id = COALESCE(?, destination_id), "
-                    "finished_at = ?, error = NULL",
-                    (r.destination_id, now),
+                    "finished_at = ?, error = NULL, created = CASE op WHEN 'create' THEN 1 "
+                    "WHEN 'upsert' THEN ? ELSE 0 END",
+                    (r.destination_id, now, None if r.created is None else int(r.created)),
                     ("sent", "unknown"),
                     "confirmed",
                 )
@@ -523,14 +532,45 @@ class StateStore:
 
     _OP_COLS = (
         "id, run_id, map, target_object, source_object, source_key, external_id, op, state, "
-        "destination_id, request_hash, before_image, error, attempt, planned_at, sent_at, finished_at"
+        "destination_id, request_hash, before_image, error, attempt, planned_at, sent_at, finished_at, "
+        "written, created, undone_by"
     )
 
     @staticmethod
     def _op_row(r: tuple) -> Op:
         vals = list(r)
         vals[11] = json.loads(vals[11]) if vals[11] else None
+        vals[17] = json.loads(vals[17]) if vals[17] else None
+        vals[18] = None if vals[18] is None else bool(vals[18])
         return Op(*vals)
+
+    def set_written(self, op_id: int, values: Mapping[str, Any]) -> None:
+        """Store the field values an op sent (for writers that journal the payload after
+        planning, e.g. :class:`runtime.operations.recording.RecordingDestination`)."""
+        self.conn.execute("UPDATE ops SET written = ? WHERE id = ?",
+                          (canonical_json(dict(values)), op_id))
+
+    def mark_undone(self, op_ids: Iterable[int], by: int) -> None:
+        """Record that rollback op ``by`` undid the given ops."""
+        with self.transaction():
+            for chunk in _chunks(list(op_ids)):
+                self.conn.execute(
+                    f"UPDATE ops SET undone_by = ? WHERE id IN ({','.join('?' * len(chunk))})",
+                    (by, *chunk))
+
+    def ops_for_destination(self, target_object: str, destination_id: str) -> list[Op]:
+        """Every op (all runs) on one destination record, oldest first."""
+        rows = self.conn.execute(
+            f"SELECT {self._OP_COLS} FROM ops WHERE target_object = ? AND destination_id = ? "
+            "ORDER BY id", (target_object, destination_id))
+        return [self._op_row(r) for r in rows]
+
+    def forget_destination(self, target_object: str, destination_id: str) -> int:
+        """Remove every id-map entry pointing at a (deleted) destination record; returns how many."""
+        cur = self.conn.execute(
+            "DELETE FROM id_map WHERE destination_id = ? AND (target_object = ? OR target_object "
+            "IS NULL)", (destination_id, target_object))
+        return cur.rowcount
 
     def get_op(self, op_id: int) -> Op:
         row = self.conn.execute(
