@@ -137,6 +137,17 @@ def test_schema_validates_and_item_objects_exist(stem):
                 assert t in names, f"{o.api_name}.{f.api_name}: lookup target {t} missing"
 
 
+@pytest.mark.parametrize("stem", IDS)
+def test_schema_passes_the_source_schema_loader_and_dates_declare_formats(stem):
+    from runtime.schema.source import date_format, load_source_schema
+
+    s = load_source_schema(SCHEMA_DIR / f"{stem}.yaml")
+    for o in s.objects:
+        for f in o.fields:
+            if f.type.value in ("date", "datetime") and not f.api_name.endswith(("created_at", "updated_at", "uploaded_at")):
+                assert date_format(f), f"{o.api_name}.{f.api_name}: no date_format"
+
+
 def test_phi_fields_are_sensitive():
     for stem in IDS:
         s = load_schema(stem)
