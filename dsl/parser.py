@@ -205,7 +205,7 @@ def parse_text(text: str, file: str = "<input>") -> ParseResult:
                                        Span.point(file, 1, 1))], text)
     module = _module(file, items, comments)
     if not items:
-        diags.append(diag("FM004", "the file declares nothing", Span.point(file, 1, 1),
+        diags.append(diag("FM004", "the file declares nothing", make_span(file, 1, 1, 1, 1),
                           hint="start with `migration`, `source` and `target` lines"))
     return ParseResult(module, diags, text)
 

@@ -37,6 +37,8 @@ def test_empty_file_is_a_warning():
     assert [(d.code, d.severity.value) for d in r.diagnostics] == [("FM004", "warning")]
     assert r.module is not None and r.module.body == []
     assert c.ok
+    s = r.diagnostics[0].span  # an empty line 1: the span may not run past its end
+    assert (s.line, s.column, s.end_line, s.end_column) == (1, 1, 1, 1)
 
 
 @pytest.mark.parametrize("src", ["   \n\t\n", "# a comment\n\n# another\n", "\n" * 1000],
