@@ -49,7 +49,7 @@ def _check(vm: ir.ValueMapDecl, use: ir.Pipe, path: ir.PathExpr, field, out) -> 
     missing = [c for c in enum if c not in listed]
     name = vm.name.value
     if missing:
-        policy = vm.unmapped.policy if vm.unmapped is not None else "error"
+        policy = _policy(vm.unmapped)
         out.append(diag(
             "FM310", f"value map `{name}` does not list {len(missing)} code(s) of "
                      f"`{path.dotted()}`: " + ", ".join(f'"{c}"' for c in missing),
@@ -63,3 +63,17 @@ def _check(vm: ir.ValueMapDecl, use: ir.Pipe, path: ir.PathExpr, field, out) -> 
                 hint=(f"did you mean \"{near}\"? " if near else "")
                 + "codes: " + ", ".join(f'"{c}"' for c in enum[:12]),
                 related=[(use.func.span, f"`{name}` applied to `{path.dotted()}` here")]))
+
+
+def _policy(u: ir.UnmappedPolicy | None) -> str:
+    if u is None:
+        return "error"
+    if u.policy != "default" or u.default is None:
+        return u.policy
+    d = u.default
+    if d.kind == "string":
+        return f'"{d.value}"'
+    if d.kind in ("null", "missing"):
+        return d.kind
+    return str(getattr(d, "value", "...")).lower() if d.kind == "bool" else \
+        str(getattr(d, "value", "..."))
