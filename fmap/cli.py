@@ -197,8 +197,18 @@ def plan(
         Path | None, typer.Option("--output", "-o", help="write the plan here instead of stdout")
     ] = None,
     color: Annotated[bool | None, typer.Option("--color/--no-color")] = None,
+    estimate: Annotated[
+        bool, typer.Option("--estimate", help="estimate API calls and duration from --counts")
+    ] = False,
+    counts: Annotated[
+        str | None, typer.Option("--counts", help="record counts: patients=10000,clinics=3")
+    ] = None,
+    tier: Annotated[str | None, typer.Option("--tier", help="the CRM plan tier")] = None,
+    users: Annotated[int, typer.Option("--users", help="licensed users (budgets per user)")] = 1,
+    latency: Annotated[float, typer.Option("--latency", help="seconds per API call")] = 0.5,
 ) -> None:
-    """Show the load plan: schema setup, load order (cycles deferred), and the mapping table."""
+    """Show the load plan: schema setup, load order (cycles deferred), and the mapping table;
+    with --estimate --counts, the API calls and duration it takes."""
     from compiler.check import check_path
     from compiler.plan import build_plan, render_markdown, render_text
     from dsl.diagnostics import has_errors, sort_diagnostics
@@ -220,6 +230,13 @@ def plan(
         raise typer.Exit(code=1)
     if diags:  # warnings only: keep stdout for the plan (json stays parseable)
         typer.echo(render_diagnostics(diags, result.program.sources, color=use_color), err=True)
+    if estimate or counts is not None:
+        from fmap.opscmd import estimate_text
+
+        if not counts:
+            raise typer.BadParameter("--estimate needs --counts object=n,...")
+        typer.echo(estimate_text(built, module, counts, tier, users, latency), nl=False)
+        return
     if format is PlanFormat.json:
         text = built.model_dump_json(indent=2) + "\n"
     elif format is PlanFormat.markdown:
@@ -351,6 +368,79 @@ def profile(
 
     code = execute_profile(file, source, target, output, files_root, Console())
     raise typer.Exit(code=code)
+
+
+@app.command()
+def rollback(
+    run_id: Annotated[int | None, typer.Argument(help="the run to roll back")] = None,
+    state: Annotated[Path, typer.Option(help="state file")] = Path(".fmap/state.sqlite"),
+    target: Annotated[str, typer.Option("--target", help="target URI the run loaded into")] = "",
+    all_runs: Annotated[bool, typer.Option("--all", help="every run of the migration, newest first")] = False,
+    force: Annotated[bool, typer.Option("--force", help="also undo records changed since the migration")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="report directory")] = None,
+    fmap_file: Annotated[Path | None, typer.Option("--fmap", help="the .fmap file (default: the run's)")] = None,
+    show_sensitive: Annotated[bool, typer.Option("--show-sensitive")] = False,
+) -> None:
+    """Undo a run: delete what it created (children first), restore what it updated."""
+    from rich.console import Console
+
+    from fmap.opscmd import cmd_rollback
+
+    if not target:
+        raise typer.BadParameter("give --target (the URI the run loaded into)")
+    raise typer.Exit(code=cmd_rollback(run_id, state, target, all_runs, force, output, fmap_file,
+                                       show_sensitive, Console()))
+
+
+@app.command()
+def reconcile(
+    run_id: Annotated[int, typer.Argument(help="the run to reconcile")],
+    state: Annotated[Path, typer.Option(help="state file")] = Path(".fmap/state.sqlite"),
+    target: Annotated[str, typer.Option("--target", help="target URI the run loaded into")] = "",
+    sample_share: Annotated[float, typer.Option("--sample-share", help="share of loaded records to compare field by field")] = 0.1,
+    source: Annotated[str | None, typer.Option("--source", help="re-count the source")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="report directory")] = None,
+    fmap_file: Annotated[Path | None, typer.Option("--fmap", help="the .fmap file (default: the run's)")] = None,
+    show_sensitive: Annotated[bool, typer.Option("--show-sensitive")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the spot-check sample")] = 0,
+) -> None:
+    """Reconcile a run: counts per object explained, field spot checks, attachments."""
+    from rich.console import Console
+
+    from fmap.opscmd import cmd_reconcile
+
+    if not target:
+        raise typer.BadParameter("give --target (the URI the run loaded into)")
+    raise typer.Exit(code=cmd_reconcile(run_id, state, target, sample_share, source, output,
+                                        fmap_file, show_sensitive, seed, Console()))
+
+
+@app.command()
+def report(
+    run_id: Annotated[int, typer.Argument(help="the run")],
+    state: Annotated[Path, typer.Option(help="state file")] = Path(".fmap/state.sqlite"),
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="report directory")] = None,
+    fmap_file: Annotated[Path | None, typer.Option("--fmap", help="the .fmap file (default: the run's)")] = None,
+    show_sensitive: Annotated[bool, typer.Option("--show-sensitive")] = False,
+) -> None:
+    """Write a run's report (JSON + HTML): counts, quarantine, failures, load order."""
+    from rich.console import Console
+
+    from fmap.opscmd import cmd_report
+
+    raise typer.Exit(code=cmd_report(run_id, state, output, fmap_file, show_sensitive, Console()))
+
+
+@app.command()
+def demo(
+    pair: Annotated[str, typer.Option(help="which seed migration to run")] = "aeronaclinic_to_zoho",
+) -> None:
+    """Check every mapping, then run one seed migration end to end against its sandbox."""
+    from rich.console import Console
+
+    from fmap.democmd import run_demo
+
+    raise typer.Exit(code=run_demo(pair, Console()))
 
 
 def main() -> None:

@@ -154,11 +154,13 @@ def reconcile_run(store: StateStore, dest: Any, run_id: int, *, plan: Any = None
             picks = [(d, written[d]) for d in _pick(rng, sorted(written), sample_share)]
             r.sampled = len(picks)
             found = dest.get(obj, [d for d, _ in picks]) if picks else {}
+            unverifiable = 0
             for did, (m, key) in picks:
                 expected = expected_state(store.ops_for_destination(obj, did))
                 if did not in found:
                     sc = SpotCheck(obj, did, m, key, [], found=False)
                 elif expected is None:
+                    unverifiable += 1
                     continue
                 else:
                     sc = SpotCheck(obj, did, m, key,
@@ -166,6 +168,9 @@ def reconcile_run(store: StateStore, dest: Any, run_id: int, *, plan: Any = None
                 spot.append(sc)
                 if not sc.ok:
                     r.sample_mismatches += 1
+            if unverifiable:
+                r.explained.append(f"{unverifiable} sampled record(s) could not be compared: the "
+                                   "journal holds no written values for them")
             if r.sample_mismatches:
                 r.flags.append(f"{r.sample_mismatches} of {r.sampled} spot-checked record(s) "
                                "differ from what fmap wrote")
