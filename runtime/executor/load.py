@@ -11,6 +11,7 @@ before anything is re-sent, so a retry never creates a duplicate, with or withou
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -419,14 +420,37 @@ class Loader:
         updates = [p for p in to_send if p.op == "update"]
         if updates:
             before = self._call_read(self.dest.get, obj, [p.dest_id for p in updates])
+            earlier = self._earlier_before_images(op_ns, [p.key for p in updates])
             for p in updates:
                 current = before.get(p.dest_id, {})
-                p.before = {f: current.get(f) for f in p.record}
+                first = earlier.get(p.key)
+                if first is not None:  # re-sent after a crash: the store may hold our update
+                    p.before = {f: first.get(f, current.get(f)) for f in p.record}
+                else:
+                    p.before = {f: current.get(f) for f in p.record}
         for op in ("create", "upsert", "update"):
             group = [p for p in to_send if p.op == op]
             # split records expand into parts: a batch of staged records can exceed batch_size
             for i in range(0, len(group), self.batch_size):
                 self._send(st, obj, op_ns, op, group[i:i + self.batch_size])
+
+    def _earlier_before_images(self, namespace: str, keys: list[str]) -> dict[str, dict]:
+        """Before-images of this run's unconfirmed updates (abandoned by a resume: they may have
+        been committed by the destination before the process died). A re-sent update keeps the
+        first one, so rollback restores the record as it was before this run touched it."""
+        out: dict[str, dict] = {}
+        conn: sqlite3.Connection = self.state.conn
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for k, b in conn.execute(
+                f"SELECT source_key, before_image FROM ops WHERE run_id = ? AND map = ? "
+                f"AND op = 'update' AND state != 'confirmed' AND before_image IS NOT NULL "
+                f"AND source_key IN ({marks}) ORDER BY id",
+                (self.run_id, namespace, *chunk),
+            ):
+                out.setdefault(k, json.loads(b))
+        return out
 
     def _send(self, st: Step, obj: str, namespace: str, op: str, items: list[_Pending]) -> None:
         planned = [PlannedOp(map=namespace, target_object=obj, op=op,
