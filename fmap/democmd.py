@@ -66,8 +66,9 @@ def run_demo(pair: str, console: Console) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     state = work / "state.sqlite"
-    users = source_dir / "crm_users.json"
-    target = f"sandbox:{_dialect(fmap_file)}?db={work / 'sandbox.sqlite'}"
+    dialect = _dialect(fmap_file)
+    users = MAPPINGS / "sandbox" / f"{dialect}_users.json"
+    target = f"sandbox:{dialect}?db={work / 'sandbox.sqlite'}"
     if users.is_file():
         target += f"&users={users}"
     source_uri = str(source_dir)

@@ -102,7 +102,24 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
                                    source_id=source_uri, options=opts)
     source.close()
     dest.close()
+    write_rebuild_reference(plan, state_path.parent / "reports")
     return result, state_path
+
+
+def write_rebuild_reference(plan, out_dir: Path) -> Path | None:
+    """What the mapping deliberately does not migrate, with the reasons: the list the clinic's
+    admin works through after the migration (workflows, reminders, portal logic...)."""
+    if not plan.not_migrated:
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "rebuild_reference.md"
+    lines = [f"# Rebuild reference: {plan.migration}", "",
+             "These parts of the source system are not migrated; rebuild them in the CRM.", "",
+             "| item | what to do |", "|---|---|"]
+    for subject, reason in plan.not_migrated:
+        lines.append(f"| {subject.replace('|', '/')} | {reason.replace('|', '/')} |")
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
 
 
 def parse_params(values: list[str]) -> dict[str, str]:
