@@ -166,8 +166,9 @@ def compare_field(expected: Any, actual: Any, field_schema: Any = None) -> Field
         return d("unexpected")
     if a_empty:
         return d("missing")
-    if type(expected) is type(actual) and expected == actual:
-        return d("equal")
+    if type(expected) is type(actual) and expected == actual and not (
+            isinstance(expected, datetime) and expected.utcoffset() != actual.utcoffset()):
+        return d("equal")  # (aware datetimes compare equal across offsets: not "equal" here)
     ftype = _ftype(field_schema)
     # booleans
     eb, ab = _bool(expected), _bool(actual)
