@@ -74,9 +74,26 @@ class Sensitivity:
         return name in self.fields.get(obj or "", ()) or name in self.fields.get("*", ())
 
     def value(self, obj: str | None, name: str | None, value: Any, *, force: bool = False) -> Any:
-        if not self.show and (force or self.is_sensitive(obj, name)):
+        if not self.show and (force or self.is_sensitive(obj, name)) and not _masked(value):
             return mask(value)
         return _plain(value)
+
+
+def _masked(value: Any) -> bool:
+    """Already a :func:`mask` stand-in (the state store masks sensitive quarantine values)."""
+    return isinstance(value, str) and (value in ("<null>", "<empty>") or (
+        value.startswith("*** (") and value.endswith(")")))
+
+
+def _location(loc: str | None) -> str | None:
+    """``/abs/path/clinic.fmap:42`` -> ``clinic.fmap:42`` (readable, and the same on every
+    machine)."""
+    if not loc:
+        return loc
+    path, sep, line = loc.rpartition(":")
+    if not sep or not line.isdigit():
+        return loc.replace("\\", "/").rsplit("/", 1)[-1]
+    return f"{path.replace(chr(92), '/').rsplit('/', 1)[-1]}:{line}"
 
 
 def _plain(v: Any) -> Any:
@@ -211,7 +228,8 @@ def build_run_report(store: StateStore, run_id: int, *, plan: Any = None, schema
     rows.append(["total", "", *(tot[k] for k in _COUNT_COLS)])
     q_rows = [[q["map"], q["source_key"], q["field"],
                sens.value(targets.get(q["map"] or ""), q["field"], q["value"], force=True)
-               if q["value"] is not None else None, q["reason"], q["rule"], q["location"]]
+               if q["value"] is not None else None, q["reason"], q["rule"],
+               _location(q["location"])]
               for q in store.quarantined(run_id)]
     f_rows = [[m, k, d] for m, k, d in store.conn.execute(
         "SELECT map, source_key, detail FROM outcomes WHERE run_id = ? AND outcome = 'failed' "
@@ -277,7 +295,7 @@ def build_reconciliation_report(rec: Any, store: StateStore | None = None, *, pl
                      "" if o.attachments_expected is None
                      else f"{o.attachments_found}/{o.attachments_expected}",
                      "flagged" if o.flags else "ok"])
-    lines = [f"{o.target_object}: {x}" for o in rec.objects for x in o.explained]
+    lines = [x for o in rec.objects for x in o.explained]
     flag_rows = [[o.target_object, f] for o in rec.objects for f in o.flags]
     diffs = [RecordDiff(s.target_object, f"{s.map} {s.source_key} ({s.destination_id})"
                         + ("" if s.found else ": not found in the destination"), s.diffs)
