@@ -187,18 +187,15 @@ def _estimate_steps(built, module) -> list:
     decls = {}
     for d in getattr(module, "body", []):
         name = getattr(d, "name", None)
-        if callable(name):
-            try:
-                decls[name()] = d
-            except Exception:  # noqa: BLE001 - a declaration without a name
-                pass
+        if type(d).__name__ in ("ObjectMap", "MergeMap") and isinstance(name, str):
+            decls[name] = d
     steps = []
     for s in built.steps:
         d = decls.get(s.name)
         dump = d.model_dump_json() if d is not None else ""
         steps.append(EstimateStep(
             s.name, s.kind, s.source, s.target, bool(s.deferred_fields),
-            owners='"owner"' in dump,
+            owners='"kind":"owner"' in dump,
             attachments=any(getattr(x, "kind", None) == "attach" for x in getattr(d, "body", []))))
     return steps
 
