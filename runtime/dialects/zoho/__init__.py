@@ -11,7 +11,7 @@ from runtime.dialects.zoho.metadata import load_zoho_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "ZohoDialect"]
+__all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "parse_faults"]
 
 
 class ZohoDialect(Dialect):
@@ -41,3 +41,94 @@ DIALECT = ZohoDialect(
     external_id_field=caps.EXTERNAL_ID_FIELD,
     metadata_format="GET /crm/v8/settings/fields?module= (+ modules, layouts)",
 )
+
+
+# ---------------------------------------------------------------------- target hooks
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _tier(options: dict[str, Any]):
+    from runtime.dialects.zoho.ratelimit import WINDOW_SECONDS, Tier
+
+    return Tier(edition=options.get("edition", "professional"),
+                users=int(options.get("users_count", options.get("licences", 10))),
+                credits=float(options["credits"]) if options.get("credits") else None,
+                window_seconds=float(options.get("window", WINDOW_SECONDS)),
+                concurrency=int(options["concurrency"]) if options.get("concurrency") else None)
+
+
+def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
+    """``sandbox:zoho``: a :class:`ZohoClient` speaking Zoho's HTTP API to an in-process
+    :class:`ZohoSandbox` over the SQLite file ``path`` (no network; a private event-loop thread).
+
+    Options (URI query or programmatic): ``edition``, ``users_count``, ``credits``, ``window``,
+    ``concurrency`` (the tier); ``external_id_field``; ``faults`` (a :class:`FaultPlan`, or
+    ``seed=..,throttle_rate=..`` text); ``clock`` (monotonic seconds, for the credit window);
+    ``strict_picklists`` (``0`` stores unlisted picklist values, as older Zoho did)."""
+    import httpx
+
+    from runtime.dialects.zoho.auth import ZohoCredentials
+    from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD, ZohoClient
+    from runtime.dialects.zoho.sandbox import SyncASGITransport, ZohoSandbox
+
+    tier = _tier(options)
+    ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
+    kwargs: dict[str, Any] = {}
+    if options.get("clock") is not None:
+        kwargs["clock"] = options["clock"]
+    sandbox = ZohoSandbox(schema, path, users=users, tier=tier, faults=parse_faults(
+        options.get("faults")), external_id_field=ext,
+        strict_picklists=str(options.get("strict_picklists", "1")) not in ("0", "false"),
+        **kwargs)
+    transport = SyncASGITransport(sandbox)
+    http = httpx.Client(transport=transport, timeout=60.0)
+    client = ZohoClient(api_domain="http://zoho-sandbox.invalid",
+                        accounts_domain="http://zoho-sandbox.invalid",
+                        credentials=ZohoCredentials(access_token=sandbox.token, source="sandbox"),
+                        http=http, tier=tier, schema=sandbox.schema(), external_id_field=ext,
+                        name="sandbox:zoho", owns=(http, transport, sandbox))
+    client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
+    return client
+
+
+def parse_faults(spec: Any):
+    """A :class:`FaultPlan`, or one from ``"seed=1,throttle_rate=0.1,..."``; None stays None."""
+    from runtime.destinations.faults import FaultPlan
+
+    if spec is None or isinstance(spec, FaultPlan):
+        return spec
+    kw: dict[str, Any] = {}
+    for part in str(spec).split(","):
+        if not part.strip():
+            continue
+        k, _, v = part.partition("=")
+        k = k.strip()
+        kw[k] = int(v) if k in ("seed", "fatal_after_calls") else (
+            v.strip().lower() in ("1", "true") if k == "read_faults" else float(v))
+    seed = kw.pop("seed", 0)
+    return FaultPlan(seed, **kw)
+
+
+def open_client(uri: str, options: dict[str, Any]):
+    """``zoho://<dc>`` (``com``, ``eu``, ``in``, ``com.au``, ``jp``, ``ca``, ``sa``, ``com.cn``;
+    empty = ``com``) -> the real API, TLS verified; ``zoho://127.0.0.1:PORT`` -> a loopback
+    ``fmap sandbox serve`` (plain HTTP, loopback only). Credentials from ``ZOHO_*`` environment
+    variables or the keyring. Options: the tier (``edition``, ``users_count``...),
+    ``external_id_field``."""
+    from urllib.parse import urlsplit
+
+    from runtime.dialects.zoho.auth import ZohoCredentials, data_centre
+    from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD, ZohoClient
+
+    parts = urlsplit(uri.split("?", 1)[0])
+    host = parts.hostname or ""
+    if host in _LOOPBACK or host.strip("[]") in _LOOPBACK:
+        base = f"http://{parts.netloc}"
+        api, accounts = base, base
+    else:
+        api, accounts = data_centre(parts.netloc or "com")
+    return ZohoClient(api_domain=api, accounts_domain=accounts,
+                      credentials=ZohoCredentials.discover(), tier=_tier(options),
+                      schema=options.get("schema"),
+                      external_id_field=options.get("external_id_field",
+                                                    DEFAULT_EXTERNAL_ID_FIELD))

@@ -1,0 +1,567 @@
+"""The Zoho CRM v8 connector: the :class:`~runtime.destinations.base.Destination` interface over
+an injected ``httpx.Client``.
+
+Calls (API_NOTES.md section 1; ``{api}`` is the data centre's API domain):
+
+================ ==========================================================================
+create           ``POST {api}/crm/v8/{module}`` ``{"data": [...], "trigger": []}``
+update           ``PUT {api}/crm/v8/{module}`` (every record carries ``id``)
+upsert           ``POST {api}/crm/v8/{module}/upsert`` + ``duplicate_check_fields`` = the
+                 external-id field
+delete           ``DELETE {api}/crm/v8/{module}?ids=a,b`` (recycle bin)
+get              ``GET {api}/crm/v8/{module}?ids=...&fields=...``
+find by ext id   ``POST {api}/crm/v8/coql`` with ``in`` lists of at most 50 values
+count            ``GET {api}/crm/v8/{module}/actions/count``
+list_records     ``GET {api}/crm/v8/{module}?fields=&per_page=200`` + ``If-Modified-Since``,
+                 following ``info.next_page_token``
+list_users       ``GET {api}/crm/v8/users?type=ActiveUsers``
+attachments      ``POST {api}/crm/v8/{module}/{id}/Attachments`` (multipart ``file``)
+schema changes   ``POST /crm/v8/settings/fields?module=``, ``POST /crm/v8/settings/modules``
+metadata         ``GET /crm/v8/settings/modules|fields|layouts``
+================ ==========================================================================
+
+Batches hold at most 100 records and pass ``trigger: []`` (no workflows during a migration).
+Zoho answers a batch with one result per record **in request order**; the client pairs them by
+position within the call and returns them keyed by item key. The external id is written to a
+field (``Source_System_ID`` unless ``external_id_field`` says otherwise).
+
+Errors: 429 ``TOO_MANY_REQUESTS`` -> ``TransientError(retry_after=details.retry_after)`` (a wait
+longer than ``max_wait`` means the day's credits are spent -> ``FatalError``); 5xx and dropped
+connections -> ``TransientError`` (``maybe_committed`` for writes); 401 ``INVALID_TOKEN`` /
+``AUTHENTICATION_FAILURE`` -> one token refresh, then ``ZohoAuthError`` naming the environment
+variables; a non-JSON body or missing keys -> :class:`ZohoProtocolError` naming the endpoint;
+other whole-request errors -> :class:`ZohoAPIError` (both ``FatalError``). Per-record codes map to
+``WriteResult``: ``INVALID_DATA`` / ``MANDATORY_NOT_FOUND`` / ``DUPLICATE_DATA`` keep the field
+from ``details.api_name`` (or ``json_path``); ``RECORD_LOCKED`` is retryable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from runtime.destinations.base import (
+    CallStats,
+    DestinationCapabilities,
+    FatalError,
+    TransientError,
+    User,
+    WriteItem,
+    WriteResult,
+)
+from runtime.dialects.zoho.auth import TokenManager, ZohoAuthError, ZohoCredentials
+from runtime.dialects.zoho.ratelimit import Tier, destination_rate_limit
+from runtime.schema.model import FieldType, SystemSchema
+
+__all__ = ["ZohoClient", "ZohoAPIError", "ZohoProtocolError", "DEFAULT_EXTERNAL_ID_FIELD",
+           "MAX_BATCH", "COQL_IN_LIMIT", "ATTACHMENT_LIMIT_BYTES"]
+
+DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
+MAX_BATCH = 100
+COQL_IN_LIMIT = 50
+MAX_FIELDS = 50  # `fields` parameter and COQL select columns
+ATTACHMENT_LIMIT_BYTES = 100 * 1024 * 1024
+EXTERNAL_ID_KEY = "$external_id"
+_RETRYABLE_CODES = {"RECORD_LOCKED", "INTERNAL_ERROR", "RECORD_IN_BLUEPRINT"}
+_AUTH_CODES = {"INVALID_TOKEN", "AUTHENTICATION_FAILURE"}
+_PATH_FIELD = re.compile(r"^\$\.data\[\d+\]\.([^.\[]+)")
+
+
+class ZohoAPIError(FatalError):
+    """A whole request Zoho refused (bad module, permission, scope, limits): retrying won't help."""
+
+    def __init__(self, endpoint: str, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"{endpoint}: HTTP {status} {code or ''} {message}".strip())
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+
+
+class ZohoProtocolError(FatalError):
+    """Zoho answered something the connector cannot read (not JSON, keys missing)."""
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _coql_str(v: str) -> str:
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class ZohoClient:
+    """Zoho CRM v8 destination. Give it an ``httpx.Client`` (its transport decides where requests
+    go: the real API, a ``MockTransport``, or the sandbox) or let it build one."""
+
+    def __init__(
+        self,
+        *,
+        api_domain: str = "https://www.zohoapis.com",
+        accounts_domain: str = "https://accounts.zoho.com",
+        credentials: ZohoCredentials | None = None,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        tier: Tier | None = None,
+        schema: SystemSchema | None = None,
+        external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
+        name: str = "zoho",
+        timeout: float = 60.0,
+        max_wait: float = 900.0,
+        owns: Iterable[Any] = (),
+    ) -> None:
+        self.api_domain = api_domain.rstrip("/")
+        self.external_id_field = external_id_field
+        self.tier = tier or Tier()
+        self.max_wait = max_wait
+        self._schema = schema
+        self._http = http or httpx.Client(transport=transport, timeout=timeout)
+        self._owns_http = http is None
+        self._owns = list(owns)
+        self.auth = TokenManager(credentials or ZohoCredentials.discover(), accounts_domain,
+                                 self._http)
+        self.capabilities = DestinationCapabilities(
+            name=name, batch_size=MAX_BATCH, native_upsert=True, bulk=False,
+            attachment_limit_bytes=ATTACHMENT_LIMIT_BYTES,
+            rate_limit=destination_rate_limit(self.tier))
+        self.stats = CallStats()
+        self._module_of: dict[str, str] = {}  # record id -> module (Notes' Parent_Id)
+
+    def __repr__(self) -> str:
+        return f"ZohoClient(api={self.api_domain!r}, tier={self.tier.edition!r})"
+
+    # ------------------------------------------------------------------ transport
+    def _request(self, method: str, path: str, *, op: str, params: dict | None = None,
+                 json_body: Any = None, headers: dict[str, str] | None = None,
+                 files: Any = None, write: bool = False, n: int = 0) -> tuple[int, Any]:
+        """One API call -> (status, parsed JSON or None for an empty body)."""
+        endpoint = f"{method} /crm/v8{path}"
+        url = f"{self.api_domain}/crm/v8{path}"
+        refreshed = False
+        while True:
+            token = self.auth.token()
+            h = {"Authorization": f"Zoho-oauthtoken {token}", **(headers or {})}
+            self.stats.count_call(op, n)
+            try:
+                resp = self._http.request(method, url, params=params, json=json_body,
+                                          headers=h, files=files)
+            except httpx.TimeoutException as exc:
+                raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
+                                     maybe_committed=write) from None
+            except httpx.TransportError as exc:
+                raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
+                                     maybe_committed=write) from None
+            status = resp.status_code
+            body = self._parse(resp, endpoint) if resp.content else None
+            if status == 401 and (not isinstance(body, dict) or body.get("code") in _AUTH_CODES
+                                  or "code" not in body):
+                if not refreshed and self.auth.can_refresh:
+                    refreshed = True
+                    self.auth.refresh(stale=token)
+                    continue
+                code = body.get("code") if isinstance(body, dict) else None
+                raise ZohoAuthError(
+                    f"{endpoint}: Zoho rejected the access token ({code or 'HTTP 401'}); set "
+                    "ZOHO_REFRESH_TOKEN (with ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET) or a fresh "
+                    "ZOHO_ACCESS_TOKEN")
+            if status == 429:
+                self.stats.throttled += 1
+                retry_after = self._retry_after(resp, body)
+                if retry_after is not None and retry_after > self.max_wait:
+                    raise FatalError(
+                        f"{endpoint}: Zoho API credits for the rolling 24 h window are spent "
+                        f"(retry after {retry_after:.0f} s); resume the run later with --resume")
+                raise TransientError(f"{endpoint}: 429 TOO_MANY_REQUESTS",
+                                     retry_after=retry_after, maybe_committed=False)
+            if status >= 500:
+                raise TransientError(f"{endpoint}: HTTP {status}", maybe_committed=write)
+            if body is not None and not isinstance(body, dict):
+                raise ZohoProtocolError(f"{endpoint}: expected a JSON object, got "
+                                        f"{type(body).__name__}")
+            return status, body
+
+    @staticmethod
+    def _parse(resp: httpx.Response, endpoint: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            if resp.status_code >= 500:
+                return None
+            raise ZohoProtocolError(f"{endpoint}: HTTP {resp.status_code} with a non-JSON body "
+                                    f"({resp.headers.get('content-type', 'no content type')})"
+                                    ) from None
+
+    @staticmethod
+    def _retry_after(resp: httpx.Response, body: Any) -> float | None:
+        details = body.get("details") if isinstance(body, dict) else None
+        if isinstance(details, dict) and isinstance(details.get("retry_after"), (int, float)):
+            return float(details["retry_after"])
+        header = resp.headers.get("retry-after")
+        try:
+            return float(header) if header is not None else None
+        except ValueError:
+            return None
+
+    def _fail(self, endpoint: str, status: int, body: Any) -> FatalError:
+        if isinstance(body, dict) and "code" in body:
+            return ZohoAPIError(endpoint, status, str(body.get("code")),
+                                str(body.get("message", "")))
+        return ZohoProtocolError(f"{endpoint}: HTTP {status} without a Zoho error body")
+
+    def _data(self, endpoint: str, status: int, body: Any, key: str = "data") -> list[Any]:
+        """The ``key`` list of a read response (empty for 204/304), else a connector error."""
+        if status in (204, 304) or body is None:
+            return []
+        if status >= 400:
+            raise self._fail(endpoint, status, body)
+        items = body.get(key)
+        if not isinstance(items, list):
+            raise ZohoProtocolError(f"{endpoint}: response has no {key!r} list")
+        return items
+
+    # ------------------------------------------------------------------ schema helpers
+    def schema(self) -> SystemSchema:
+        if self._schema is None:
+            from runtime.dialects import get_dialect
+
+            self._schema = get_dialect("zoho").standard_schema()
+        return self._schema
+
+    def _field_types(self, module: str) -> dict[str, FieldType]:
+        o = self.schema().object(module)
+        return {f.api_name: f.type for f in o.fields} if o is not None else {}
+
+    def _read_fields(self, module: str) -> list[str] | None:
+        o = self.schema().object(module)
+        if o is None:
+            return None
+        names = [f.api_name for f in o.fields if f.type not in (FieldType.id, FieldType.array)
+                 and not f.audit and f.api_name != self.external_id_field]
+        return [self.external_id_field, *names][:MAX_FIELDS]
+
+    # ------------------------------------------------------------------ record conversion
+    def _to_zoho(self, module: str, item: WriteItem, *, with_id: bool) -> dict[str, Any]:
+        types = self._field_types(module)
+        rec: dict[str, Any] = {}
+        for k, v in item.record.items():
+            t = types.get(k)
+            if t in (FieldType.lookup, FieldType.owner) and isinstance(v, str) and v:
+                ref: dict[str, Any] = {"id": v}
+                if module == "Notes" and k == "Parent_Id" and v in self._module_of:
+                    ref["module"] = {"api_name": self._module_of[v]}
+                v = ref
+            rec[k] = _jsonable(v)
+        if item.external_id is not None:
+            rec[self.external_id_field] = item.external_id
+        if with_id:
+            rec["id"] = item.dest_id
+        return rec
+
+    def _from_zoho(self, rec: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in rec.items():
+            if isinstance(v, dict) and "id" in v:
+                v = v["id"]
+            out[k] = v
+        out[EXTERNAL_ID_KEY] = rec.get(self.external_id_field)
+        return out
+
+    # ------------------------------------------------------------------ writes
+    def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._write("create", obj, items)
+
+    def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._write("update", obj, items)
+
+    def upsert(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._write("upsert", obj, items)
+
+    def _write(self, op: str, module: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for chunk in _chunks(list(items), MAX_BATCH):
+            out.extend(self._write_batch(op, module, chunk))
+        return out
+
+    def _write_batch(self, op: str, module: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        body: dict[str, Any] = {
+            "data": [self._to_zoho(module, it, with_id=op == "update") for it in items],
+            "trigger": [],
+        }
+        path = f"/{module}"
+        method = "POST"
+        if op == "upsert":
+            path += "/upsert"
+            body["duplicate_check_fields"] = [self.external_id_field]
+        elif op == "update":
+            method = "PUT"
+        endpoint = f"{method} /crm/v8{path}"
+        status, resp = self._request(method, path, op=op, json_body=body, write=True,
+                                     n=len(items))
+        results = resp.get("data") if isinstance(resp, dict) else None
+        if not isinstance(results, list):
+            if status >= 400:
+                raise self._fail(endpoint, status, resp)
+            raise ZohoProtocolError(f"{endpoint}: HTTP {status} response has no 'data' list")
+        out: list[WriteResult] = []
+        for item, res in zip(items, results, strict=False):  # request order, within this call
+            out.append(self._result(op, module, item.key, res))
+        return out  # keys without a result: the executor treats their outcome as unknown
+
+    def _result(self, op: str, module: str, key: str, res: Any) -> WriteResult:
+        if not isinstance(res, dict):
+            return WriteResult(key=key, ok=False, code="MALFORMED_RESULT",
+                               error="Zoho returned a result that is not an object")
+        code = str(res.get("code") or "")
+        details = res.get("details") if isinstance(res.get("details"), dict) else {}
+        if res.get("status") == "success" or code == "SUCCESS":
+            rid = details.get("id")
+            if not isinstance(rid, str) or not rid:
+                return WriteResult(key=key, ok=False, code="MALFORMED_RESULT",
+                                   error="success without details.id")
+            self._module_of[rid] = module
+            created = True if op == "create" else (res.get("action") != "update"
+                                                   if op == "upsert" else False)
+            return WriteResult(key=key, ok=True, dest_id=rid, created=created)
+        field = details.get("api_name") if isinstance(details.get("api_name"), str) else None
+        if field is None and isinstance(details.get("json_path"), str):
+            m = _PATH_FIELD.match(details["json_path"])
+            field = m.group(1) if m else None
+        message = str(res.get("message") or code.lower() or "rejected")
+        if code == "DUPLICATE_DATA":
+            dup = details.get("duplicate_record")
+            dup_id = dup.get("id") if isinstance(dup, dict) else details.get("id")
+            if dup_id:
+                message = f"{message} (existing record {dup_id})"
+        if code == "INVALID_DATA":
+            if details.get("expected_data_type"):
+                message += f" (expected {details['expected_data_type']})"
+            if details.get("maximum_length"):
+                message += f" (maximum length {details['maximum_length']})"
+        return WriteResult(key=key, ok=False, code=code or "ERROR", error=message, field=field,
+                           retryable=code in _RETRYABLE_CODES)
+
+    def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for chunk in _chunks(list(ids), MAX_BATCH):
+            path = f"/{obj}"
+            status, resp = self._request("DELETE", path, op="delete",
+                                         params={"ids": ",".join(chunk), "wf_trigger": "false"},
+                                         write=True, n=len(chunk))
+            results = resp.get("data") if isinstance(resp, dict) else None
+            if not isinstance(results, list):
+                if status >= 400:
+                    raise self._fail(f"DELETE /crm/v8{path}", status, resp)
+                raise ZohoProtocolError(f"DELETE /crm/v8{path}: response has no 'data' list")
+            for rid, res in zip(chunk, results, strict=False):
+                r = self._result("delete", obj, rid, res)
+                if r.ok:
+                    r.created = None
+                out.append(r)
+        return out
+
+    # ------------------------------------------------------------------ reads
+    def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        fields = self._read_fields(obj)
+        for chunk in _chunks(list(dict.fromkeys(ids)), MAX_BATCH):
+            params = {"ids": ",".join(chunk)}
+            if fields:
+                params["fields"] = ",".join(fields)
+            status, resp = self._request("GET", f"/{obj}", op="get", params=params)
+            for rec in self._data(f"GET /crm/v8/{obj}", status, resp):
+                if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                    out[rec["id"]] = self._from_zoho(rec)
+        return out
+
+    def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        ext = self.external_id_field
+        for chunk in _chunks(list(dict.fromkeys(external_ids)), COQL_IN_LIMIT):
+            query = (f"select id, {ext} from {obj} where {ext} in "
+                     f"({', '.join(_coql_str(v) for v in chunk)}) limit 200")
+            status, resp = self._request("POST", "/coql", op="find_by_external_id",
+                                         json_body={"select_query": query})
+            for rec in self._data("POST /crm/v8/coql", status, resp):
+                if isinstance(rec, dict) and isinstance(rec.get("id"), str) \
+                        and rec.get(ext) in chunk:
+                    out[rec[ext]] = rec["id"]
+                    self._module_of[rec["id"]] = obj
+        return out
+
+    def count(self, obj: str) -> int:
+        endpoint = f"GET /crm/v8/{obj}/actions/count"
+        status, resp = self._request("GET", f"/{obj}/actions/count", op="count")
+        if status >= 400:
+            raise self._fail(endpoint, status, resp)
+        n = resp.get("count") if isinstance(resp, dict) else None
+        if not isinstance(n, int):
+            raise ZohoProtocolError(f"{endpoint}: response has no integer 'count'")
+        return n
+
+    def list_records(self, obj: str, *, modified_since: str | None = None
+                     ) -> Iterable[dict[str, Any]]:
+        fields = self._read_fields(obj)
+        headers = {"If-Modified-Since": modified_since} if modified_since else None
+        token: str | None = None
+        out: list[dict[str, Any]] = []
+        while True:
+            params: dict[str, Any] = {"per_page": 200, "sort_by": "id", "sort_order": "asc"}
+            if fields:
+                params["fields"] = ",".join(fields)
+            if token:
+                params["page_token"] = token
+            status, resp = self._request("GET", f"/{obj}", op="list_records", params=params,
+                                         headers=headers)
+            out.extend(self._from_zoho(r) for r in self._data(f"GET /crm/v8/{obj}", status, resp)
+                       if isinstance(r, dict))
+            info = resp.get("info") if isinstance(resp, dict) else None
+            if not isinstance(info, dict) or not info.get("more_records"):
+                return out
+            token = info.get("next_page_token")
+            if not isinstance(token, str):
+                raise ZohoProtocolError(f"GET /crm/v8/{obj}: more_records without next_page_token")
+
+    def list_users(self) -> list[User]:
+        users: list[User] = []
+        page = 1
+        while True:
+            status, resp = self._request("GET", "/users", op="list_users",
+                                         params={"type": "ActiveUsers", "page": page,
+                                                 "per_page": 200})
+            for u in self._data("GET /crm/v8/users", status, resp, key="users"):
+                if not isinstance(u, dict) or not isinstance(u.get("id"), str):
+                    raise ZohoProtocolError("GET /crm/v8/users: a user without an id")
+                users.append(User(id=u["id"], email=str(u.get("email") or ""),
+                                  name=str(u.get("full_name") or ""),
+                                  active=u.get("status", "active") == "active"))
+            info = resp.get("info") if isinstance(resp, dict) else None
+            if not isinstance(info, dict) or not info.get("more_records"):
+                return users
+            page += 1
+
+    # ------------------------------------------------------------------ attachments
+    def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
+                          key: str) -> WriteResult:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
+                               error="attachment file not found")
+        if size > ATTACHMENT_LIMIT_BYTES:
+            return WriteResult(key=key, ok=False, code="FILE_SIZE_MORE_THAN_ALLOWED_SIZE",
+                               error=f"file is {size} bytes; Zoho allows "
+                                     f"{ATTACHMENT_LIMIT_BYTES} bytes")
+        if file_name.lower().endswith(".exe"):
+            return WriteResult(key=key, ok=False, code="INVALID_DATA",
+                               error="Zoho does not accept .exe attachments")
+        path_s = f"/{obj}/{record_id}/Attachments"
+        with p.open("rb") as fh:
+            status, resp = self._request("POST", path_s, op="upload_attachment",
+                                         files={"file": (file_name, fh)}, write=True, n=1)
+        results = resp.get("data") if isinstance(resp, dict) else None
+        if isinstance(results, list) and results:
+            r = self._result("create", obj, key, results[0])
+            return r
+        if status >= 400 and isinstance(resp, dict) and "code" in resp:
+            code = str(resp["code"])
+            return WriteResult(key=key, ok=False, code=code, error=str(resp.get("message", "")),
+                               retryable=code in _RETRYABLE_CODES)
+        raise ZohoProtocolError(f"POST /crm/v8{path_s}: response has no 'data' list")
+
+    # ------------------------------------------------------------------ settings
+    def metadata(self, module: str) -> dict[str, Any]:
+        """One module bundle for the dialect's metadata loader: fields + layouts."""
+        out: dict[str, Any] = {}
+        for what in ("fields", "layouts"):
+            endpoint = f"GET /crm/v8/settings/{what}"
+            status, resp = self._request("GET", f"/settings/{what}", op="metadata",
+                                         params={"module": module})
+            if status >= 400 or resp is None:
+                raise self._fail(endpoint, status, resp)
+            out[what] = resp
+        return out
+
+    def modules(self) -> dict[str, Any]:
+        status, resp = self._request("GET", "/settings/modules", op="metadata")
+        if status >= 400 or not isinstance(resp, dict) or "modules" not in resp:
+            raise self._fail("GET /crm/v8/settings/modules", status, resp)
+        return resp
+
+    def create_module(self, api_name: str, label: str | None = None,
+                      fields: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        body = {"modules": [{"api_name": api_name, "plural_label": label or api_name,
+                             "singular_label": label or api_name,
+                             **({"fields": fields} if fields else {})}]}
+        return self._settings_write("/settings/modules", body, "modules", None)
+
+    def create_fields(self, module: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._settings_write("/settings/fields", {"fields": fields}, "fields",
+                                    {"module": module})
+
+    def _settings_write(self, path: str, body: dict, key: str, params: dict | None
+                        ) -> dict[str, Any]:
+        endpoint = f"POST /crm/v8{path}"
+        status, resp = self._request("POST", path, op="schema", json_body=body, params=params,
+                                     write=True)
+        if not isinstance(resp, dict) or not isinstance(resp.get(key), list):
+            raise self._fail(endpoint, status, resp)
+        return resp
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+        for thing in self._owns:
+            thing.close()
+        self._owns = []
+
+    def __enter__(self) -> ZohoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def zoho_field_spec(field: Any) -> dict[str, Any]:
+    """A ``.fmap`` schema change's field (a :class:`FieldSchema`) as a field-create item."""
+    from runtime.dialects.zoho.sandbox import _ZOHO_DATA_TYPES
+
+    spec: dict[str, Any] = {"field_label": field.label or field.api_name.replace("_", " "),
+                            "api_name": field.api_name,
+                            "data_type": _ZOHO_DATA_TYPES.get(field.type, "text")}
+    if field.max_length:
+        spec["length"] = field.max_length
+    if field.picklist_values:
+        spec["pick_list_values"] = [{"display_value": v, "actual_value": v}
+                                    for v in field.picklist_values]
+    if field.type == FieldType.lookup and field.lookup_targets:
+        spec["lookup"] = {"module": {"api_name": field.lookup_targets[0]}}
+    if field.unique:
+        spec["unique"] = {"casesensitive": False}
+    if field.external_id:
+        spec["external"] = {"show": True, "type": "user"}
+    if field.required:
+        spec["system_mandatory"] = True
+    return spec
+
