@@ -101,7 +101,7 @@ def _target(s: Schemas, t: ir.TargetDecl, m: ir.Module, base: Path | None, shown
                         else "known dialects: " + ", ".join(exc.known)))
         return
     try:
-        schema = s.dialect.standard_schema()
+        schema = _standard(s.dialect)
     except SchemaLoadError as exc:
         out.append(_load_error(exc, t.span))
         return
@@ -151,15 +151,7 @@ def _load_snapshot(path: Path, shown: str, dialect: Dialect,
     """A saved SystemSchema, or the vendor's own metadata bundle (converted by the dialect)."""
     if path.suffix.lower() not in SCHEMA_SUFFIXES:
         raise SchemaLoadError(shown, "$", "unsupported schema file type; use .json, .yaml or .yml")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise SchemaLoadError(shown, "$", "file not found") from None
-    except OSError as exc:
-        raise SchemaLoadError(shown, "$", f"cannot read file: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise SchemaLoadError(shown, "$", f"not UTF-8 text (byte offset {exc.start})") from None
-    data = _parse(text, path.suffix.lower(), shown)
+    data = _load_data(path, shown)
     if isinstance(data, dict) and "system" in data:
         return schema_from_data(data, source_name=shown)
     try:
@@ -170,6 +162,36 @@ def _load_snapshot(path: Path, shown: str, dialect: Dialect,
         raise SchemaLoadError(shown, "$", f"unreadable {dialect.label} metadata: {exc}") from None
 
 
+def _load_data(path: Path, shown: str) -> Any:
+    """Parsed file contents, cached by (path, size, mtime): `fmap check` over many files, the
+    mutation bench and the tests read the same schema files again and again. Callers must not
+    mutate the result (schema_from_data builds new models from it)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SchemaLoadError(shown, "$", "file not found") from None
+    except OSError as exc:
+        raise SchemaLoadError(shown, "$", f"cannot read file: {exc.strerror or exc}") from None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _CACHE:
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except OSError as exc:
+            raise SchemaLoadError(shown, "$", f"cannot read file: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise SchemaLoadError(shown, "$", f"not UTF-8 text (byte offset {exc.start})") from None
+        if len(_CACHE) > 64:
+            _CACHE.clear()
+            _SOURCES.clear()
+        _CACHE[key] = _parse(text, path.suffix.lower(), shown)
+    return _CACHE[key]
+
+
+_CACHE: dict[tuple[str, int, int], Any] = {}
+_SOURCES: dict[tuple[int, str], tuple[Any, SystemSchema]] = {}
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _parse(text: str, suffix: str, shown: str) -> Any:
     if suffix == ".json":
         try:
@@ -178,7 +200,7 @@ def _parse(text: str, suffix: str, shown: str) -> Any:
             raise SchemaLoadError(shown, "$", f"invalid JSON at line {exc.lineno} column "
                                               f"{exc.colno}: {exc.msg}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -248,7 +270,32 @@ def _declared(schema: SystemSchema, m: ir.Module, s: Schemas) -> SystemSchema:
             fields=[f for f in implicit if f.api_name not in declared] + fields))
     if not overlay:
         return schema
-    return schema.merged(SystemSchema(system=schema.system, objects=overlay))
+    return _overlay(schema, overlay)
+
+
+def _overlay(base: SystemSchema, overlay: list[ObjectSchema]) -> SystemSchema:
+    """:meth:`SystemSchema.merged` without its deep copy: the layers below are shared, read-only
+    models (cached per process), and the declared layer is rebuilt on every check."""
+    objects = {o.api_name: o for o in base.objects}
+    for o in overlay:
+        if o.api_name in objects:
+            fields = {f.api_name: f for f in objects[o.api_name].fields}
+            fields.update({f.api_name: f for f in o.fields})
+            objects[o.api_name] = objects[o.api_name].model_copy(
+                update={"fields": list(fields.values())})
+        else:
+            objects[o.api_name] = o
+    return base.model_copy(update={"objects": list(objects.values())})
+
+
+_STANDARD: dict[str, SystemSchema] = {}
+
+
+def _standard(dialect: Dialect) -> SystemSchema:
+    """The dialect's standard schema, copied once per process; shared and never mutated."""
+    if dialect.name not in _STANDARD:
+        _STANDARD[dialect.name] = dialect.standard_schema()
+    return _STANDARD[dialect.name]
 
 
 # -------------------------------------------------------------------------------------- source
@@ -278,15 +325,13 @@ def _source(s: Schemas, src: ir.SourceDecl, base: Path | None, shown_base: Path,
         return
     path, shown = existing[0]
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-        schema = schema_from_data(_parse(text, path.suffix.lower(), shown), source_name=shown)
-        s.source = check_source_schema(schema, source_name=shown)
+        data = _load_data(path, shown)
+        key = (id(data), shown)
+        if key not in _SOURCES or _SOURCES[key][0] is not data:
+            schema = schema_from_data(data, source_name=shown)
+            _SOURCES[key] = (data, check_source_schema(schema, source_name=shown))
+        s.source = _SOURCES[key][1]  # shared and read-only, like the standard schemas
         s.source_file = shown
-    except UnicodeDecodeError as exc:
-        out.append(_load_error(SchemaLoadError(shown, "$", f"not UTF-8 text (byte offset "
-                                                          f"{exc.start})"), src.span))
-    except OSError as exc:
-        out.append(_load_error(SchemaLoadError(shown, "$", f"cannot read file: {exc}"), src.span))
     except SchemaLoadError as exc:
         out.append(_load_error(exc, src.span))
 
