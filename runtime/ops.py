@@ -127,9 +127,13 @@ def _text(v: Any) -> str:
     return str(v)
 
 
-def op_concat(a: Any, b: Any) -> str:
-    """`a ++ b`: text concatenation; missing and null count as empty text."""
-    return _text(a) + _text(b)
+def op_concat(*parts: Any) -> str:
+    """`a ++ b ++ c`: text concatenation; missing and null count as empty text. The compiler
+    flattens a chain of `++` into one call."""
+    out = ""
+    for p in parts:
+        out += p if p.__class__ is str else _text(p)
+    return out
 
 
 def _cmp_pair(a: Any, b: Any):
@@ -196,12 +200,22 @@ def truthy(v: Any) -> bool:
 
 
 def present(v: Any) -> bool:
-    """`??` takes the left side when it is present: not missing, null or blank text."""
-    return not is_blank(v)
+    """`??` takes the left side when it is present: not missing, null or blank text
+    (``not is_blank(v)``, inlined: it runs once per `??` per record)."""
+    if v.__class__ is str:
+        return v != "" and not v.isspace()
+    if v is MISSING or v is None:
+        return False
+    return not isinstance(v, str) or not v.isspace() and v != ""
 
 
 def ref_key(v: Any) -> str | None:
     """A lookup key as text (source keys are compared as text: CSV "12" and JSON 12 match)."""
+    if v.__class__ is str:
+        v = v.strip()
+        return v if v else None
+    if v.__class__ is int:
+        return str(v)
     if is_blank(v):
         return None
     if isinstance(v, Decimal) and v == v.to_integral_value():

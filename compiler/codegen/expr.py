@@ -18,7 +18,7 @@ from datetime import date, datetime
 from dsl import ir
 from dsl.builtins import BUILTINS
 
-__all__ = ["ExprCompiler", "ModuleConsts", "Scope"]
+__all__ = ["ExprCompiler", "ModuleConsts", "Scope", "is_boolean", "may_be_missing", "unparen"]
 
 _INLINE_STR = {"trim": "strip", "lower": "lower", "upper": "upper"}
 _CMP = {"<": "op_lt", "<=": "op_le", ">": "op_gt", ">=": "op_ge"}
@@ -109,6 +109,13 @@ class ExprCompiler:
     def compile(self, e, s: Scope) -> str:
         method = getattr(self, "_" + e.kind)
         return method(e, s)
+
+    def condition(self, e, s: Scope) -> str:
+        """``e`` as a Python bool (missing, null, "", false and 0 are false): comparisons and
+        boolean operators already are one, anything else goes through ``truthy``."""
+        if is_boolean(e):
+            return unparen(self.compile(e, s))
+        return f"{self.k.rt('truthy')}({unparen(self.compile(e, s))})"
 
     # ----------------------------------------------------------------- literals
     def _string(self, e, s):
@@ -231,11 +238,11 @@ class ExprCompiler:
             v = s.temp()
             left = self.compile(e.left, s)
             right = self.compile(e.right, s)
-            return f"({v} if {self.k.rt('present')}({v} := {left}) else {right})"
+            # str fast path inline; `present` decides for everything else
+            return (f"({v} if ({v} := {left}).__class__ is str and {v}.strip() "
+                    f"or {self.k.rt('present')}({v}) else {right})")
         if op in ("and", "or"):
-            t = self.k.rt("truthy")
-            return (f"({t}({unparen(self.compile(e.left, s))}) {op} "
-                    f"{t}({unparen(self.compile(e.right, s))}))")
+            return f"({self._operand(e.left, s)} {op} {self._operand(e.right, s)})"
         if op in ("in", "not in"):
             needle = self.compile(e.left, s)
             hay = self._const_set(e.right)
@@ -251,7 +258,15 @@ class ExprCompiler:
         if op in _CMP:
             return f"{self.k.rt(_CMP[op])}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
         if op == "++":
-            return f"{self.k.rt('op_concat')}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
+            parts = []
+            stack = [e]
+            while stack:  # flatten the (left-associative) chain, keeping operand order
+                node = stack.pop()
+                if node.kind == "binop" and node.op == "++":
+                    stack.extend((node.right, node.left))
+                else:
+                    parts.append(unparen(self.compile(node, s)))
+            return f"{self.k.rt('op_concat')}({', '.join(parts)})"
         return f"{self.k.rt(_ARITH[op])}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
 
     def _const_set(self, e) -> str | None:
@@ -268,13 +283,19 @@ class ExprCompiler:
         body = ", ".join(py_literal(v) for v in sorted(set(values), key=lambda x: (str(type(x)), str(x))))
         return self.k.const(f"frozenset({{{body}}})")
 
+    def _operand(self, e, s: Scope) -> str:
+        """A boolean operand of `and`/`or`/`not`, parenthesised unless it is a call."""
+        if is_boolean(e):
+            return self.compile(e, s)
+        return f"{self.k.rt('truthy')}({unparen(self.compile(e, s))})"
+
     def _unary(self, e: ir.UnaryOp, s: Scope) -> str:
         if e.op == "not":
-            return f"(not {self.k.rt('truthy')}({unparen(self.compile(e.operand, s))}))"
+            return f"(not {self._operand(e.operand, s)})"
         return f"{self.k.rt('op_neg')}({self.compile(e.operand, s)})"
 
     def _if(self, e: ir.CondExpr, s: Scope) -> str:
-        return (f"({self.compile(e.then, s)} if {self.k.rt('truthy')}({unparen(self.compile(e.cond, s))}) "
+        return (f"({self.compile(e.then, s)} if {self.condition(e.cond, s)} "
                 f"else {self.compile(e.otherwise, s)})")
 
     # ----------------------------------------------------------------- placeholders
@@ -288,4 +309,41 @@ class ExprCompiler:
 
 def _is_text_literal(e) -> bool:
     return e.kind == "string"
+
+
+_BOOL_OPS = frozenset({"==", "!=", "<", "<=", ">", ">=", "and", "or", "in", "not in"})
+
+
+def is_boolean(e) -> bool:
+    """The compiled expression always yields a Python bool (so needs no ``truthy``)."""
+    if e.kind == "bool":
+        return True
+    if e.kind == "binop":
+        return e.op in _BOOL_OPS
+    return e.kind == "unary" and e.op == "not"
+
+
+# functions that never return MISSING (they are null-aware and always produce a value)
+_NEVER_MISSING_FUNCS = frozenset({"count", "concat", "join", "length", "is_missing", "is_email",
+                                  "today"})
+
+
+def may_be_missing(e, valuemaps: dict[str, str] | None = None) -> bool:
+    """Whether the value can be MISSING (an assignment of it then writes nothing). Conservative:
+    True unless the expression's kind guarantees a value."""
+    k = e.kind
+    if k in ("string", "int", "decimal", "bool", "null", "date", "datetime", "list", "param",
+             "ref", "owner"):
+        return False
+    if k == "binop":
+        if e.op == "??":
+            return may_be_missing(e.right, valuemaps)
+        return e.op not in _BOOL_OPS and e.op != "++"
+    if k == "unary":
+        return e.op != "not"
+    if k == "if":
+        return may_be_missing(e.then, valuemaps) or may_be_missing(e.otherwise, valuemaps)
+    if k in ("call", "pipe"):
+        return e.func.value not in _NEVER_MISSING_FUNCS or e.func.value in (valuemaps or {})
+    return True
 

@@ -14,7 +14,7 @@ import jinja2
 
 from compiler.codegen.emitter import CodeWriter
 from compiler.codegen.pyformat import format_python
-from compiler.codegen.expr import ExprCompiler, ModuleConsts, Scope, unparen
+from compiler.codegen.expr import ExprCompiler, ModuleConsts, Scope, may_be_missing, unparen
 from dsl import ir
 from dsl.walk import map_exprs, walk
 
@@ -195,12 +195,9 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
     w.indent()
     w.writeline(f'"""value map {_pycomment(vm.name.value)} (line {line})"""')
     # missing always passes through (an assignment of missing writes nothing); null does
-    # unless the map lists `null` as a key
-    w.writeline(f"if value is {consts.rt('MISSING')}" + ("" if has_null_key else " or value is None")
-                + ":")
-    w.indent()
-    w.writeline("return value")
-    w.outdent()
+    # unless the map lists `null` as a key. Literal maps look the value up first (the common case:
+    # MISSING is never a key, None only when listed), then pass missing/null through.
+    passthrough = f"if value is {consts.rt('MISSING')}" + ("" if has_null_key else " or value is None")
     if literal_only:
         w.writeline("try:")
         w.indent()
@@ -210,7 +207,11 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
         w.indent()
         w.writeline("pass")
         w.outdent()
-    else:
+    w.writeline(passthrough + ":")
+    w.indent()
+    w.writeline("return value")
+    w.outdent()
+    if not literal_only:
         for e in vm.entries:
             cond = " or ".join(f"value == {ec.compile(k, scope)}" for k in e.keys)
             w.writeline(f"if {cond}:", e.span.line, f"valuemap {vm.name.value}")
@@ -253,21 +254,41 @@ def _emit_step(w, ec: ExprCompiler, consts: ModuleConsts, m, idx: int, vm_names,
         tscope = scope
     w.indent()
     w.writeline(f'"""{_pycomment(label)} (line {m.span.line})"""')
-    w.writeline("out = {}")
+    # one dict display, fields in .fmap order (evaluation order is the statements' order); a field
+    # whose value may be MISSING is then removed if it is (an assignment of missing writes nothing)
+    entries: list[tuple[str, str, int, str, bool]] = []  # (key, value, line, rule, may be missing)
     for s in m.body:
         if isinstance(s, ir.Assign):
             rule = f"{m.target.value}.{s.target.value}"
-            w.writeline(f"out[{s.target.value!r}] = {unparen(ec.compile(s.value, tscope))}",
-                        s.span.line, rule)
+            entries.append((s.target.value, ec.compile(s.value, tscope), s.span.line, rule,
+                            may_be_missing(s.value, vm_names)))
             fields.append(s.target.value)
             field_lines[s.target.value] = s.span.line
         elif isinstance(s, ir.AttachStmt):
-            name = ec.compile(s.file_name, tscope) if s.file_name is not None else "None"
-            w.writeline(
-                f"out['$attach'] = {consts.rt('Attachment')}({ec.compile(s.path, tscope)}, {name})",
-                s.span.line, f"{m.target.value} attachment",
-            )
-    w.writeline(f"return {consts.rt('drop_missing')}(out)")
+            name = unparen(ec.compile(s.file_name, tscope)) if s.file_name is not None else "None"
+            path = unparen(ec.compile(s.path, tscope))
+            entries.append(("$attach", f"{consts.rt('Attachment')}({path}, {name})", s.span.line,
+                            f"{m.target.value} attachment", False))
+    if len({e[0] for e in entries}) != len(entries):  # a field assigned twice: the last one wins
+        w.writeline("out = {}")
+        for key, value, line, rule, _missing in entries:
+            w.writeline(f"out[{key!r}] = {value}", line, rule)
+        w.writeline(f"return {consts.rt('drop_missing')}(out)")
+    else:
+        w.writeline("out = {" if entries else "out = {}")
+        if entries:
+            w.indent()
+            for key, value, line, rule, _missing in entries:
+                w.writeline(f"{key!r}: {value},", line, rule)
+            w.outdent()
+            w.writeline("}")
+        for key, _value, line, rule, missing in entries:
+            if missing:
+                w.writeline(f"if out[{key!r}] is {consts.rt('MISSING')}:", line, rule)
+                w.indent()
+                w.writeline(f"del out[{key!r}]", line, rule)
+                w.outdent()
+        w.writeline("return out")
     w.outdent()
     w.blank(2)
 
@@ -278,8 +299,10 @@ def _emit_step(w, ec: ExprCompiler, consts: ModuleConsts, m, idx: int, vm_names,
     if key_expr is not None:
         w.writeline(f"def k_{idx}(rec, parents, P):", key_line, f"{rule_prefix} key")
         w.indent()
-        w.writeline(f"return {consts.rt('key_str')}({unparen(ec.compile(key_expr, scope))})", key_line,
-                    f"{rule_prefix} key")
+        # str fast path inline (a stripped non-empty key); key_str converts or quarantines the rest
+        w.writeline(f"return (_k.strip() or {consts.rt('key_str')}(_k)) if (_k := "
+                    f"{unparen(ec.compile(key_expr, scope))}).__class__ is str else "
+                    f"{consts.rt('key_str')}(_k)", key_line, f"{rule_prefix} key")
         w.outdent()
         w.blank(2)
         key_fn = f"k_{idx}"
@@ -290,7 +313,7 @@ def _emit_step(w, ec: ExprCompiler, consts: ModuleConsts, m, idx: int, vm_names,
         line = m.route.span.line
         w.writeline(f"def w_{idx}(rec, parents, P):", line, f"{rule_prefix} where")
         w.indent()
-        w.writeline(f"return {consts.rt('truthy')}({unparen(ec.compile(m.route.cond, scope))})", line,
+        w.writeline(f"return {ec.condition(m.route.cond, scope)}", line,
                     f"{rule_prefix} where")
         w.outdent()
         w.blank(2)
@@ -301,7 +324,7 @@ def _emit_step(w, ec: ExprCompiler, consts: ModuleConsts, m, idx: int, vm_names,
     for j, s in enumerate(m.stmts(ir.SkipStmt), 1):
         w.writeline(f"def s_{idx}_{j}(rec, parents, P):", s.span.line, f"{rule_prefix} skip")
         w.indent()
-        w.writeline(f"return {consts.rt('truthy')}({unparen(ec.compile(s.cond, scope))})", s.span.line,
+        w.writeline(f"return {ec.condition(s.cond, scope)}", s.span.line,
                     f"{rule_prefix} skip")
         w.outdent()
         w.blank(2)
