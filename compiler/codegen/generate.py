@@ -38,9 +38,14 @@ def _pyrepr(value) -> str:
 
 
 def _pycomment(value: str) -> str:
-    """Text placed in a comment: one line, repr-escaped where it is not plain."""
-    text = repr(str(value))[1:-1]
-    return text.replace("\n", " ")
+    """Text placed in a comment or a docstring: one line, repr-escaped where it is not plain
+    (newlines, U+2028...), with every double quote escaped so no text can close a docstring."""
+    return repr(str(value))[1:-1].replace('"', '\\"')
+
+
+def _pydocrepr(value) -> str:
+    """``repr(value)`` for use inside a docstring (double quotes escaped)."""
+    return _pyrepr(value).replace('"', '\\"')
 
 
 @lru_cache(maxsize=1)
@@ -54,6 +59,7 @@ def _env() -> jinja2.Environment:
     )
     env.filters["pyrepr"] = _pyrepr
     env.filters["pycomment"] = _pycomment
+    env.filters["pydocrepr"] = _pydocrepr
     return env
 
 
