@@ -51,15 +51,16 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
                 include=None):
     from runtime.executor import LoadOptions, RunOptions, run_migration
     from runtime.sources import SourceError, open_source
-    from runtime.state import StateStore
+    from runtime.state import StateError, StateStore
     from runtime.targets import TargetError, open_target
 
     state_path = state or Path(".fmap") / f"{fmap_file.stem}.state.sqlite"
     state_path.parent.mkdir(parents=True, exist_ok=True)
     module, _compiled = compile_for_run(fmap_file, state_path.parent / "build", console)
     plan = module.PLAN
-    if dry_run:
-        target_uri = f"jsonl:{state_path.parent / 'dry-run'}"
+    if dry_run:  # same org users as the real target, so owners resolve as they will
+        query = target_uri.partition("?")[2]
+        target_uri = f"jsonl:{state_path.parent / 'dry-run'}" + (f"?{query}" if query else "")
     try:
         source = open_source(source_uri)
     except SourceError as exc:
@@ -98,8 +99,12 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
                           delta=delta, include=include,
                           load=LoadOptions(files_root=root, on_progress=on_load))
         with StateStore(state_path) as store:
-            result = run_migration(module, source, dest, store, state_path,
-                                   source_id=source_uri, options=opts)
+            try:
+                result = run_migration(module, source, dest, store, state_path,
+                                       source_id=source_uri, options=opts)
+            except StateError as exc:  # e.g. --resume of a completed run
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(code=2) from None
     source.close()
     dest.close()
     write_rebuild_reference(plan, state_path.parent / "reports")

@@ -102,8 +102,6 @@ def test_dry_run_writes_jsonl(proj):
     assert not (proj / "st" / "sandbox-zoho.sqlite").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG fmap/runcmd.py: --dry-run replaces the target with "
-                   "jsonl:<dir> and drops its users=, so any owners fallback stops the dry run")
 def test_dry_run_keeps_target_users(proj):
     r = fmap(*run_args(proj, "--dry-run", "--target", "sandbox:zoho?users=users.json"))
     assert r.exit_code == 0, r.output
@@ -158,8 +156,6 @@ def test_missing_target_is_usage_error(proj):
     assert "--target" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="BUG fmap/runcmd.py: StateError from resume_run "
-                   "(a completed or unknown run) escapes as a traceback instead of exit 2")
 def test_resume_a_finished_run_is_refused_cleanly(proj):
     assert fmap(*run_args(proj, "--target", "sandbox:zoho?users=users.json")).exit_code == 0
     r = fmap(*run_args(proj, "--target", "sandbox:zoho?users=users.json", "--resume", "1"))
