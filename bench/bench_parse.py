@@ -1,13 +1,28 @@
 """Parse + IR throughput on a generated 10,000-line .fmap (target: >= 20,000 lines/s).
 
-Prints lines/second for `dsl.parser.parse_text` (lexing, LALR parsing, IR construction) and, as a
-baseline in the same process, for Lark alone building a plain parse tree from the same grammar
-without positions, so the figure can be read as a ratio on any machine.
-Run: .venv/bin/python bench/bench_parse.py
+Measures `dsl.parser.parse_text` (lexing, LALR parsing, IR construction, comment collection) on a
+realistic generated mapping (bench/gen_fmap.py), and in the same process, on the same text:
+
+- `lark tree`: Lark alone (its contextual lexer, no transformer) building a plain parse tree. This
+  is the baseline to read the figure against: the machine may be shared and loaded, so absolute
+  lines/s vary run to run while the ratio stays put.
+- `lark + IRBuilder`: the previous pipeline, Lark's own lexer and parser loop running the same IR
+  builder (what `parse_text` did before the hand-written lexer and driver in `dsl/lexer.py`).
+- `lark tree, propagate_positions`: for reference.
+
+`propagate_positions` stays OFF in the real parser (PERFORMANCE.md: it roughly halves
+throughput, because Lark then computes and stores a position on every tree node). The IR does not
+need it: every span is built from tokens (`Token.line/column/end_line/end_column`) in the IR
+builder, and composite nodes cover their first and last child.
+
+Runs are interleaved and the best of N is kept for each variant, to damp noise from other load.
+Run: .venv/bin/python bench/bench_parse.py [lines] [--profile]
 """
 
 from __future__ import annotations
 
+import cProfile
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -19,34 +34,47 @@ from gen_fmap import generate  # noqa: E402
 from lark import Lark  # noqa: E402
 
 from dsl.parser import get_parser, parse_text  # noqa: E402
+from dsl.transform import IRBuilder  # noqa: E402
 
 
-def best_of(fn, n=5) -> float:
-    best = float("inf")
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def main(lines: int = 10_000) -> None:
+def main(lines: int = 10_000, rounds: int = 7, profile: bool = False) -> dict[str, float]:
     text = generate(lines)
+    n = text.count("\n")
     get_parser()
     r = parse_text(text, "bench.fmap")
     assert r.module is not None and not r.diagnostics, r.diagnostics[:3]
-    t_ir = best_of(lambda: parse_text(text, "bench.fmap"))
-    plain = Lark.open_from_package("grammar", "fmap.lark", ("",), parser="lalr")
-    t_tree = best_of(lambda: plain.parse(text))
+    if profile:
+        cProfile.runctx("parse_text(text, 'bench.fmap')", globals(), {"text": text}, "/tmp/parse.prof")
+        pstats.Stats("/tmp/parse.prof").sort_stats("tottime").print_stats(20)
+
+    tree = Lark.open_from_package("grammar", "fmap.lark", ("",), parser="lalr")
+    old = Lark.open_from_package("grammar", "fmap.lark", ("",), parser="lalr",
+                                 transformer=IRBuilder(), maybe_placeholders=True)
     pos = Lark.open_from_package("grammar", "fmap.lark", ("",), parser="lalr",
                                  propagate_positions=True)
-    t_pos = best_of(lambda: pos.parse(text))
-    print(f"lines: {lines}")
-    print(f"fmap parse+IR:                  {lines / t_ir:10,.0f} lines/s")
-    print(f"lark tree only (baseline):      {lines / t_tree:10,.0f} lines/s")
-    print(f"lark tree, propagate_positions: {lines / t_pos:10,.0f} lines/s")
-    print(f"ratio parse+IR / tree baseline: {t_tree / t_ir:.2f}x")
+    variants = {
+        "fmap parse_text (parse+IR)": lambda: parse_text(text, "bench.fmap"),
+        "lark tree (baseline)": lambda: tree.parse(text),
+        "lark + IRBuilder (previous)": lambda: old.parse(text),
+        "lark tree, propagate_positions": lambda: pos.parse(text),
+    }
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    rate = {name: n / t for name, t in best.items()}
+    print(f"lines: {n}")
+    for name, r_ in rate.items():
+        print(f"{name:32s} {r_:10,.0f} lines/s")
+    base = rate["lark tree (baseline)"]
+    print(f"ratio parse+IR / lark tree:       {rate['fmap parse_text (parse+IR)'] / base:.2f}x")
+    print(f"ratio parse+IR / previous:        "
+          f"{rate['fmap parse_text (parse+IR)'] / rate['lark + IRBuilder (previous)']:.2f}x")
+    return rate
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 10_000, profile="--profile" in sys.argv)

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import partial
 
-from lark import Token
+from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters
 from lark.lexer import Lexer
+from lark.visitors import _vargs_inline
 
 __all__ = ["FmapLexer", "COMMENTS", "KEYWORDS"]
 
@@ -227,7 +229,7 @@ class FastLALR:
     def __init__(self, lark_parser) -> None:
         inner = lark_parser.parser.parser.parser  # ParsingFrontend -> LALR_Parser -> _Parser
         table = inner.parse_table
-        callbacks = inner.callbacks
+        callbacks = _direct_callbacks(lark_parser, inner.callbacks)
         self.parse_conf = _ParseConf(table.states)
         self.start = table.start_states["start"]
         self.end = table.end_states["start"]
@@ -299,6 +301,42 @@ class FastLALR:
                     return values[-1]
         except UnexpectedCharacters:
             raise _Fallback from None
+
+
+def _direct_callbacks(lark_parser, callbacks: dict) -> dict:
+    """Lark's reduce callbacks with the transformer call made directly.
+
+    Lark wraps each `@v_args(inline=True)` transformer method in three layers of generic
+    dispatch (``apply_visit_wrapper`` -> ``_vargs_inline`` -> ``_VArgsWrapper.__call__``); we
+    call the bound method with the children instead. The per-rule wrapper chain (child filtering,
+    `_rule` inlining, ``?rule`` single-child expansion, ``[x]`` placeholders) is Lark's own,
+    reused unchanged. Rules without a transformer method build a ``Tree`` as Lark does (those are
+    the `_rule`/repetition helpers that the parent's child filter inlines)."""
+    builder = getattr(lark_parser, "_parse_tree_builder", None)
+    transformer = lark_parser.options.transformer
+    if builder is None or transformer is None:
+        return callbacks
+    out = dict(callbacks)
+    for rule, chain in builder.rule_builders:
+        name = rule.alias or rule.options.template_source or rule.origin.name
+        method = getattr(transformer, name, None)
+        if method is None:
+            f = partial(Tree, name)
+        elif getattr(method, "visit_wrapper", None) is _vargs_inline:
+            f = _inline_call(method.base_func)
+        else:
+            continue  # keep Lark's callback
+        for wrap in chain:
+            f = wrap(f)
+        out[rule] = f
+    return out
+
+
+def _inline_call(func):
+    def call(children):
+        return func(*children)
+
+    return call
 
 
 class _ParseConf:
