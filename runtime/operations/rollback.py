@@ -28,7 +28,7 @@ hashes) cannot be checked: it is counted as ``unverified`` and rolled back.
 op marks the ops it undid (``undone_by``), so what is left to do is always recomputed from the
 journal: a rollback killed midway resumes (sent deletes are checked with ``dest.get``; a record
 already gone is confirmed), and a second rollback finds nothing to do (a no-op, no run started).
-Deleting a record removes every id-map entry that points at it. When nothing but nothing is left
+Deleting a record removes every id-map entry that points at it. When nothing is left
 (no conflicts skipped, no failures) the run's status becomes ``rolled_back``.
 
 Not undone: attachments uploaded to records that existed before the run (the destination
@@ -227,7 +227,6 @@ class _Rollback:
             self.store.set_run_status(rb, "stopped")
 
     def _items(self) -> tuple[list[_Item], list[str]]:
-        rid = self.run.id
         ops = [o for o in self.store.ops(self.run.id, state="confirmed")
                if o.op in ("create", "upsert", "update") and o.destination_id]
         created: dict[tuple[str, str], _Item] = {}
@@ -258,7 +257,6 @@ class _Rollback:
             for f, v in (o.before_image or {}).items():
                 it.restore.setdefault(f, v)  # the earliest write's before-image wins
             it.undo.append(o.id)
-        del rid
         order = sorted(first_create, key=lambda m: -first_create[m])
         rank = {m: i for i, m in enumerate(order)}
         deletes = sorted(created.values(), key=lambda i: (rank[i.map], -i.first_op))

@@ -116,7 +116,7 @@ def test_reconciliation_explains_every_count(env):
     assert any("skipped: Accounts record c9 was not loaded" in x for x in con.explained)
     # every map's outcomes add up to what it extracted
     for o in rec.objects:
-        for m, c in o.per_map.items():
+        for c in o.per_map.values():
             assert c["extracted"] == sum(c[k] for k in ("created", "updated", "unchanged",
                                                         "skipped", "quarantined", "failed"))
     assert len(rec.spot_checks) == 4 and all(s.ok for s in rec.spot_checks)

@@ -137,7 +137,6 @@ def test_rollback_report(env, snap):
 
 def test_diff_section_for_the_sample_command():
     diffs = [RecordDiff("Contacts", "p1", [
-        FieldDiff(**{**compare_field("a@x.com", "b@x.com").__dict__}, ) if False else
         _named("Email", compare_field("a@x.com", "b@x.com")),
         _named("Last_Name", compare_field("Smith", "SMITH")),
     ])]
