@@ -256,7 +256,12 @@ def _attachments(store: StateStore, dest: Any, obj: str, maps: list[str], steps:
 def _summarise(r: ObjectReconciliation, primary: list[str]) -> None:
     keys = ("created", "updated", "unchanged", "skipped", "quarantined", "failed", "pending")
     for m, c in r.per_map.items():
-        what = "parent record(s) to update" if m not in primary else "source record(s)"
+        if m in primary:
+            what = "source record(s)"
+        elif m.endswith(":deferred"):
+            what = "loaded record(s) whose deferred lookups to fill"
+        else:
+            what = "parent record(s) to update"
         parts = [f"{c[k]} {k}" for k in keys if c.get(k)]
         r.explained.append(f"{m}: {c['extracted']} {what} = {' + '.join(parts) or 'nothing'}")
     for x in r.reasons:

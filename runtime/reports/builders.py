@@ -127,9 +127,11 @@ def build_load_order(plan: Any = None, *, journal_order: Iterable[str] = ()) -> 
     steps = list(getattr(plan, "steps", ()))
     if steps:
         names = [s.name for s in steps]
-        deps = {s.name: [d for d in s.depends_on if d in names] for s in steps}
+        earlier = {n: set(names[:i]) for i, n in enumerate(names)}
+        deps = {s.name: [d for d in s.depends_on if d in earlier[s.name]] for s in steps}
         for s in steps:  # a merge depends on the map it writes into
-            if s.kind == "merge" and s.target in names and s.target not in deps[s.name]:
+            if (s.kind == "merge" and s.target in earlier[s.name]
+                    and s.target not in deps[s.name]):
                 deps[s.name].append(s.target)
         info = {s.name: (s.target if s.kind != "merge" else f"{s.target} (merge)", s.kind)
                 for s in steps}
@@ -155,9 +157,8 @@ def build_load_order(plan: Any = None, *, journal_order: Iterable[str] = ()) -> 
         rows[d] = row + 1
         nodes.append({"name": f"{n}:deferred", "target": "deferred lookups", "kind": "deferred",
                       "depth": d, "row": row, "order": i})
-        deps[f"{n}:deferred"] = [x for x in names]
-    edges = [[d, n] for n in deps for d in deps[n] if not n.endswith(":deferred")]
-    edges += [[n.rsplit(":", 1)[0], n] for n in deps if n.endswith(":deferred")]
+        deps[f"{n}:deferred"] = [n]
+    edges = [[d, n] for n in deps for d in deps[n]]
     return {"nodes": nodes, "edges": edges,
             "width": 40 + 230 * (max((x["depth"] for x in nodes), default=0) + 1),
             "height": 30 + 70 * max(rows.values(), default=1)}

@@ -40,7 +40,7 @@ def test_report_command_writes_json_and_html(project):
     tmp, _, state = project
     res = runner.invoke(app, ["report", "1", "--state", str(state), "-o", str(tmp / "rep")])
     assert res.exit_code == 0, res.output
-    assert "6 record(s) moved" in res.output
+    assert "8 record(s) moved" in res.output
     data = json.loads((tmp / "rep" / "run.json").read_text())
     assert data["kind"] == "run" and data["summary"]["totals"]["quarantined"] == 1
     html = (tmp / "rep" / "run.html").read_text()
@@ -93,8 +93,9 @@ def test_plan_estimate(tmp_path):
     assert res.exit_code == 0, res.output
     out = res.stdout
     assert "API estimate: zoho, plan professional, 10 user(s)" in out
-    # Accounts 1 credit; Contacts 1,005; the merge 1,005 + 101 reads; list users 1
-    assert "2,113" in out and "55,000 credits per 24 h" in out
+    # Accounts 1 credit + its deferred lookup (1 update call, 1 read); Contacts 1,005;
+    # the merge 1,005 + 101 reads; list users 1
+    assert "2,115" in out and "55,000 credits per 24 h" in out
     bad = runner.invoke(app, ["plan", str(tmp_path / "ops.fmap"), "--estimate"])
     assert bad.exit_code == 2
     bad = runner.invoke(app, ["plan", str(tmp_path / "ops.fmap"), "--counts", "x=1",

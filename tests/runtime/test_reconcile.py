@@ -107,8 +107,10 @@ def test_reconciliation_explains_every_count(env):
     acc, con = objs["Accounts"], objs["Contacts"]
     assert (acc.source, acc.journal, acc.destination, acc.ours_in_destination) == (3, 2, 2, 2)
     assert acc.outcomes["quarantined"] == 1
-    assert acc.explained == ["Accounts: 3 source record(s) = 2 created + 1 quarantined",
-                             "Accounts: 1 quarantined: value not in value map `clinic_kind`"]
+    assert acc.explained == [
+        "Accounts: 3 source record(s) = 2 created + 1 quarantined",
+        "Accounts:deferred: 2 loaded record(s) whose deferred lookups to fill = 2 updated",
+        "Accounts: 1 quarantined: value not in value map `clinic_kind`"]
     assert con.source == 3 and con.destination == 2
     assert "Contacts: 3 source record(s) = 2 created + 1 skipped" in con.explained
     assert ("patients.appointments->Contacts: 2 parent record(s) to update = 2 updated"

@@ -166,7 +166,9 @@ def _named(name, d):
 def test_load_order_layout_from_plan(env):
     lo = build_load_order(env.plan)
     assert [(n["name"], n["depth"]) for n in lo["nodes"]] == [
-        ("Accounts", 0), ("Contacts", 1), ("patients.appointments->Contacts", 2)]
+        ("Accounts", 0), ("Contacts", 1), ("patients.appointments->Contacts", 2),
+        ("Accounts:deferred", 3)]
+    assert ["Accounts", "Accounts:deferred"] in lo["edges"]
     assert ["Accounts", "Contacts"] in lo["edges"]
     assert ["Contacts", "patients.appointments->Contacts"] in lo["edges"]
     chained = build_load_order(None, journal_order=["A", "B", "A"])

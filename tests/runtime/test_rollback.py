@@ -42,8 +42,9 @@ def two_runs(env):
     assert r1.status == "completed"
     s1 = env.dest.snapshot()
     env.edit_source("patients", "p1", last_name="Smithers", appointments=[{"id": "a1"}])
-    env.edit_source("clinics", "c1", phone="0999")
+    env.edit_source("clinics", "c1", phone="0999", parent_id="c2")  # + a deferred lookup
     r2 = env.run()
+    assert r2.counts["Accounts:deferred"]["updated"] == 1
     assert r2.counts["Contacts"]["updated"] == 1
     assert r2.counts["Accounts"]["updated"] == 1
     assert r2.counts["patients.appointments->Contacts"]["updated"] == 1
@@ -61,6 +62,10 @@ def test_rollback_of_update_run_restores_previous_snapshot(env):
     rb = env.state.get_run(res.rollback_run_id)
     assert rb.options["rollback_of"] == 2 and rb.status == "completed"
     assert {o.op for o in env.state.ops(rb.id)} == {"restore"}
+    # every write of run 2 (plain update, merge `step@map`, deferred `step:deferred@map`) undone
+    undone = {o.map: o.undone_by is not None for o in env.state.ops(2)}
+    assert undone == {"Accounts": True, "Contacts": True, "Accounts:deferred@Accounts": True,
+                      "patients.appointments->Contacts@Contacts": True}
     # the id map still knows the records (they were restored, not deleted)
     assert env.state.lookup("Contacts", "p1") is not None
 
