@@ -103,6 +103,11 @@ def cmd_rollback(run_id: int | None, state: Path, target: str, all_runs: bool, f
                           f"{len(r.conflicts)}" + (" (forced)" if force and r.conflicts else ""),
                           str(len(r.failed)), r.status + (" (no-op)" if r.noop else ""))
         console.print(table)
+        unverified = sum(r.unverified for r in results)
+        if unverified:
+            console.print(f"[yellow]{unverified} record(s) could not be checked for changes made "
+                          "after the migration: the journal holds no written values for them "
+                          "(the writer journaled request hashes only).[/yellow]")
         skipped = [c for r in results for c in r.conflicts if not c.forced]
         if skipped:
             console.print(f"[yellow]{len(skipped)} record(s) changed in the destination since the "

@@ -68,6 +68,8 @@ def test_rollback_command_then_noop(project):
     assert res.exit_code == 0, res.output
     assert sandbox_records(state) == 0
     assert "rolled_back" in res.output
+    if "could not be checked" in res.output:  # `fmap run` journals request hashes only
+        assert "no written values" in " ".join(res.output.split())
     again = runner.invoke(app, ["rollback", "--all", "--state", str(state), "--target", target,
                                 "-o", str(tmp / "rb2")])
     assert again.exit_code == 0, again.output
