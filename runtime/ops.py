@@ -139,10 +139,12 @@ def op_concat(*parts: Any) -> str:
 def _cmp_pair(a: Any, b: Any):
     if a is MISSING or b is MISSING or a is None or b is None:
         return None
+    # text against a number compares as a number; empty text (a CSV's empty cell) is no value,
+    # as in arithmetic, not a conversion error
     if isinstance(a, str) and isinstance(b, (int, Decimal)) and not isinstance(b, bool):
-        return _num(a, "compare"), b
+        return (_num(a, "compare"), b) if a.strip() else None
     if isinstance(b, str) and isinstance(a, (int, Decimal)) and not isinstance(a, bool):
-        return a, _num(b, "compare")
+        return (a, _num(b, "compare")) if b.strip() else None
     return a, b
 
 

@@ -1,0 +1,449 @@
+"""Code generation: snapshots of the generated module per language construct, determinism, the
+runtime import contract, lint/format cleanliness, and the behaviour of the generated transforms.
+
+Snapshots are real ``.py`` files (``__snapshots__/test_codegen/<fixture>.py``) so a
+``--snapshot-update`` review is a code review. Fixtures: ``tests/fixtures/codegen/*.fmap``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+import pytest
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+import runtime
+from compiler.check import check_path
+from compiler.compile import compile_checked
+from compiler.testing import load_module
+from runtime import ConversionError, Owner, QuarantineRecord, Ref, UnmappedValue, locate
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "codegen"
+NAMES = sorted(p.stem for p in FIXTURES.glob("*.fmap"))
+
+
+class PythonSnapshot(SingleFileSnapshotExtension):
+    """One generated module per file: ``TestGeneratedModule.test_snapshot[<fixture>].py`` (a name
+    pytest does not collect as a test file)."""
+
+    file_extension = "py"  # syrupy >= 5
+    _file_extension = "py"  # syrupy 4
+    _write_mode = WriteMode.TEXT
+
+
+@pytest.fixture
+def py_snapshot(snapshot):
+    return snapshot.use_extension(PythonSnapshot)
+
+
+def _display(name: str) -> str:
+    return f"tests/fixtures/codegen/{name}.fmap"
+
+
+def compile_fixture(name: str) -> str:
+    display = _display(name)
+    result = compile_checked(check_path(FIXTURES / f"{name}.fmap", display), display)
+    assert result.ok, [d.message for d in result.diagnostics]
+    return result.python
+
+
+@cache
+def generated(name: str) -> str:
+    return compile_fixture(name)
+
+
+@cache
+def module(name: str):
+    return load_module(generated(name), f"{_display(name)}.py", f"gen_{name}")
+
+
+# ------------------------------------------------------------------------------- shape
+
+
+class TestGeneratedModule:
+    @pytest.mark.parametrize("name", NAMES, ids=NAMES)
+    def test_snapshot(self, name, py_snapshot):
+        assert generated(name) == py_snapshot
+
+
+@pytest.mark.parametrize("name", ["valuemaps", "routing", "literals"])
+def test_compiling_twice_gives_identical_bytes(name):
+    first = compile_fixture(name).encode()
+    second = compile_fixture(name).encode()
+    assert first == second
+
+
+@pytest.mark.parametrize("name", NAMES, ids=NAMES)
+def test_imports_only_the_listed_runtime_api(name):
+    tree = ast.parse(generated(name))
+    imported: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            pytest.fail(f"`import {node.names[0].name}` in generated code")
+        if isinstance(node, ast.ImportFrom):
+            if node.module == "__future__":
+                assert [a.name for a in node.names] == ["annotations"]
+                continue
+            assert node.module == "runtime" and node.level == 0, node.module
+            imported.extend(a.name for a in node.names)
+    assert imported, "generated code imports nothing from runtime"
+    assert set(imported) <= set(runtime.__all__), set(imported) - set(runtime.__all__)
+    # no name leaves the fixed vocabulary: dunder access, exec/eval/open/__import__ never appear
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert not names & {"exec", "eval", "open", "__import__", "compile", "getattr", "globals"}
+    assert not any(isinstance(n, ast.Attribute) and n.attr.startswith("__")
+                   and n.attr != "__class__" for n in ast.walk(tree))
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("generated")
+    for name in NAMES:
+        (out / f"{name}.py").write_text(generated(name), encoding="utf-8")
+    return out
+
+
+def _ruff(*args: str) -> subprocess.CompletedProcess:
+    from ruff.__main__ import find_ruff_bin
+
+    return subprocess.run([str(find_ruff_bin()), *args], capture_output=True, text=True,
+                          check=False)
+
+
+def test_generated_code_passes_ruff_check(written):
+    proc = _ruff("check", "--isolated", "--no-cache", "--select", "E,F,W,I,B,UP",
+                 "--line-length", "100", "--config", "lint.isort.combine-as-imports=true",
+                 "--config", "lint.isort.case-sensitive=false", str(written))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_generated_code_is_ruff_formatted(written):
+    proc = _ruff("format", "--isolated", "--no-cache", "--check", "--line-length", "100",
+                 "--config", "format.quote-style='preserve'", str(written))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_header_names_source_checksum_and_version():
+    src = generated("routing")
+    m = module("routing")
+    assert src.startswith("# Generated by fmap ")
+    assert m.FMAP_PATH == "tests/fixtures/codegen/routing.fmap"
+    assert re.fullmatch(r"[0-9a-f]{64}", m.FMAP_SHA256)
+    assert m.PLAN.fmap_sha256 == m.FMAP_SHA256 and m.PLAN.compiler_version == m.COMPILER_VERSION
+
+
+# ------------------------------------------------------------------------------- behaviour
+
+P0 = None
+
+
+def _step(mod, name):
+    return mod.PLAN.step(name)
+
+
+def run(name: str, step: str, rec: dict, parents: tuple = ()):
+    mod = module(name)
+    s = _step(mod, step)
+    return s.transform(rec, parents, mod.PARAMS)
+
+
+class TestMissingNullEmpty:
+    def test_missing_writes_nothing_null_clears_empty_stays(self):
+        out = run("operators", "Contacts", {"id": "1", "s": None})
+        assert "Lower" not in run("operators", "Contacts", {"id": "1"})
+        assert out["Lower"] is None and out["Pipe"] is None
+        out = run("operators", "Contacts", {"id": "1", "s": ""})
+        assert out["Lower"] == "" and out["Pipe"] == ""
+
+    def test_inline_str_fast_paths_and_their_fallback(self):
+        out = run("operators", "Contacts", {"id": "1", "s": "  MiXed "})
+        assert out["Pipe"] == "MIXED" and out["Lower"] == "  mixed "
+
+    def test_arithmetic_is_decimal_and_null_safe(self):
+        out = run("operators", "Contacts", {"id": "1", "a": "7.5", "b": 2})
+        assert out["Add"] == Decimal("9.5") and out["Sub"] == Decimal("5.5")
+        assert out["Mul"] == Decimal("15.0") and out["Div"] == Decimal("3.75")
+        assert out["Mod"] == Decimal("1.5") and out["Neg"] == Decimal("-7.5")
+        assert out["Lt"] is False and out["Ge"] is True and out["Eq"] is False
+        out = run("operators", "Contacts", {"id": "1", "a": None, "b": 1})
+        assert out["Add"] is None and out["Neg"] is None and out["Div"] is None
+        assert out["Lt"] is False and out["Eq"] is False and out["Ne"] is True
+        out = run("operators", "Contacts", {"id": "1", "a": None})  # missing wins over null
+        assert "Add" not in out and out["Neg"] is None
+        assert run("operators", "Contacts", {"id": "1", "a": "", "b": 1})["Add"] is None
+        with pytest.raises(ConversionError):
+            run("operators", "Contacts", {"id": "1", "a": "abc", "b": 1})
+        with pytest.raises(ConversionError):
+            run("operators", "Contacts", {"id": "1", "a": 1, "b": 0})
+
+    def test_concat_counts_missing_and_null_as_empty(self):
+        assert run("operators", "Contacts", {"id": "1", "s": "a", "t": None})["Concat"] == "a-"
+        assert run("operators", "Contacts", {"id": "1", "t": 3})["Concat"] == "-3"
+        assert run("operators", "Contacts", {"id": "1", "s": True, "t": "x"})["Concat"] == "true-x"
+
+    def test_coalesce_skips_missing_null_and_blank(self):
+        assert run("operators", "Contacts", {"id": "1", "s": "  ", "t": None})["Coalesce"] == "none"
+        assert run("operators", "Contacts", {"id": "1", "s": "", "t": "T"})["Coalesce"] == "T"
+        assert run("operators", "Contacts", {"id": "1", "s": 0})["Coalesce"] == 0
+        assert run("operators", "Contacts", {"id": "1", "s": " s "})["Coalesce"] == " s "
+
+    def test_boolean_operators_and_membership(self):
+        out = run("operators", "Contacts", {"id": "1", "p": "yes", "q": 0, "s": "x"})
+        assert (out["And"], out["Or"], out["Not"]) == (False, True, False)
+        assert (out["In_Const"], out["Not_In"], out["In_Param"]) == (True, False, True)
+        assert (out["Eq_Text"], out["Ne_Text"]) == (True, False)
+        out = run("operators", "Contacts", {"id": "1", "s": "X"})
+        assert (out["In_Const"], out["Not_In"], out["In_Param"]) == (False, True, False)
+        out = run("operators", "Contacts", {"id": "1"})
+        assert (out["And"], out["Or"], out["Not"], out["In_Const"]) == (False, False, True, False)
+
+    def test_paths_index_and_nesting(self):
+        out = run("operators", "Contacts", {"id": "1", "address": {"postcode": "AB1"},
+                                            "phones": ["0700", "0800"]})
+        assert out["Nested"] == "AB1" and out["Index"] == "0700"
+        out = run("operators", "Contacts", {"id": "1", "address": None, "phones": []})
+        assert out["Nested"] is None and "Index" not in out
+
+    def test_if_then_else(self):
+        assert run("operators", "Contacts", {"id": "1", "a": 3})["Cond"] == "positive"
+        assert run("operators", "Contacts", {"id": "1"})["Cond"] == "not positive"
+
+    def test_field_order_follows_the_fmap(self):
+        out = run("operators", "Contacts", {"id": "1", "a": 1, "b": 1, "s": "x", "t": "y",
+                                            "p": 1, "q": 1, "address": {}, "phones": [1]})
+        assert list(out)[:3] == ["Add", "Sub", "Mul"] and list(out)[-1] == "Index"
+
+
+class TestValueMaps:
+    def test_default_policy(self):
+        assert run("valuemaps", "Contacts", {"id": "1", "gender": "f"})["Gender"] == "Female"
+        assert run("valuemaps", "Contacts", {"id": "1", "gender": "X"})["Gender"] == "Unknown"
+        assert run("valuemaps", "Contacts", {"id": "1", "gender": None})["Gender"] is None
+        assert "Gender" not in run("valuemaps", "Contacts", {"id": "1"})
+        assert run("valuemaps", "Contacts", {"id": "1", "gender": ["M"]})["Gender"] == "Unknown"
+
+    def test_passthrough_policy(self):
+        assert run("valuemaps", "Contacts", {"id": "1", "title": "mr"})["Salutation"] == "Mr."
+        assert run("valuemaps", "Contacts", {"id": "1", "title": "Dr"})["Salutation"] == "Dr"
+
+    def test_error_policy_raises_unmapped_without_quarantine(self):
+        assert run("valuemaps", "Contacts", {"id": "1", "claim": "P"})["Claim"] == "Paid"
+        with pytest.raises(UnmappedValue) as exc:
+            run("valuemaps", "Contacts", {"id": "1", "claim": "Z"})
+        assert exc.value.valuemap == "claim_status" and exc.value.quarantine is False
+        assert exc.value.value == "Z" and "Z" not in str(exc.value)
+
+    def test_quarantine_policy_raises_unmapped_with_quarantine(self):
+        assert run("valuemaps", "Contacts", {"id": "1", "appt": "DNA"})["Appointment"] == "No Show"
+        with pytest.raises(UnmappedValue) as exc:
+            run("valuemaps", "Contacts", {"id": "1", "appt": "Tentative"})
+        assert exc.value.valuemap == "appointment_status" and exc.value.quarantine is True
+        assert run("valuemaps", "Contacts", {"id": "1", "appt": None})["Appointment"] is None
+
+    def test_null_key_and_param_default(self):
+        assert run("valuemaps", "Contacts", {"id": "1", "marital": None})["Marital"] == "Not given"
+        assert run("valuemaps", "Contacts", {"id": "1", "marital": 1})["Marital"] == "One"
+        assert run("valuemaps", "Contacts", {"id": "1", "marital": "Q"})["Marital"] == "Unknown"
+        assert "Marital" not in run("valuemaps", "Contacts", {"id": "1"})  # missing passes through
+        mod = module("valuemaps")
+        out = _step(mod, "Contacts").transform({"marital": "Q"}, (),
+                                                {**mod.PARAMS, "unknown_label": "n/a"})
+        assert out["Marital"] == "n/a"
+
+    def test_value_maps_are_dict_constants(self):
+        mod = module("valuemaps")
+        assert {"M": "Male", "F": "Female", "f": "Female"} in [
+            v for k, v in vars(mod).items() if k.startswith("VM_")]
+
+
+class TestLocate:
+    def test_conversion_error_names_the_field_line(self):
+        mod = module("nested")
+        step = _step(mod, "Events")
+        with pytest.raises(ConversionError) as exc:
+            step.transform({"id": "a", "start": "31/31/2020 10:00"}, ({"id": "p"},), mod.PARAMS)
+        assert locate(exc.value, mod)[0] == (14, "Events.Start")
+
+    def test_unmapped_value_names_field_then_value_map(self):
+        mod = module("valuemaps")
+        with pytest.raises(UnmappedValue) as exc:
+            _step(mod, "Contacts").transform({"claim": "??"}, (), mod.PARAMS)
+        where = locate(exc.value, mod)
+        assert where[0] == (42, "Contacts.Claim")
+        assert where[-1] == (22, "valuemap claim_status")
+
+    def test_missing_key_quarantines_with_the_key_line(self):
+        mod = module("routing")
+        step = _step(mod, "Contacts")
+        with pytest.raises(QuarantineRecord) as exc:
+            step.key({"id": "   "}, (), mod.PARAMS)
+        assert locate(exc.value, mod)[0] == (18, "Contacts key")
+        assert step.key({"id": " p1 "}, (), mod.PARAMS) == "p1"
+        assert step.key({"id": 12}, (), mod.PARAMS) == "12"
+
+    def test_every_table_entry_points_at_a_real_fmap_line(self):
+        for name in NAMES:
+            mod = module(name)
+            n_lines = (FIXTURES / f"{name}.fmap").read_text("utf-8").count("\n") + 1
+            n_py = generated(name).count("\n")
+            assert all(1 <= py <= n_py and 1 <= fl <= n_lines
+                       for py, (fl, _rule) in mod.FMAP_LINES.items()), name
+
+
+class TestRefsOwners:
+    def test_ref_and_owner_placeholders(self):
+        out = run("refs_owners", "Contacts", {"id": "p1", "clinic_id": 7,
+                                              "practitioner_email": "Dr@X.org"})
+        assert out["Account_Name"] == Ref(("Accounts",), "7")
+        assert out["Owner"] == Owner("Dr@X.org")
+
+    def test_ref_alternatives_keep_their_order(self):
+        out = run("refs_owners", "Events", {"id": "e1", "patient_id": " p1 ",
+                                            "practitioner_email": "Dr@X.org"})
+        assert out["Who_Id"] == Ref(("Contacts", "Leads"), "p1")
+        assert out["Owner"] == Owner("dr@x.org")
+
+    def test_blank_ref_key_means_no_reference(self):
+        out = run("refs_owners", "Events", {"id": "e1", "patient_id": ""})
+        assert out["Who_Id"] == Ref(("Contacts", "Leads"), None)
+
+    def test_owner_policies(self):
+        plan = module("refs_owners").PLAN
+        assert plan.owners["reject"] is False and plan.owners["by"] == "email"
+        assert plan.owners["fallback"](plan.params) == "practice.manager@example.com"
+        assert plan.owners["fallback"]({"fallback_owner": "ops@x.org"}) == "ops@x.org"
+        assert module("owners_reject").PLAN.owners == {"by": "email", "reject": True}
+
+
+class TestRouting:
+    def test_where_predicates(self):
+        mod = module("routing")
+        leads, vip, contacts = (_step(mod, n) for n in ("Leads", "vip_deals", "Contacts"))
+        P = mod.PARAMS
+        assert leads.route({"status": "Prospect", "appointments": []}, (), P) is True
+        assert leads.route({"status": "Prospect", "appointments": [{}]}, (), P) is False
+        assert leads.route({"status": "Active"}, (), P) is False
+        assert vip.route({"vip": True}, (), P) is True
+        assert vip.route({"vip": "yes"}, (), P) is False
+        assert contacts.route is None and contacts.otherwise is True
+        assert {leads.route_group, vip.route_group, contacts.route_group} == {"patients"}
+        assert not leads.otherwise and not vip.otherwise
+
+    def test_skip_rules(self):
+        mod = module("routing")
+        skips = _step(mod, "Contacts").skips
+        assert [(s.reason, s.line) for s in skips] == [
+            ("deleted in source", 20), ("skip rule at line 21", 21)]
+        assert skips[0].predicate({"status": "Deleted"}, (), mod.PARAMS) is True
+        assert skips[0].predicate({}, (), mod.PARAMS) is False
+        assert skips[1].predicate({"last_name": "TEST"}, (), mod.PARAMS) is True
+
+    def test_plan_order_and_names(self):
+        plan = module("refs_owners").PLAN
+        names = [s.name for s in plan.steps]
+        assert names.index("Accounts") < names.index("Contacts") < names.index("Events")
+        assert _step(module("routing"), "vip_deals").target == "Deals"
+
+
+class TestFanOutNestedMerges:
+    def test_fan_out(self):
+        mod = module("fanout")
+        rec = {"id": "p1", "first_name": "Ann", "last_name": "Lee", "nhs_number": "123"}
+        assert _step(mod, "Contacts").transform(rec, (), mod.PARAMS) == {"Last_Name": "Lee"}
+        details = _step(mod, "Patient_Details").transform(rec, (), mod.PARAMS)
+        assert details == {"Name": "Ann Lee", "Contact": Ref(("Contacts",), "p1"),
+                           "NHS_Number": "123"}
+        assert _step(mod, "Patient_Details").depends_on == ("Contacts",)
+
+    def test_nested_arrays_parent_and_grandparent(self):
+        mod = module("nested")
+        patient = {"id": "p1", "last_name": "Lee"}
+        plan = {"id": "t1", "name": "Braces"}
+        item = _step(mod, "Plan_Items")
+        assert item.path == ("treatment_plans", "items")
+        out = item.transform({"id": "i1", "procedure": "X-ray"}, (patient, plan), mod.PARAMS)
+        assert out == {"Procedure": "X-ray", "Plan": Ref(("Treatment_Plans",), "t1"),
+                       "Contact": Ref(("Contacts",), "p1"), "Surname": "Lee"}
+        ev = _step(mod, "Events").transform(
+            {"id": "a1", "type": "Check-up", "start": "2024-03-31 09:30"}, (patient,), mod.PARAMS)
+        assert ev["Event_Title"] == "Check-up appointment" and ev["Patient"] == "Lee"
+        assert ev["Start"] == datetime(2024, 3, 31, 8, 30, tzinfo=UTC)
+        assert ev["Who_Id"] == Ref(("Contacts",), "p1")
+
+    def test_merge_over_groups(self):
+        mod = module("merges")
+        merge = _step(mod, "patients.invoices->Persons")
+        assert merge.kind == "merge" and merge.mode == "update" and merge.target == "Persons"
+        group = [{"balance": "10.50", "paid_on": "2024-01-02", "number": "I1", "procedure": "A"},
+                 {"balance": 2, "paid_on": "2024-03-01", "number": "I2", "procedure": "B"},
+                 {"number": "I3", "procedure": None}]
+        out = merge.transform(group, mod.PARAMS)
+        assert out["Outstanding_Balance"] == Decimal("12.50")
+        assert out["Invoice_Count"] == 3 and out["First_Invoice"] == "I1"
+        assert out["Last_Payment_Date"] == "2024-03-01" and out["Procedures"].startswith("A, B")
+        assert merge.key({"number": "I1"}, ({"id": "p9"},), mod.PARAMS) == "p9"
+        flat = _step(mod, "payments->Persons")
+        assert flat.path == () and flat.key({"patient_id": 5}, (), mod.PARAMS) == "5"
+        assert flat.transform([{"amount": 1}, {"amount": "2.5", "paid_on": "x"}],
+                              mod.PARAMS) == {"Total_Paid": Decimal("3.5"), "Last_Paid": "x"}
+
+
+class TestStatementsAndLiterals:
+    def test_split_attach_sensitive_mode(self):
+        mod = module("statements")
+        contacts, notes = _step(mod, "Contacts"), _step(mod, "Notes")
+        docs, photos = _step(mod, "Attachments"), _step(mod, "photo_attachments")
+        assert contacts.mode == "create" and contacts.sensitive == frozenset({"Email", "NHS"})
+        assert notes.mode == "update" and notes.split.field == "Note_Content"
+        assert (notes.split.max, notes.split.prefix) == (32000, "({n}/{total}) ")
+        assert docs.attach.limit_bytes == 25 * 1024 * 1024 and docs.attach.oversize == "quarantine"
+        out = docs.transform({"id": "d", "patient_id": "p", "path": "a.pdf", "file_name": "A"},
+                             (), mod.PARAMS)
+        assert out["$attach"].path == "files/a.pdf" and out["$attach"].name == "A"
+        assert photos.transform({"path": "x.png"}, (), mod.PARAMS)["$attach"].name is None
+        assert photos.mode == "upsert" and photos.attach.limit_bytes is None
+        assert docs.skips[0].reason == "internal documents stay in the PMS"
+        out = notes.transform({"body": "<p>Hi&amp;bye</p>", "note_type": " "}, (), mod.PARAMS)
+        assert out["Note_Content"] == "Hi&bye" and out["Note_Title"] == "Clinical note"
+
+    def test_literals_of_every_type(self):
+        mod = module("literals")
+        out = _step(mod, "Contacts").transform({"first name": "A", "display name": None}, (),
+                                               mod.PARAMS)
+        assert out["Text"] == 'text with "quotes" and \\ and \n and \t'
+        assert out["Unicode"] == "caf\u00e9 \U0001f600" and out["Empty"] == ""
+        assert out["Int"] == 42 and type(out["Int"]) is int and out["Negative"] == -3
+        assert out["Decimal"] == Decimal("12.50") and str(out["Decimal"]) == "12.50"
+        assert out["True_"] is True and out["False_"] is False and out["Null"] is None
+        assert "Missing" not in out
+        assert out["Date"] == date(2024, 1, 31) and type(out["Date"]) is date
+        assert out["DateTime"] == datetime(2024, 1, 31, 9, 30, tzinfo=UTC)
+        assert out["List"] == ["a", 1, Decimal("2.5"), None]
+        assert out["First Name"] == "A" and out["Display Name"] is None
+
+    def test_params_and_target_options(self):
+        mod = module("literals")
+        p = mod.PLAN.params
+        assert p["text_param"] == "practice.manager@example.com" and p["int_param"] == 42
+        assert p["neg_param"] == -3 and p["decimal_param"] == Decimal("12.50")
+        assert p["bool_param"] is True and p["null_param"] is None
+        assert p["date_param"] == date(2024, 1, 31) and p["list_param"] == ["A", "B"]
+        assert p["dt_param"].utcoffset().total_seconds() == 3600
+        assert mod.PLAN.target_options == {"edition": "professional", "users": 12,
+                                           "audit_fields": True}
+        assert mod.PLAN.not_migrated == [
+            ("workflows", "Rebuild appointment reminders in Zoho Blueprint")]
+        out = _step(mod, "Contacts").transform({}, (), {**p, "int_param": 7})
+        assert out["From_Int"] == 7 and out["From_Date"] == date(2024, 1, 31)
+
+    def test_step_metadata(self):
+        s = _step(module("literals"), "Contacts")
+        assert s.fields[:2] == ("Text", "Unicode") and s.field_lines["Text"] == 18
+        assert s.source == "rows" and s.key is not None and s.line == 16
