@@ -42,8 +42,11 @@ class TokenBucket:
                 now = self.clock()
                 self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
                 self.last = now
-                if self.tokens >= cost:
-                    self.tokens -= cost
+                # a rounding slack: after sleeping the computed wait, the refill can fall short
+                # of ``cost`` by an ulp, and at a large clock value a tiny wait does not move the
+                # clock at all (``t + 1e-17 == t``): without it a fake clock spins forever
+                if self.tokens >= cost - 1e-9:
+                    self.tokens = max(0.0, self.tokens - cost)
                     return
                 wait = (cost - self.tokens) / self.rate
                 self.waited += wait
