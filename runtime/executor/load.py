@@ -371,6 +371,8 @@ class Loader:
 
     # ------------------------------------------------------------------ classify + send
     def _last_hashes(self, namespace: str, keys: list[str]) -> dict[str, str]:
+        """The request hash of each key's last confirmed write that no rollback undid: a record
+        whose payload hashes the same is unchanged and is not sent again."""
         out: dict[str, str] = {}
         conn: sqlite3.Connection = self.state.conn
         for i in range(0, len(keys), 500):
@@ -378,7 +380,8 @@ class Loader:
             marks = ",".join("?" * len(chunk))
             for k, h in conn.execute(
                 f"SELECT source_key, request_hash FROM ops WHERE map = ? AND state = 'confirmed' "
-                f"AND op IN ('create','upsert','update') AND source_key IN ({marks}) ORDER BY id",
+                f"AND op IN ('create','upsert','update') AND undone_by IS NULL "
+                f"AND source_key IN ({marks}) ORDER BY id",
                 (namespace, *chunk),
             ):
                 out[k] = h

@@ -266,12 +266,6 @@ def test_rollback_with_reopened_store_and_destination(env, tmp_path):
     env.dest = make_dest(env.module, tmp_path / "sandbox.sqlite")
 
 
-UNDONE_HASHES = ("executor: Loader._last_hashes must ignore ops a rollback undid (`AND undone_by "
-                 "IS NULL`); it finds the undone write's request hash and skips the record as "
-                 "unchanged")
-
-
-@pytest.mark.xfail(strict=True, reason=UNDONE_HASHES)
 def test_rerun_after_full_rollback_loads_everything_again(env):
     env.run()
     s1 = env.dest.snapshot(by="external_id")
@@ -281,7 +275,6 @@ def test_rerun_after_full_rollback_loads_everything_again(env):
     assert env.dest.snapshot(by="external_id") == s1  # the merge update is skipped: xfail
 
 
-@pytest.mark.xfail(strict=True, reason=UNDONE_HASHES)
 def test_rerun_after_rollback_of_update_run_reapplies_updates(env):
     two_runs(env)
     s2 = env.dest.snapshot()
