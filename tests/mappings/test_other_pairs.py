@@ -307,3 +307,30 @@ def test_delta_after_edits_creates_nothing_twice_then_rollback(env):
     results = rollback_all(env.store, env.dest)
     assert all(r.ok for r in results), [r.failed or r.conflicts for r in results]
     assert env.counts() == {o: 0 for o in env.objects()}
+
+
+def test_freshsales_patients_without_clinic_reference_the_unassigned_account(fast_tmp):
+    base = fast_tmp / "unassigned"
+    base.mkdir()
+    e = Env("freshsales", base, MAPPINGS / "samples" / "aeronaclinic_api")
+    path = e.src / "patients.json"
+    patients = json.loads(path.read_text("utf-8"))
+    orphans = [p for p in patients if p["status"] == "Active" and p["dob"]][:3]
+    for p in orphans:
+        p["clinic_id"] = None
+    path.write_text(json.dumps(patients), "utf-8")
+    try:
+        res = e.run()
+        assert res.ok, res.counts
+        assert res.counts["unassigned_account"]["created"] == 1
+        accounts = e.records("SalesAccount")
+        unassigned = [a for a in accounts if a["name"] == "Unassigned"]
+        assert len(unassigned) == 1 and len(accounts) == 5
+        by_key = {r["cf_source_system_id"]: r for r in e.records("Contact")}
+        for p in orphans:
+            assert by_key[str(p["id"])]["sales_account_id"] == unassigned[0]["id"]
+        others = [r for k, r in by_key.items() if k not in {str(p["id"]) for p in orphans}]
+        assert others and all(r["sales_account_id"] != unassigned[0]["id"] for r in others)
+    finally:
+        e.store.close()
+        e.dest.close()
