@@ -43,6 +43,13 @@ def _expand(paths: list[Path]) -> list[Path]:
     return out
 
 
+from fmap.sandboxcmd import app as _sandbox_app  # noqa: E402
+from fmap.schemacmd import app as _schema_app  # noqa: E402
+
+app.add_typer(_sandbox_app, name="sandbox")
+app.add_typer(_schema_app, name="schema")
+
+
 @app.callback()
 def _root() -> None:
     """fmap: mapping-DSL compiler and runtime for CRM data migrations."""

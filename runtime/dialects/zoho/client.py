@@ -60,7 +60,7 @@ from runtime.dialects.zoho.ratelimit import Tier, destination_rate_limit
 from runtime.schema.model import FieldType, SystemSchema
 
 __all__ = ["ZohoClient", "ZohoAPIError", "ZohoProtocolError", "DEFAULT_EXTERNAL_ID_FIELD",
-           "MAX_BATCH", "COQL_IN_LIMIT", "ATTACHMENT_LIMIT_BYTES"]
+           "MAX_BATCH", "COQL_IN_LIMIT", "ATTACHMENT_LIMIT_BYTES", "zoho_field_spec"]
 
 DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
 MAX_BATCH = 100
@@ -68,6 +68,8 @@ COQL_IN_LIMIT = 50
 MAX_FIELDS = 50  # `fields` parameter and COQL select columns
 ATTACHMENT_LIMIT_BYTES = 100 * 1024 * 1024
 EXTERNAL_ID_KEY = "$external_id"
+ATTACHMENT_MODULES = frozenset({"Attachments"})
+ATTACHMENT_PLACEHOLDER = "attachment:"
 _RETRYABLE_CODES = {"RECORD_LOCKED", "INTERNAL_ERROR", "RECORD_IN_BLUEPRINT"}
 _AUTH_CODES = {"INVALID_TOKEN", "AUTHENTICATION_FAILURE"}
 _PATH_FIELD = re.compile(r"^\$\.data\[\d+\]\.([^.\[]+)")
@@ -146,6 +148,8 @@ class ZohoClient:
             rate_limit=destination_rate_limit(self.tier))
         self.stats = CallStats()
         self._module_of: dict[str, str] = {}  # record id -> module (Notes' Parent_Id)
+        self._unsettled_uploads: set[str] = set()  # upload keys whose outcome is unknown
+        self._unknown_modules: set[str] = set()
 
     def __repr__(self) -> str:
         return f"ZohoClient(api={self.api_domain!r}, tier={self.tier.edition!r})"
@@ -248,8 +252,24 @@ class ZohoClient:
         return self._schema
 
     def _field_types(self, module: str) -> dict[str, FieldType]:
-        o = self.schema().object(module)
+        o = self.schema().object(module) or self._learn_module(module)
         return {f.api_name: f.type for f in o.fields} if o is not None else {}
+
+    def _learn_module(self, module: str):
+        """A module the bundled schema lacks (a custom module): read its fields from the org."""
+        if module in self._unknown_modules:
+            return None
+        self._unknown_modules.add(module)
+        from runtime.dialects.zoho.metadata import load_zoho_metadata
+        from runtime.schema.io import SchemaLoadError
+
+        try:
+            learned = load_zoho_metadata(self.metadata(module), source_name=f"{module} (org)",
+                                         object_name=module)
+        except (FatalError, SchemaLoadError):
+            return None
+        self._schema = self.schema().merged(learned)
+        return self._schema.object(module)
 
     def _read_fields(self, module: str) -> list[str] | None:
         o = self.schema().object(module)
@@ -267,8 +287,10 @@ class ZohoClient:
             t = types.get(k)
             if t in (FieldType.lookup, FieldType.owner) and isinstance(v, str) and v:
                 ref: dict[str, Any] = {"id": v}
-                if module == "Notes" and k == "Parent_Id" and v in self._module_of:
-                    ref["module"] = {"api_name": self._module_of[v]}
+                if module == "Notes" and k == "Parent_Id":
+                    parent = self._parent_module(module, v)
+                    if parent is not None:
+                        ref["module"] = {"api_name": parent}
                 v = ref
             rec[k] = _jsonable(v)
         if item.external_id is not None:
@@ -276,6 +298,26 @@ class ZohoClient:
         if with_id:
             rec["id"] = item.dest_id
         return rec
+
+    _PARENT_ORDER = ("Contacts", "Leads", "Accounts", "Deals")
+
+    def _parent_module(self, module: str, rid: str) -> str | None:
+        """The module of record ``rid`` (a Notes/Attachments parent): from the ids this client
+        wrote or found, else by asking each possible parent module (a resumed run)."""
+        if rid in self._module_of:
+            return self._module_of[rid]
+        o = self.schema().object(module)
+        f = o.field("Parent_Id") if o is not None else None
+        targets = list(f.lookup_targets) if f is not None else []
+        targets.sort(key=lambda t: (self._PARENT_ORDER.index(t) if t in self._PARENT_ORDER
+                                    else len(self._PARENT_ORDER)))
+        for t in targets:
+            status, resp = self._request("GET", f"/{t}/{rid}", op="get",
+                                         params={"fields": "id"})
+            if status == 200 and isinstance(resp, dict) and resp.get("data"):
+                self._module_of[rid] = t
+                return t
+        return None
 
     def _from_zoho(self, rec: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -297,6 +339,8 @@ class ZohoClient:
         return self._write("upsert", obj, items)
 
     def _write(self, op: str, module: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        if module in ATTACHMENT_MODULES:
+            return [self._attachment_placeholder(op, it) for it in items]
         out: list[WriteResult] = []
         for chunk in _chunks(list(items), MAX_BATCH):
             out.extend(self._write_batch(op, module, chunk))
@@ -359,6 +403,22 @@ class ZohoClient:
                 message += f" (maximum length {details['maximum_length']})"
         return WriteResult(key=key, ok=False, code=code or "ERROR", error=message, field=field,
                            retryable=code in _RETRYABLE_CODES)
+
+    def _attachment_placeholder(self, op: str, item: WriteItem) -> WriteResult:
+        """Zoho has no record API for attachments: a ``map ... -> Attachments`` record becomes a
+        placeholder id naming its parent (``attachment:<parent id>:<key>``); the file itself goes
+        up in :meth:`upload_attachment`, which the executor calls right after."""
+        parent = item.record.get("Parent_Id")
+        if isinstance(parent, dict):
+            parent = parent.get("id")
+        if op == "update":
+            return WriteResult(key=item.key, ok=False, code="NOT_SUPPORTED",
+                               error="Zoho attachments cannot be updated; upload a new file")
+        if not isinstance(parent, str) or not parent:
+            return WriteResult(key=item.key, ok=False, code="MANDATORY_NOT_FOUND",
+                               error="required field not found", field="Parent_Id")
+        return WriteResult(key=item.key, ok=True, created=True,
+                           dest_id=f"{ATTACHMENT_PLACEHOLDER}{parent}:{item.key}")
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
         out: list[WriteResult] = []
@@ -475,10 +535,28 @@ class ZohoClient:
         if file_name.lower().endswith(".exe"):
             return WriteResult(key=key, ok=False, code="INVALID_DATA",
                                error="Zoho does not accept .exe attachments")
+        if record_id.startswith(ATTACHMENT_PLACEHOLDER):
+            record_id = record_id[len(ATTACHMENT_PLACEHOLDER):].split(":", 1)[0]
+            parent = self._parent_module(obj, record_id)
+            if parent is None:
+                return WriteResult(key=key, ok=False, code="INVALID_DATA", field="Parent_Id",
+                                   error="the parent record was not found in any module")
+            obj = parent
         path_s = f"/{obj}/{record_id}/Attachments"
-        with p.open("rb") as fh:
-            status, resp = self._request("POST", path_s, op="upload_attachment",
-                                         files={"file": (file_name, fh)}, write=True, n=1)
+        if key in self._unsettled_uploads:  # a retry after an unknown outcome: look first
+            existing = self._find_attachment(obj, record_id, file_name, size)
+            if existing is not None:
+                self._unsettled_uploads.discard(key)
+                return WriteResult(key=key, ok=True, dest_id=existing, created=True)
+        try:
+            with p.open("rb") as fh:
+                status, resp = self._request("POST", path_s, op="upload_attachment",
+                                             files={"file": (file_name, fh)}, write=True, n=1)
+        except TransientError as exc:
+            if exc.maybe_committed:
+                self._unsettled_uploads.add(key)
+            raise
+        self._unsettled_uploads.discard(key)
         results = resp.get("data") if isinstance(resp, dict) else None
         if isinstance(results, list) and results:
             r = self._result("create", obj, key, results[0])
@@ -488,6 +566,21 @@ class ZohoClient:
             return WriteResult(key=key, ok=False, code=code, error=str(resp.get("message", "")),
                                retryable=code in _RETRYABLE_CODES)
         raise ZohoProtocolError(f"POST /crm/v8{path_s}: response has no 'data' list")
+
+    def list_attachments(self, obj: str, record_id: str) -> list[dict[str, Any]]:
+        """Attachments of one record: ``{"id", "File_Name", "Size"}`` items."""
+        status, resp = self._request("GET", f"/{obj}/{record_id}/Attachments", op="get",
+                                     params={"fields": "id,File_Name,Size"})
+        return [a for a in self._data(f"GET /crm/v8/{obj}/{record_id}/Attachments", status, resp)
+                if isinstance(a, dict)]
+
+    def _find_attachment(self, obj: str, record_id: str, file_name: str, size: int
+                         ) -> str | None:
+        for a in self.list_attachments(obj, record_id):
+            if a.get("File_Name") == file_name and str(a.get("Size")) == str(size) \
+                    and isinstance(a.get("id"), str):
+                return a["id"]
+        return None
 
     # ------------------------------------------------------------------ settings
     def metadata(self, module: str) -> dict[str, Any]:
