@@ -93,6 +93,16 @@ def test_fmap_test_blocks_pass(pair):
     assert re.search(r"(\d+) test\(s\): \1 passed, 0 failed", out.output), out.output
 
 
+def test_canonical_layout():
+    from typer.testing import CliRunner
+
+    from fmap.cli import app
+
+    files = [str(MAPPINGS / f"{p}.fmap") for p in sorted(PAIRS)] + [str(MAPPINGS / "common.fmap")]
+    out = CliRunner().invoke(app, ["fmt", "--check", *files])
+    assert out.exit_code == 0, out.output
+
+
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 def test_target_snapshot_matches_declarations(pair):
     """mappings/schemas/targets/<pair>.json holds every custom module and field the .fmap declares."""
