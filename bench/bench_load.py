@@ -1,0 +1,337 @@
+"""Load throughput, rate-limit efficiency and memory of the executor (fmap run below the CLI).
+
+The migration is the executor test fixture (tests/fixtures/executor/exec.fmap: clinics, patients
+with nested appointments, notes; routing, a merge, a split, a deferred Clinics<->Patients cycle)
+against its hand-written org, so every run exercises staging, preflight, the journal, refs, merges
+and deferred updates, not just a flat insert.
+
+1. **Throughput**: source records/s and written records/s into a file-backed SandboxStore (the
+   state store, stage and store in one directory; the state store commits with
+   ``synchronous=FULL``), no throttling, on local disk and on tmpfs (no fsync cost: what the
+   executor itself costs in CPU). Also the load phase alone (first write call to the end).
+2. **Rate limit**: a flat one-map migration (patients -> Prospects, 100 records per upsert call)
+   under ``RateLimit(per_window=20, window_seconds=1)``, (a) with an injected fake clock (sleep
+   advances it: the bucket's own logic, no CPU time) and (b) in real time. The ceiling for N calls
+   from a full bucket of C tokens at r calls/s is ``(N - C) / r`` seconds between the first and
+   the last call; the figure is ceiling / achieved (target >= 90%).
+3. **Memory**: peak RSS (``ru_maxrss``) of a child process running 100,000 and 1,000,000 source
+   records, streamed from JSONL, into a **null destination** (accepts every write, remembers
+   nothing: the SandboxStore is too slow for 1M in a benchmark and the JSONL writer keeps an index
+   of every record in memory, which is what we do not want to measure). Target: flat. Also reported
+   for the SandboxStore at 100,000 vs 20,000 records.
+
+Wall-clock figures depend on what else the machine runs (the shared 2-core box these were taken on
+had a load average of 10-17); CPU seconds are printed next to them.
+
+Run: .venv/bin/python bench/bench_load.py [--quick]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "executor"))
+
+import execfix  # noqa: E402
+
+from runtime.destinations.base import (  # noqa: E402
+    CallStats,
+    DestinationCapabilities,
+    RateLimit,
+    WriteResult,
+)
+from runtime.executor import LoadOptions, RunOptions, run_migration  # noqa: E402
+from runtime.sources import open_source  # noqa: E402
+from runtime.state import StateStore  # noqa: E402
+
+FLAT_FMAP = """migration "flat"
+source clinic
+target zoho "zoho_exec.json"
+
+map patients -> Prospects {
+  key id
+  Last_Name = last_name | trim
+}
+"""
+
+
+class NullDestination:
+    """Accepts every write and keeps nothing but counters."""
+
+    def __init__(self) -> None:
+        self.capabilities = DestinationCapabilities(name="null", batch_size=100,
+                                                    native_upsert=True, rate_limit=RateLimit())
+        self.stats = CallStats()
+        self._n = 0
+        self._schema = execfix.schema()
+
+    def schema(self):
+        return self._schema
+
+    def _ok(self, op, items, created):
+        self.stats.count_call(op, len(items))
+        out = []
+        for it in items:
+            if it.dest_id is None:
+                self._n += 1
+            out.append(WriteResult(key=it.key, ok=True, dest_id=it.dest_id or f"id{self._n}",
+                                   created=created))
+        return out
+
+    def create(self, obj, items):
+        return self._ok("create", items, True)
+
+    def upsert(self, obj, items):
+        return self._ok("upsert", items, True)
+
+    def update(self, obj, items):
+        return self._ok("update", items, None)
+
+    def get(self, obj, ids):
+        return {}
+
+    def find_by_external_id(self, obj, ids):
+        return {}
+
+    def list_users(self):
+        return execfix.users()
+
+    def close(self):
+        pass
+
+
+def write_jsonl_source(out: Path, n: int) -> int:
+    """About n records (clinics, patients with nested appointments, notes), streamed to JSONL."""
+    out.mkdir(parents=True, exist_ok=True)
+    n_clinics = max(4, n // 100)
+    n_patients = int(n * 0.45)
+    n_notes = int(n * 0.15)
+    n_appts = n - n_clinics - n_patients - n_notes
+    with (out / "clinics.jsonl").open("w") as fh:
+        for i in range(n_clinics):
+            fh.write(json.dumps({"id": f"c{i}", "name": f"Clinic {i}", "region": "NS"[i % 2],
+                                 "main_patient_id": f"p{i * 3}"}) + "\n")
+    a = 0
+    docs = ("doc@example.com", "doc2@example.com", "nobody@example.com")
+    with (out / "patients.jsonl").open("w") as fh:
+        for i in range(n_patients):
+            k = min(n_appts - a, (0, 1, 1, 2, 3)[i % 5] if a < n_appts else 0)
+            appts = [{"id": f"a{a + j}", "status": ("Booked", "DNA", "Done")[(a + j) % 3],
+                      "day": f"2024-{1 + (a + j) % 12:02d}-{1 + (a + j) % 28:02d}"}
+                     for j in range(max(k, 0))]
+            a += max(k, 0)
+            p = {"id": f"p{i}", "last_name": f" Name{i} ", "email": f"P{i}@Example.COM",
+                 "status": "Prospect" if i % 29 == 3 else "Active", "clinic_id": f"c{i % n_clinics}",
+                 "doctor": docs[i % 3], "dob": f"{1 + i % 28:02d}/{1 + i % 12:02d}/19{50 + i % 50}"}
+            if appts:
+                p["appointments"] = appts
+            fh.write(json.dumps(p) + "\n")
+    with (out / "notes.jsonl").open("w") as fh:
+        for i in range(n_notes):
+            body = f"note {i} " + "lorem ipsum dolor sit amet " * (4 if i % 9 == 0 else 1)
+            fh.write(json.dumps({"id": f"n{i}", "patient_id": f"p{(i * 7) % n_patients}",
+                                 "body": body.strip(), "kind": "CA"[i % 2]}) + "\n")
+    return n_clinics + n_patients + a + n_notes
+
+
+def _run(module, src: str, dest, work: Path, load: LoadOptions | None = None):
+    state = StateStore(work / "state.sqlite")
+    source = open_source(src)
+    try:
+        return run_migration(module, source, dest, state, work / "stage", source_id=src,
+                             options=RunOptions(load=load or LoadOptions()))
+    finally:
+        source.close()
+        state.close()
+
+
+class _Timed:
+    """Records the start time of every write call (to measure the load phase / call rate)."""
+
+    def __init__(self, inner, clock=time.perf_counter):
+        self._inner = inner
+        self.capabilities = inner.capabilities
+        self.clock = clock
+        self.starts: list[float] = []
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def create(self, obj, items):
+        self.starts.append(self.clock())
+        return self._inner.create(obj, items)
+
+    def upsert(self, obj, items):
+        self.starts.append(self.clock())
+        return self._inner.upsert(obj, items)
+
+    def update(self, obj, items):
+        self.starts.append(self.clock())
+        return self._inner.update(obj, items)
+
+
+def throughput(n: int, tmp: Path) -> dict:
+    module = execfix.compile_module(tmp / "build")
+    src = tmp / f"src{n}"
+    total = execfix.generate_source(src, n, seed=1)
+    records = sum(total.values())
+    work = tmp / f"tp{n}"
+    work.mkdir()
+    dest = _Timed(execfix.store(work / "store.sqlite"))
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = _run(module, str(src), dest, work)
+    t, cpu = time.perf_counter() - t0, time.process_time() - c0
+    written = res.stats.written
+    load_t = t0 + t - dest.starts[0]
+    return {"source_records": records, "written": written, "seconds": t, "cpu_s": cpu,
+            "source_records_per_cpu_s": records / cpu,
+            "source_records_per_s": records / t, "written_per_s": written / t,
+            "load_phase_s": load_t, "load_written_per_s": written / load_t,
+            "calls": res.stats.calls, "status": res.status}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += s
+
+
+def rate_limited(n: int, tmp: Path, fake: bool) -> dict:
+    module = execfix.compile_module(tmp / "build-flat", FLAT_FMAP, name="flat")
+    src = tmp / f"flat{n}"
+    src.mkdir(exist_ok=True)
+    (src / "patients.json").write_text(json.dumps(
+        [{"id": f"p{i}", "last_name": f"N{i}"} for i in range(n)]))
+    work = tmp / f"rl{n}-{'fake' if fake else 'real'}"
+    work.mkdir()
+    rl = RateLimit(per_window=20, window_seconds=1)
+    store = execfix.store(":memory:", rate_limit=rl)
+    if fake:
+        clock = FakeClock()
+        dest = _Timed(store, clock=clock.now)
+        opts = LoadOptions(clock=clock.now, sleep=clock.sleep)
+    else:
+        dest = _Timed(store, clock=time.monotonic)
+        opts = LoadOptions()
+    c0 = time.process_time()
+    res = _run(module, str(src), dest, work, opts)
+    cpu = time.process_time() - c0
+    calls = len(dest.starts)
+    elapsed = dest.starts[-1] - dest.starts[0]
+    ceiling = max(0, calls - rl.per_window) / (rl.per_window / rl.window_seconds)
+    return {"records": res.stats.written, "write_calls": calls, "elapsed_s": elapsed, "cpu_s": cpu,
+            "ceiling_s": ceiling, "share_of_ceiling": ceiling / elapsed if elapsed else 1.0,
+            "records_per_s": (res.stats.written - 100) / elapsed if elapsed else 0.0,
+            "ceiling_records_per_s": 100 * rl.per_window / rl.window_seconds}
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1048576
+
+
+def child_memory(n: int, dest_kind: str, tmp: Path) -> dict:
+    """Runs in a child process: RSS over a run of n source records. The source is written by a
+    grandchild and the module compiled before the baseline, so ``ru_maxrss`` (a high-water mark)
+    is not the generator's or the compiler's; RSS is also sampled during the run (every 1,000
+    staged records and every loaded batch)."""
+    src = tmp / f"jl{n}"
+    out = subprocess.run([sys.executable, __file__, "_gen", str(n), str(src)],
+                         capture_output=True, text=True, check=True)
+    records = int(out.stdout.strip())
+    module = execfix.compile_module(tmp / "build")
+    import gc
+
+    gc.collect()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    work = tmp / f"mem{n}"
+    work.mkdir()
+    dest = NullDestination() if dest_kind == "null" else execfix.store(work / "store.sqlite")
+    samples = [_rss_mib()]
+    state = StateStore(work / "state.sqlite")
+    source = open_source(f"jsonl:{src}")
+    opts = RunOptions(on_stage_progress=lambda o, k: samples.append(_rss_mib()),
+                      load=LoadOptions(on_progress=lambda s, d, t: samples.append(_rss_mib())))
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = run_migration(module, source, dest, state, work / "stage", source_id=str(src),
+                        options=opts)
+    t, cpu = time.perf_counter() - t0, time.process_time() - c0
+    source.close()
+    state.close()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"n": records, "dest": dest_kind, "status": res.status, "seconds": t, "cpu_s": cpu,
+            "peak_rss_mib": peak, "baseline_rss_mib": base, "start_rss_mib": samples[0],
+            "max_sampled_rss_mib": max(samples), "samples": len(samples),
+            "written": res.stats.written}
+
+
+def memory(n: int, dest_kind: str) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run([sys.executable, __file__, "_mem", str(n), dest_kind, d],
+                             capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["_gen"]:
+        print(write_jsonl_source(Path(argv[2]), int(argv[1])))
+        return
+    if argv[:1] == ["_mem"]:
+        print(json.dumps(child_memory(int(argv[1]), argv[2], Path(argv[3]))))
+        return
+    quick = "--quick" in argv
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        shm = Path("/dev/shm")
+        places = [("disk", tmp)]
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            places.append(("tmpfs", Path(tempfile.mkdtemp(dir=shm))))
+        for where, base in places:
+            tp = throughput(5_000 if quick else 20_000, base)
+            print(f"throughput into SandboxStore ({where}, no throttling): "
+                  f"{tp['source_records']:,} source records in {tp['seconds']:.2f}s = "
+                  f"{tp['source_records_per_s']:,.0f} source rec/s; {tp['written']:,} written = "
+                  f"{tp['written_per_s']:,.0f}/s; load phase {tp['load_phase_s']:.2f}s = "
+                  f"{tp['load_written_per_s']:,.0f} written/s ({tp['calls']} calls); CPU "
+                  f"{tp['cpu_s']:.2f}s = {tp['source_records_per_cpu_s']:,.0f} source rec per "
+                  f"CPU-second")
+            if base != tmp:
+                shutil.rmtree(base, ignore_errors=True)
+        for fake in (True, False):
+            n = (20_000 if quick else 100_000) if fake else (3_000 if quick else 6_000)
+            rl = rate_limited(n, tmp, fake)
+            print(f"rate limit 20 calls/s ({'fake clock' if fake else 'real time'}): "
+                  f"{rl['records']:,} records, {rl['write_calls']} calls in "
+                  f"{rl['elapsed_s']:.2f}s vs ceiling {rl['ceiling_s']:.2f}s = "
+                  f"{rl['share_of_ceiling']:.1%} of ceiling "
+                  f"({rl['records_per_s']:,.0f} of {rl['ceiling_records_per_s']:,.0f} rec/s; "
+                  f"run CPU {rl['cpu_s']:.2f}s)")
+    sizes = [(20_000, "store"), (100_000, "store")] if not quick else [(10_000, "store")]
+    sizes += [(100_000, "null"), (1_000_000, "null")] if not quick else [(50_000, "null")]
+    for n, kind in sizes:
+        m = memory(n, kind)
+        print(f"memory {kind:>5} n={m['n']:>9,}: peak RSS {m['peak_rss_mib']:.1f} MiB "
+              f"(before the run {m['baseline_rss_mib']:.1f}; sampled during the run "
+              f"{m['start_rss_mib']:.1f} -> max {m['max_sampled_rss_mib']:.1f} MiB over "
+              f"{m['samples']:,} samples), {m['seconds']:.1f}s wall, "
+              f"{m['cpu_s']:.1f}s CPU = {m['n'] / m['cpu_s']:,.0f} source rec per CPU-second, "
+              f"status {m['status']}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
