@@ -245,8 +245,8 @@ class FastLALR:
                 else:
                     r = by_rule.get(id(arg))
                     if r is None:
-                        r = by_rule[id(arg)] = (len(arg.expansion), str(arg.origin.name),
-                                                callbacks[arg])
+                        cb = None if _is_unit(arg) else callbacks[arg]
+                        r = by_rule[id(arg)] = (len(arg.expansion), str(arg.origin.name), cb)
                     row[sym] = (False, r)
             fast[st] = row
         self.table = fast
@@ -271,6 +271,10 @@ class FastLALR:
                         push_value(tok)
                         break
                     size, origin, cb = act[1]
+                    if cb is None:  # `?a: b`: the child is the value, only the state changes
+                        del stack[-1]
+                        push_state(table[stack[-1]][origin][1])
+                        continue
                     if size:
                         s = values[-size:]
                         del stack[-size:]
@@ -288,6 +292,12 @@ class FastLALR:
                 if act[0]:  # pragma: no cover - $END is never shifted
                     raise _Fallback
                 size, origin, cb = act[1]
+                if cb is None:
+                    del stack[-1]
+                    push_state(table[stack[-1]][origin][1])
+                    if stack[-1] == end:  # pragma: no cover - `start` is not a unit rule
+                        return values[-1]
+                    continue
                 if size:
                     s = values[-size:]
                     del stack[-size:]
@@ -301,6 +311,16 @@ class FastLALR:
                     return values[-1]
         except UnexpectedCharacters:
             raise _Fallback from None
+
+
+def _is_unit(rule) -> bool:
+    """`?a: b` with one non-inlined nonterminal and no `[..]` placeholder: Lark's callback would
+    return the child unchanged (ExpandSingleChild), so the driver skips the call."""
+    exp = rule.expansion
+    return bool(
+        rule.options.expand1 and not rule.alias and len(exp) == 1 and not exp[0].is_term
+        and not exp[0].name.startswith("_") and not any(rule.options.empty_indices or ())
+    )
 
 
 def _direct_callbacks(lark_parser, callbacks: dict) -> dict:
