@@ -4,6 +4,7 @@ diagnostics with valid spans, and neither the checker nor the formatter raises."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 from compiler.check import check_text
 from dsl.diagnostics import render_text
 from dsl.formatter import format_source
-from dsl.parser import parse_text
+from dsl.parser import get_parser, parse_text
 
 FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "fmap"
 TEXTS = [p.read_text() for p in sorted(FIXTURE_DIR.glob("*.fmap"))]
@@ -56,6 +57,19 @@ def mutated(draw):
     return text
 
 
+TERMINALS = {t.name for t in get_parser()[0].terminals} | {"$END"}
+QUOTED = re.compile(r"`[^`]*`|\"[^\"]*\"")
+
+
+def _assert_users_words(d) -> None:
+    """Syntax messages speak of `"}"`, "a name", "an expression", never of `_RBRACE` or `$END`
+    (user text quoted in backticks or double quotes is exempt)."""
+    for text in (d.message, d.hint or ""):
+        bare = QUOTED.sub("", text)
+        words = set(re.findall(r"\$?[A-Za-z_][A-Za-z0-9_]*", bare))
+        assert not {w for w in words if w in TERMINALS and not w.islower()}, text
+
+
 def _assert_span_valid(span, lines: list[str], what: str) -> None:
     assert 1 <= span.line <= len(lines), what
     assert 1 <= span.end_line <= len(lines), what
@@ -74,6 +88,8 @@ def test_mutated_mapping_never_crashes(text):
     if r.module is None:
         assert r.diagnostics, "no module and no diagnostic"
     for d in r.diagnostics:
+        if d.code.startswith("FM1"):
+            _assert_users_words(d)
         if d.span is not None:
             _assert_span_valid(d.span, lines, str(d))
         for rel in d.related:
