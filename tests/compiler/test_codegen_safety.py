@@ -149,7 +149,7 @@ def check(t: dict, calls: list) -> None:
     assert not calls, "a payload executed"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.filter_too_much,
                                                                   HealthCheck.function_scoped_fixture])
 @given(t=texts())
