@@ -150,6 +150,7 @@ class ZohoClient:
         self._module_of: dict[str, str] = {}  # record id -> module (Notes' Parent_Id)
         self._unsettled_uploads: set[str] = set()  # upload keys whose outcome is unknown
         self._unknown_modules: set[str] = set()
+        self._module_ids: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return f"ZohoClient(api={self.api_domain!r}, tier={self.tier.edition!r})"
@@ -290,7 +291,7 @@ class ZohoClient:
                 if module == "Notes" and k == "Parent_Id":
                     parent = self._parent_module(module, v)
                     if parent is not None:
-                        ref["module"] = {"api_name": parent}
+                        ref["module"] = self._module_ref(parent)
                 v = ref
             rec[k] = _jsonable(v)
         if item.external_id is not None:
@@ -300,6 +301,22 @@ class ZohoClient:
         return rec
 
     _PARENT_ORDER = ("Contacts", "Leads", "Accounts", "Deals")
+
+    def _module_ref(self, api_name: str) -> dict[str, str]:
+        """``{"api_name", "id"}`` (the spec's Minified_Module); module ids are read once."""
+        if self._module_ids is None:
+            self._module_ids = {}
+            try:
+                for m in self.modules().get("modules", []):
+                    if isinstance(m, dict) and isinstance(m.get("api_name"), str) \
+                            and isinstance(m.get("id"), str):
+                        self._module_ids[m["api_name"]] = m["id"]
+            except FatalError:
+                pass  # without ids Zoho still resolves the module by api_name
+        ref = {"api_name": api_name}
+        if api_name in self._module_ids:
+            ref["id"] = self._module_ids[api_name]
+        return ref
 
     def _parent_module(self, module: str, rid: str) -> str | None:
         """The module of record ``rid`` (a Notes/Attachments parent): from the ids this client

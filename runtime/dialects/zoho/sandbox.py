@@ -529,7 +529,8 @@ class ZohoSandbox:
             m = re.search(r"record (\S+)", r.error or "")
             dup_id = m.group(1) if m else ""
             return self._item_error("DUPLICATE_DATA", "duplicate data", i, field, id=dup_id,
-                                    duplicate_record={"id": dup_id, "module": {"api_name": module}},
+                                    duplicate_record={"id": dup_id, "module": {
+                                        "api_name": module, "id": _field_id("module", module)}},
                                     more_records=False)
         if code in ("NOT_FOUND", "ENTITY_IS_DELETED"):
             return self._item_error("INVALID_DATA", "the id given seems to be invalid", i, "id")
@@ -545,7 +546,8 @@ class ZohoSandbox:
         if code == "INVALID_TYPE" and f is not None:
             extra["expected_data_type"] = _ZOHO_DATA_TYPES.get(f.type, "text")
         if code == "STRING_TOO_LONG" and f is not None and f.max_length:
-            extra["maximum_length"] = str(f.max_length)
+            # record.json types it as a string, notes.json as an integer
+            extra["maximum_length"] = f.max_length if module == "Notes" else str(f.max_length)
         if code == "INVALID_REFERENCE":
             return self._item_error("INVALID_DATA", "the id given seems to be invalid", i, field,
                                     **extra)
@@ -590,7 +592,7 @@ class ZohoSandbox:
                 if k == "Parent_Id" or len(f.lookup_targets) > 1:
                     target = self._module_of(v, f.lookup_targets)
                     if target:
-                        ref["module"] = {"api_name": target}
+                        ref["module"] = {"api_name": target, "id": _field_id("module", target)}
                 v = ref
             out[k] = v
         if fields is None or self.external_id_field in fields:
@@ -796,8 +798,16 @@ class ZohoSandbox:
         rows = self.store.attachments(module, record_id)
         if not rows:
             return 204, {}, b""
+        admin = self._user_ref(None)
+        user = {"name": admin["name"], "id": admin["id"]}
+        now = _now_iso()
         return _json(200, {"data": [{"id": a["id"], "File_Name": a["name"], "Size": str(a["size"]),
-                                     "Parent_Id": {"id": record_id, "module": {"api_name": module}}}
+                                     "Parent_Id": {"id": record_id, "name": ""},
+                                     "$se_module": module, "Owner": user, "Created_By": user,
+                                     "Modified_By": user, "Created_Time": now,
+                                     "Modified_Time": now, "$editable": True,
+                                     "$file_id": a["sha256"], "$type": "Attachment",
+                                     "$state": "save", "$link_url": None}
                                     for a in rows],
                            "info": {"per_page": len(rows), "count": len(rows), "page": 1,
                                     "more_records": False}})
@@ -857,6 +867,7 @@ class ZohoSandbox:
 
     def _module_meta(self, o: ObjectSchema) -> dict[str, Any]:
         return {"api_name": o.api_name, "module_name": o.api_name,
+                "id": o.vendor.get("id") or _field_id("module", o.api_name),
                 "singular_label": o.label or o.api_name,
                 "plural_label": o.plural_label or o.api_name,
                 "generated_type": "custom" if o.custom else "default",
