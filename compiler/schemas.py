@@ -43,9 +43,6 @@ __all__ = ["Schemas", "resolve_schemas", "declared_field", "SCHEMA_SUFFIXES"]
 
 SCHEMA_SUFFIXES = (".json", ".yaml", ".yml")
 # The field a new custom module gets for its record name, per dialect.
-_NAME_FIELD = {"zoho": "Name", "salesforce": "Name", "freshsales": "name"}
-
-
 @dataclass
 class Schemas:
     """What the schema checks know. Any member may be None: that family of checks is skipped."""
@@ -256,14 +253,8 @@ def _declared(schema: SystemSchema, m: ir.Module, s: Schemas) -> SystemSchema:
                 continue  # FM305 (checks.target_names): extending an object that does not exist
             overlay.append(ObjectSchema(api_name=name, fields=fields))
             continue
-        implicit = [FieldSchema(api_name="id", type=FieldType.id, read_only=True)]
-        owner = dialect.owner_field_for(name) if dialect else None
-        if owner:
-            implicit.append(FieldSchema(api_name=owner, type=FieldType.owner,
-                                        lookup_targets=["Users"]))
-        name_field = _NAME_FIELD.get(dialect.name if dialect else "")
-        if name_field:
-            implicit.append(FieldSchema(api_name=name_field, type=FieldType.text, max_length=255))
+        implicit = (dialect.custom_object_fields(name) if dialect
+                    else [FieldSchema(api_name="id", type=FieldType.id, read_only=True)])
         declared = {f.api_name for f in fields}
         overlay.append(ObjectSchema(
             api_name=name, label=sd.label, custom=True,

@@ -35,7 +35,7 @@ def execute_profile(fmap_file: Path, source_uri: str, target_uri: str | None,
     if dialect is not None:
         from runtime.schema.changes import apply_changes
 
-        schema = apply_changes(dialect.standard_schema(), list(plan.schema_changes))
+        schema = apply_changes(dialect.standard_schema(), list(plan.schema_changes), dialect)
         limit = dialect.attachment_limit_bytes
     if target_uri:
         try:

@@ -65,7 +65,7 @@ def open_target(uri: str, *, schema_changes: list[dict] | None = None,
             dialect = get_dialect(rest)
         except UnknownDialect as exc:
             raise TargetError(str(exc)) from None
-        schema = apply_changes(dialect.standard_schema(), schema_changes or [])
+        schema = apply_changes(dialect.standard_schema(), schema_changes or [], dialect)
         db = Path(opts.get("db") or state_dir / f"sandbox-{dialect.name}.sqlite")
         db.parent.mkdir(parents=True, exist_ok=True)
         users = sandbox_users(opts.get("users"))

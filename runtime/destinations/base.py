@@ -145,7 +145,15 @@ class Destination(Protocol):
         ...
 
     def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
-                          key: str) -> WriteResult: ...
+                          key: str) -> WriteResult:
+        """Upload a file to a record. Idempotent by ``key``: a retry after a lost response must
+        not attach the file twice (a destination without native deduplication lists the
+        record's attachments and matches by name and size). ``created`` False: already there."""
+        ...
+
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Remove uploaded files by attachment id (rollback); results keyed by id."""
+        ...
 
     def close(self) -> None: ...
 

@@ -234,6 +234,12 @@ class JsonlDestination:
 
     # ------------------------------------------------------------------ reads
 
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Logged, like every other call (a dry run never removes anything real)."""
+        self._append("Attachments", [{"op": "delete_attachment", "key": i, "external_id": None,
+                                      "id": i, "record": {}} for i in ids])
+        return [WriteResult(key=i, ok=True, dest_id=i) for i in ids]
+
     def _view(self, obj: str, rid: str) -> dict[str, Any]:
         rec = dict(self._records[obj][rid])
         rec["id"] = rid

@@ -292,7 +292,7 @@ class SandboxStore:
                         results.append(WriteResult(key=key, ok=False, code=INJECTED,
                                                    error="injected record error", retryable=True))
                         continue
-                    if obj not in self._objects:
+                    if obj not in self._objects and op != "delete_attachments":
                         results.append(WriteResult(key=key, ok=False, code="INVALID_MODULE",
                                                    error=f"unknown object {obj!r}"))
                         continue
@@ -643,6 +643,11 @@ class SandboxStore:
                         digest.update(chunk)
             except FileNotFoundError:
                 raise _Reject("FILE_NOT_FOUND", "attachment file not found") from None
+            same = self._db.execute(
+                "SELECT id FROM attachments WHERE obj=? AND record_id=? AND key=?",
+                (obj, record_id, key)).fetchone()
+            if same is not None:  # a retry after a lost response: the upload is idempotent
+                return WriteResult(key=key, ok=True, dest_id=same[0], created=False)
             aid = self._new_id("Attachments")
             self._db.execute(
                 "INSERT INTO attachments(id, obj, record_id, file_name, size, sha256, key, "
@@ -651,6 +656,17 @@ class SandboxStore:
             return WriteResult(key=key, ok=True, dest_id=aid, created=True)
 
         return self._write_call("upload_attachment", obj, [key], one)[0]
+
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Remove uploaded files (rollback of attachment uploads); results keyed by id."""
+        def one(i: int) -> WriteResult:
+            aid = ids[i]
+            cur = self._db.execute("DELETE FROM attachments WHERE id=?", (aid,))
+            if cur.rowcount == 0:
+                raise _Reject("NOT_FOUND", f"no attachment {aid}")
+            return WriteResult(key=aid, ok=True, dest_id=aid)
+
+        return self._write_call("delete_attachments", "Attachments", list(ids), one)
 
     # ------------------------------------------------------------------ Destination: reads
 

@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
@@ -148,6 +148,26 @@ class Dialect:
 
     def owner_field_for(self, object_name: str) -> str | None:
         return self.owner_field.get(object_name, self.owner_field.get("*"))
+
+    # The record-name field the CRM gives every custom module/object it creates (a class
+    # attribute each dialect sets, not a dataclass field).
+    custom_name_field: ClassVar[str | None] = None
+
+    def custom_object_fields(self, object_name: str) -> list:
+        """Fields the CRM adds to every custom module/object: its id, its owner and (where the
+        CRM has one) its record name. The compiler's checks and the runtime's schema setup both
+        use this, so a field the checks accept on a `create object` exists when records load."""
+        from runtime.schema.model import FieldSchema, FieldType
+
+        fields = [FieldSchema(api_name="id", type=FieldType.id, read_only=True)]
+        owner = self.owner_field_for(object_name)
+        if owner:
+            fields.append(FieldSchema(api_name=owner, type=FieldType.owner,
+                                      lookup_targets=["Users"]))
+        if self.custom_name_field:
+            fields.append(FieldSchema(api_name=self.custom_name_field, type=FieldType.text,
+                                      max_length=255))
+        return fields
 
     def audit_hint(self, object_name: str, field_name: str) -> str | None:
         """The vendor hint for writing an audit field, or None if it is not an audit field."""

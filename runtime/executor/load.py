@@ -75,6 +75,7 @@ class _Pending:
     attachment: Attachment | None = None
     op_id: int = 0
     record_hash: str = ""
+    parent: tuple[str, str] | None = None  # (object, destination id) of the first reference
 
 
 @dataclass
@@ -289,6 +290,7 @@ class Loader:
             record: dict[str, Any] = {}
             problem = None
             attachment = None
+            parent = None
             for f, v in r.payload.items():
                 if only_fields is not None and f not in only_fields:
                     continue
@@ -298,8 +300,10 @@ class Loader:
                     if v.key is None:
                         record[f] = None
                         continue
-                    dest_id = next((resolved[m][v.key] for m in v.maps if v.key in resolved[m]),
-                                   None)
+                    hit = next((m for m in v.maps if v.key in resolved[m]), None)
+                    dest_id = resolved[hit][v.key] if hit is not None else None
+                    if hit is not None and parent is None:
+                        parent = (self._target_object(self.plan.step(hit))[0], dest_id)
                     if dest_id is None:
                         problem = ("skipped", f"{' or '.join(v.maps)} record {v.key} was not "
                                    f"loaded (referenced by {f})")
@@ -347,7 +351,8 @@ class Loader:
                         items.append(_Pending(r, f"{r.source_key}#{n}", f"{ext}#{n}", rec_n,
                                               "create"))
                     continue
-            items.append(_Pending(r, r.source_key, ext, record, "create", attachment=attachment))
+            items.append(_Pending(r, r.source_key, ext, record, "create", attachment=attachment,
+                                  parent=parent))
         return items, skipped, quarantined
 
     def _attachment_problem(self, st: Step, a: Attachment) -> tuple[str, str] | None:
@@ -389,6 +394,9 @@ class Loader:
 
     def _classify_and_send(self, st: Step, obj: str, lookup_ns: str, op_ns: str,
                            items: list[_Pending], force_update: bool = False) -> None:
+        if obj in ATTACHMENT_OBJECTS and st.kind == "map" and not force_update:
+            self._send_files(st, obj, op_ns, items)
+            return
         keys = [p.key for p in items]
         existing = self.state.lookup_many(lookup_ns, keys)
         hashes = self._last_hashes(op_ns, keys) if existing else {}
@@ -498,14 +506,19 @@ class Loader:
         confirmed = [p for p in batch if p.external_id in found]
         if not confirmed:
             return
-        self.state.confirm(
-            [OpResult(p.op_id, found[p.external_id], True) for p in confirmed],
-            outcomes=[Outcome(st.name, p.key, "loaded", "created", p.rec.source_object)
-                      for p in confirmed],
-        )
+        outcomes = []
+        for p in confirmed:
+            outcome = Outcome(st.name, p.key, "loaded", "created", p.rec.source_object)
+            if p.attachment is not None:
+                up = self._upload(st, obj, found[p.external_id], p)
+                if not up.ok:
+                    outcome = Outcome(st.name, p.key, "failed", "record written but its file was "
+                                      f"rejected: {up.code}: {up.error}", p.rec.source_object)
+            outcomes.append(outcome)
+        self.state.confirm([OpResult(p.op_id, found[p.external_id], True) for p in confirmed],
+                           outcomes=outcomes)
         for p in confirmed:
             pending.pop(p.external_id, None)
-            self._after_write(st, obj, p, found[p.external_id])
 
     def _write(self, obj: str, op: str, batch: list[_Pending]) -> list[WriteResult]:
         # updates keep the record's external id: a merge or deferred update writes to a record
@@ -543,12 +556,19 @@ class Loader:
                 fails.append((p.op_id, err))
                 f_outs.append(Outcome(st.name, p.key, "failed", err, p.rec.source_object))
         if confirms:
+            # a record with a file is only "loaded" once its file is there too
+            confirmed = {c.op_id: i for i, c in enumerate(confirms)}
+            for p in batch:
+                i = confirmed.get(p.op_id)
+                if i is None or p.attachment is None:
+                    continue
+                up = self._upload(st, obj, by_key[p.external_id].dest_id, p)
+                if not up.ok:
+                    err = f"record written but its file was rejected: {up.code}: {up.error}"
+                    c_outs[i] = Outcome(st.name, p.key, "failed", err, p.rec.source_object)
+                    self.stats.failed += 1
             self.state.confirm(confirms, outcomes=c_outs)
             self.stats.written += len(confirms)
-            confirmed = {c.op_id for c in confirms}
-            for p in batch:
-                if p.op_id in confirmed:
-                    self._after_write(st, obj, p, by_key[p.external_id].dest_id)
         if fails:
             self.state.fail(fails, outcomes=f_outs)
             self.stats.failed += len(fails)
@@ -558,20 +578,65 @@ class Loader:
             retry.extend(unknown)
         return retry
 
-    def _after_write(self, st: Step, obj: str, p: _Pending, dest_id: str | None) -> None:
-        if p.attachment is None or dest_id is None:
-            return
+    def _upload(self, st: Step, obj: str, record_id: str | None, p: _Pending) -> WriteResult:
+        """Upload a pending record's file to ``obj``/``record_id``, retrying transient errors
+        (uploads are idempotent by key, so a retry after a lost response attaches nothing twice)."""
+        if record_id is None:
+            return WriteResult(p.external_id, False, code="NO_PARENT",
+                               error="the record the file belongs to was not loaded")
         path = Path(str(p.attachment.path))
         if not path.is_absolute() and self.opt.files_root is not None:
             path = self.opt.files_root / path
         name = str(p.attachment.name) if p.attachment.name not in (None, "") else path.name
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
             try:
-                self.dest.upload_attachment(obj, dest_id, name, path, p.external_id)
-                return
+                self.bucket.acquire(self.dest.capabilities.rate_limit.write_cost_per_call)
+                self.stats.calls += 1
+                return self.dest.upload_attachment(obj, record_id, name, path, p.external_id)
             except TransientError as exc:
-                self.sleep(self.backoff.delay(attempt + 1, exc.retry_after))
-        raise RunStopped(f"{st.name}: attachment upload kept failing")
+                attempt += 1
+                self.stats.retries += 1
+                if attempt > self.max_retries:
+                    raise RunStopped(f"{st.name}: file upload kept failing ({exc})") from None
+                self.sleep(self.backoff.delay(attempt, exc.retry_after))
+
+    def _send_files(self, st: Step, obj: str, op_ns: str, items: list[_Pending]) -> None:
+        """A map into an attachment object (Zoho Attachments, Pipedrive File, Freshsales
+        Document...): each record is a file uploaded to the record its first reference points
+        to. Journaled like any write; already uploaded files are not sent again."""
+        existing = self.state.lookup_many(op_ns, [p.key for p in items])
+        done = [Outcome(st.name, p.key, "loaded", "unchanged", p.rec.source_object)
+                for p in items if p.key in existing]
+        if done:
+            self.state.record_outcomes(self.run_id, done)
+        todo = [p for p in items if p.key not in existing]
+        if not todo:
+            return
+        for p in todo:
+            p.record_hash = request_hash(p.record)
+        ids = self.state.plan_ops(self.run_id, [
+            PlannedOp(map=op_ns, target_object=obj, op="create",
+                      source_object=p.rec.source_object, source_key=p.key,
+                      external_id=p.external_id, request_hash=p.record_hash) for p in todo])
+        for p, i in zip(todo, ids, strict=True):
+            p.op_id = i
+            self.state.mark_sent([i])
+            if p.attachment is None:
+                r = WriteResult(p.external_id, False, code="NO_FILE", error="no file to upload")
+            else:
+                parent_obj, parent_id = p.parent if p.parent else (obj, None)
+                r = self._upload(st, parent_obj, parent_id, p)
+            if r.ok:
+                self.state.confirm([OpResult(i, r.dest_id, True)], outcomes=[
+                    Outcome(st.name, p.key, "loaded", "created", p.rec.source_object)])
+                self.stats.written += 1
+            else:
+                err = f"{r.code or 'ERROR'}: {r.error or 'rejected'}"
+                self.state.fail([(i, err)], outcomes=[
+                    Outcome(st.name, p.key, "failed", err, p.rec.source_object)])
+                self.stats.failed += 1
+                self._check_budget()
 
     def _check_budget(self) -> None:
         total = self.stats.written + self.stats.failed

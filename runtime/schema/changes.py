@@ -7,7 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
+from runtime.schema.model import (
+    FieldSchema,
+    FieldType,
+    ObjectCapabilities,
+    ObjectSchema,
+    SystemSchema,
+)
 
 __all__ = ["apply_changes", "field_from_change"]
 
@@ -44,14 +50,25 @@ def field_from_change(change: dict[str, Any]) -> FieldSchema:
     )
 
 
-def apply_changes(schema: SystemSchema, changes: list[dict[str, Any]]) -> SystemSchema:
+def apply_changes(schema: SystemSchema, changes: list[dict[str, Any]],
+                  dialect: Any = None) -> SystemSchema:
+    """``dialect`` (a ``runtime.dialects`` Dialect) supplies the fields the CRM adds to every new
+    custom module (id, owner, record name) and says that custom modules take attachments and
+    notes, as they do in every supported CRM."""
     overlay: dict[str, ObjectSchema] = {}
     for c in changes:
         obj = c["object"]
         if c["action"] == "create_module":
+            implicit = list(dialect.custom_object_fields(obj)) if dialect is not None else []
             overlay.setdefault(obj, ObjectSchema(
-                api_name=obj, label=(c.get("details") or {}).get("label"), custom=True))
+                api_name=obj, label=(c.get("details") or {}).get("label"), custom=True,
+                fields=implicit,
+                capabilities=ObjectCapabilities(upsert=True, attachments=True, notes=True)))
         elif c["action"] == "create_field":
-            o = overlay.setdefault(obj, ObjectSchema(api_name=obj))
-            o.fields.append(field_from_change(c))
+            if obj not in overlay:
+                # extending an existing object keeps everything it has (capabilities, label...)
+                base = schema.object(obj)
+                overlay[obj] = (base.model_copy(deep=True) if base is not None
+                                else ObjectSchema(api_name=obj))
+            overlay[obj].fields.append(field_from_change(c))
     return schema.merged(SystemSchema(system=schema.system, objects=list(overlay.values())))

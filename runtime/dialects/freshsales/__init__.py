@@ -15,6 +15,8 @@ __all__ = ["DIALECT", "FreshsalesDialect"]
 
 
 class FreshsalesDialect(Dialect):
+    custom_name_field = "name"
+
     def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
                       warnings: list[SchemaWarning] | None = None) -> SystemSchema:
         return load_freshsales_metadata(payload, source_name=source_name,

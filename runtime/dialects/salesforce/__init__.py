@@ -15,6 +15,8 @@ __all__ = ["DIALECT", "SalesforceDialect"]
 
 
 class SalesforceDialect(Dialect):
+    custom_name_field = "Name"
+
     def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
                       warnings: list[SchemaWarning] | None = None) -> SystemSchema:
         return load_salesforce_metadata(payload, source_name=source_name,

@@ -15,6 +15,8 @@ __all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "parse_fault
 
 
 class ZohoDialect(Dialect):
+    custom_name_field = "Name"
+
     def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
                       warnings: list[SchemaWarning] | None = None) -> SystemSchema:
         return load_zoho_metadata(payload, source_name=source_name, object_name=object_name,
