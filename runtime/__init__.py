@@ -42,8 +42,8 @@ from runtime.ops import (
     truthy,
 )
 from runtime.plan import (
-    AttachSpec,
     Attachment,
+    AttachSpec,
     Owner,
     Plan,
     QuarantineRecord,

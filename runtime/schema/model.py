@@ -12,7 +12,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field as PField
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 
 __all__ = ["FieldType", "FieldSchema", "ObjectSchema", "SystemSchema", "ObjectCapabilities"]
 
