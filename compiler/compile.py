@@ -60,8 +60,25 @@ def compile_checked(check: CheckResult, display_path: str) -> CompileResult:
         source_path=display_path,
         valuemaps=prog.valuemaps(),
         params=prog.params(),
+        source_config=_source_config(check, plan),
     )
     return CompileResult(check, diags, plan, gen.source)
+
+
+def _source_config(check: CheckResult, plan: LoadPlan) -> dict[str, dict]:
+    """Key and modified-at fields of the source objects the plan reads, from the source schema."""
+    source = check.schemas.source if check.schemas is not None else None
+    if source is None:
+        return {}
+    out: dict[str, dict] = {}
+    for name in sorted({s.source.split(".", 1)[0] for s in plan.steps}):
+        obj = source.object(name)
+        if obj is None:
+            continue
+        cfg = {k: v for k, v in (("key", obj.key), ("modified_at", obj.modified_at)) if v}
+        if cfg:
+            out[name] = cfg
+    return out
 
 
 def compile_path(path: str | Path, *, display: str | None = None, schema_dir: Path | None = None,

@@ -123,12 +123,24 @@ def _where(stmt) -> str:
     return "statement"
 
 
-def _nodes(module: ir.Module) -> dict[str, _Node]:
-    nodes: dict[str, _Node] = {}
+def step_names(module: ir.Module) -> list[tuple[str, ir.ObjectMap | ir.MergeMap]]:
+    """Every map and merge with its step name: its own name, or ``name@line`` for a second
+    declaration with the same name (two merges of one child object into one map are legitimate;
+    two maps of one name are FM201). The planner and the code generator both name steps here."""
+    out: list[tuple[str, ir.ObjectMap | ir.MergeMap]] = []
+    seen: set[str] = set()
     for decl in [*module.maps, *module.merges]:
         name = decl.name
-        if name in nodes:  # FM201 (check) reports it; keep both steps distinct here
+        if name in seen:
             name = f"{name}@{decl.span.line}"
+        seen.add(name)
+        out.append((name, decl))
+    return out
+
+
+def _nodes(module: ir.Module) -> dict[str, _Node]:
+    nodes: dict[str, _Node] = {}
+    for name, decl in step_names(module):
         uses = []
         for stmt, expr in map_exprs(decl):
             for e in walk(expr):

@@ -16,14 +16,14 @@ def execute_profile(fmap_file: Path, source_uri: str, target_uri: str | None,
     from fmap.runcmd import compile_for_run
     from runtime.dialects import get_dialect
     from runtime.operations.profile import profile_source
-    from runtime.sources import SourceError, open_source
+    from runtime.sources import SourceError, open_source, plan_source_options
     from runtime.targets import TargetError, open_target
 
     work = Path(".fmap")
     module, _ = compile_for_run(fmap_file, work / "build", console)
     plan = module.PLAN
     try:
-        source = open_source(source_uri)
+        source = open_source(source_uri, defaults=plan_source_options(plan.source_config))
     except SourceError as exc:
         console.print(f"[red]source error:[/red] {exc}")
         return 2

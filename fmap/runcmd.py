@@ -50,7 +50,7 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
                 files_root: Path | None, console: Console, *, delta: bool = False,
                 include=None):
     from runtime.executor import LoadOptions, RunOptions, run_migration
-    from runtime.sources import SourceError, open_source
+    from runtime.sources import SourceError, open_source, plan_source_options
     from runtime.state import StateError, StateStore
     from runtime.targets import TargetError, open_target
 
@@ -62,7 +62,7 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
         query = target_uri.partition("?")[2]
         target_uri = f"jsonl:{state_path.parent / 'dry-run'}" + (f"?{query}" if query else "")
     try:
-        source = open_source(source_uri)
+        source = open_source(source_uri, defaults=plan_source_options(plan.source_config))
     except SourceError as exc:
         console.print(f"[red]source error:[/red] {exc}", markup=True)
         raise typer.Exit(code=2) from None

@@ -18,7 +18,7 @@ def execute_sample(fmap_file: Path, source_uri: str, target_uri: str, state: Pat
                    console: Console) -> int:
     from fmap.runcmd import compile_for_run
     from runtime.operations.sample import diff_sample, select_sample, summarise_diffs, to_dict
-    from runtime.sources import SourceError, open_source
+    from runtime.sources import SourceError, open_source, plan_source_options
     from runtime.state import StateStore
     from runtime.targets import TargetError, open_target
 
@@ -27,7 +27,7 @@ def execute_sample(fmap_file: Path, source_uri: str, target_uri: str, state: Pat
     module, _ = compile_for_run(fmap_file, state_path.parent / "build", console)
     plan = module.PLAN
     try:
-        source = open_source(source_uri)
+        source = open_source(source_uri, defaults=plan_source_options(plan.source_config))
         dest = open_target(target_uri, schema_changes=list(plan.schema_changes),
                            state_dir=state_path.parent)
     except (SourceError, TargetError) as exc:

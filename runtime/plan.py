@@ -148,6 +148,9 @@ class Plan:
     fmap_path: str = ""
     fmap_sha256: str = ""
     compiler_version: str = ""
+    # per source object, from the source schema: {"key": field, "modified_at": field}, so the
+    # runtime reads each object's key and change timestamp without the compiler
+    source_config: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def step(self, name: str) -> Step:
         for s in self.steps:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+
 import jinja2
 
 from compiler.codegen.emitter import CodeWriter
-from compiler.codegen.pyformat import format_python
 from compiler.codegen.expr import ExprCompiler, ModuleConsts, Scope, may_be_missing, unparen
+from compiler.codegen.pyformat import format_python
+from compiler.plan import step_names
 from dsl import ir
 from dsl.walk import map_exprs, walk
 
@@ -79,6 +81,7 @@ def generate_module(
     source_path: str,
     valuemaps: dict[str, ir.ValueMapDecl],
     params: dict[str, ir.ParamDecl],
+    source_config: dict[str, dict] | None = None,
 ) -> GeneratedModule:
     """``order``: map/merge names in load order (from compiler.plan); ``deferred``: per map, the
     fields filled in the deferred update pass."""
@@ -94,13 +97,13 @@ def generate_module(
         _emit_valuemap(w, ec, consts, valuemaps[name], fname, vm_names)
 
     # ---- steps
-    by_name = {m.name: m for m in [*module.maps, *module.merges]}
+    by_name = dict(step_names(module))
     routed_groups = _routing_groups(module)
     steps: list[list[tuple[str, str]]] = []
     for idx, name in enumerate(order, 1):
         m = by_name[name]
         steps.append(_emit_step(w, ec, consts, m, idx, vm_names, routed_groups,
-                                deferred.get(name, [])))
+                                deferred.get(name, []), name))
 
     # ---- params and owners
     pscope = Scope(record="{}", parents=None, valuemaps=vm_names)
@@ -147,7 +150,8 @@ def generate_module(
     not_migrated = [(n.subject, n.reason) for n in module.decls(ir.NotMigrated)]
     tail = _env().get_template("tail.py.j2").render(
         params=param_items, target_options=target_options, owners=owners_text, steps=steps,
-        schema_changes=schema_changes, not_migrated=not_migrated, **common,
+        schema_changes=schema_changes, not_migrated=not_migrated,
+        source_config=source_config or {}, **common,
     )
     text = head.rstrip("\n") + "\n\n\n" + body.strip("\n") + "\n" + tail
     text, table = format_python(text, table)
@@ -243,7 +247,7 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
 
 
 def _emit_step(w, ec: ExprCompiler, consts: ModuleConsts, m, idx: int, vm_names, groups,
-               deferred_fields: list[str]) -> list[tuple[str, str]]:
+               deferred_fields: list[str], step_name: str) -> list[tuple[str, str]]:
     is_merge = isinstance(m, ir.MergeMap)
     label = f"{'merge' if is_merge else 'map'} {m.source.display()} -> {m.target.value}"
     rule_prefix = m.name
@@ -344,7 +348,7 @@ def _emit_step(w, ec: ExprCompiler, consts: ModuleConsts, m, idx: int, vm_names,
     deps = sorted({t.value for _s, e in _exprs(m) for n in walk(e) if n.kind == "ref"
                    for t in n.targets} | ({m.target.value} if is_merge else set()))
     items: list[tuple[str, str]] = [
-        ("name", repr(m.name)),
+        ("name", repr(step_name)),
         ("kind", repr("merge" if is_merge else "map")),
         ("source", repr(m.source.root)),
         ("path", _pyrepr(tuple(p.value for p in m.source.parts[1:]))),

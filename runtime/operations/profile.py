@@ -112,8 +112,10 @@ def _analyse(report: ProfileReport, plan: Plan, stage: Stage, extracted: dict[st
         counts = Counter()
         target_obj = schema.object(st.target if st.kind == "map" else plan.step(st.target).target) \
             if schema else None
+        # a merge updates records another map created: their required fields are that map's
         required = [f.api_name for f in (target_obj.fields if target_obj else [])
-                    if f.required and not f.read_only and f.type is not FieldType.owner]
+                    if f.required and not f.read_only and f.type is not FieldType.owner
+                    ] if st.kind == "map" else []
         email_f, first_f, last_f, dob_f = _name_fields(target_obj)
         by_email: dict[str, list[str]] = defaultdict(list)
         by_person: dict[tuple, list[str]] = defaultdict(list)

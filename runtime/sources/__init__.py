@@ -34,6 +34,7 @@ from runtime.sources.base import (
 
 __all__ = [
     "open_source",
+    "plan_source_options",
     "Source",
     "SourceError",
     "SourceRecord",
@@ -54,17 +55,21 @@ def _split_query(rest: str) -> tuple[str, dict[str, str]]:
 
 
 def open_source(
-    uri: str, *, schema: Any = None, options: Mapping[str, str] | None = None
+    uri: str, *, schema: Any = None, options: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> Source:
-    """Open a source. ``schema`` is an optional source :class:`runtime.schema.SystemSchema`."""
+    """Open a source. ``schema`` is an optional source :class:`runtime.schema.SystemSchema`.
+    Options: ``defaults`` (e.g. the compiled mapping's key/modified-at fields) < the URI's query
+    string < ``options``."""
     extra = dict(options or {})
+    base = dict(defaults or {})
     m = _SCHEME.match(uri)
     scheme = m.group(1).lower() if m else None
     if scheme and scheme.split("+", 1)[0] in _SQL_SCHEMES:
-        return _open_sql(uri, schema, extra)
+        return _open_sql(uri, schema, {**base, **extra})
     if scheme in ("csv", "json", "jsonl", "ndjson"):
         path, opts = _split_query(m.group(2))
-        opts.update(extra)
+        opts = {**base, **opts, **extra}
         if scheme == "csv":
             from runtime.sources.csv_dir import CsvDirSource
 
@@ -82,7 +87,7 @@ def open_source(
     if scheme == "file":
         uri = m.group(2).removeprefix("//")
     path_s, opts = _split_query(uri)
-    opts.update(extra)
+    opts = {**base, **opts, **extra}
     return _open_path(Path(path_s), opts, schema)
 
 
@@ -134,3 +139,14 @@ def _open_sql(uri: str, schema: Any, extra: dict[str, str]) -> Source:
         if db and db != ":memory:" and not db.startswith("file:") and not Path(db).is_file():
             raise SourceError(f"SQLite database not found: {db}")
     return SqlSource(url.render_as_string(hide_password=False), options=opts, schema=schema)
+
+
+def plan_source_options(source_config: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Source options from a compiled plan's ``source_config`` (key and modified-at per object)."""
+    out: dict[str, str] = {}
+    for obj, cfg in source_config.items():
+        if cfg.get("key"):
+            out[f"key.{obj}"] = str(cfg["key"])
+        if cfg.get("modified_at"):
+            out[f"modified.{obj}"] = str(cfg["modified_at"])
+    return out

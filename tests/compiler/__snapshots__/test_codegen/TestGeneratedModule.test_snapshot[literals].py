@@ -159,6 +159,7 @@ PLAN = Plan(
     ),
     schema_changes=[],
     not_migrated=[('workflows', 'Rebuild appointment reminders in Zoho Blueprint')],
+    source_config={},
     fmap_path=FMAP_PATH,
     fmap_sha256=FMAP_SHA256,
     compiler_version=COMPILER_VERSION,

@@ -183,6 +183,7 @@ PLAN = Plan(
     ),
     schema_changes=[],
     not_migrated=[],
+    source_config={},
     fmap_path=FMAP_PATH,
     fmap_sha256=FMAP_SHA256,
     compiler_version=COMPILER_VERSION,

@@ -1887,6 +1887,11 @@ PLAN = Plan(
         ('referrers', 'Referring practices are kept in the rebuild reference'),
         ('procedures', 'Procedure codes travel on Deal Products (cf_procedure_code)'),
     ],
+    source_config={
+        'clinics': {'key': 'id'},
+        'patients': {'key': 'id', 'modified_at': 'updated_at'},
+        'products': {'key': 'id'},
+    },
     fmap_path=FMAP_PATH,
     fmap_sha256=FMAP_SHA256,
     compiler_version=COMPILER_VERSION,

@@ -1533,6 +1533,10 @@ PLAN = Plan(
         ('procedures', 'Procedure codes travel on Treatment__c.Procedure_Code__c'),
         ('products', 'No retail products in Salesforce; invoice totals are on Invoice__c'),
     ],
+    source_config={
+        'clinics': {'key': 'id'},
+        'patients': {'key': 'id', 'modified_at': 'updated_at'},
+    },
     fmap_path=FMAP_PATH,
     fmap_sha256=FMAP_SHA256,
     compiler_version=COMPILER_VERSION,

@@ -2946,6 +2946,13 @@ PLAN = Plan(
             'Portal accounts and passwords do not move; patients re-register (the portal_enabled flag is kept on Patient_Details)',
         ),
     ],
+    source_config={
+        'clinics': {'key': 'id'},
+        'patients': {'key': 'id', 'modified_at': 'updated_at'},
+        'procedures': {'key': 'code'},
+        'products': {'key': 'id'},
+        'referrers': {'key': 'id'},
+    },
     fmap_path=FMAP_PATH,
     fmap_sha256=FMAP_SHA256,
     compiler_version=COMPILER_VERSION,
