@@ -116,7 +116,9 @@ def _describe_expected(expected: set[str]) -> str:
     if len(names & _EXPR_STARTS) >= 3:
         parts.append("an expression")
         names -= _EXPR_STARTS | {"DATE", "DATETIME", "MISSING", "IF", "REF", "OWNER", "NOT",
-                                 "_LPAR", "_LBRACK", "MINUS"}
+                                 "_LPAR", "_LBRACK"}
+        if not names & {"PLUS", "MUL_OP", "CONCAT"}:
+            names.discard("MINUS")  # only the unary minus that starts an expression
     described = sorted({words.get(n, n.strip("_").lower()) for n in names})
     parts.extend(described)
     if len(parts) > 7:
@@ -516,7 +518,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, file: str, offset: int)
         return diag("FM101", f'expected "{_CLOSER[ch]}" to close the `{ch}` opened at '
                     f"{line + offset}:{col}", where, hint=f'add "{_CLOSER[ch]}" before {_describe_token(tok)}',
                     related=[(span_at(at), "opened here")])
-    if expected and expected <= _EXPR_FIRST:
+    if len(expected & _EXPR_STARTS) >= 3 and expected <= _EXPR_FIRST:
         return diag("FM109", f"expected an expression, found {_describe_token(tok)}", where)
     if "_RBRACE" in expected and stack and stack[-1][0] == "{" and tok.type in (
         "MAP", "MERGE", "VALUEMAP", "TEST", "CREATE", "EXTEND", "PARAM", "NOT_MIGRATED"
