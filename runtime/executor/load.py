@@ -464,10 +464,12 @@ class Loader:
         return out
 
     def _send(self, st: Step, obj: str, namespace: str, op: str, items: list[_Pending]) -> None:
+        # the written values go into the journal: rollback compares them with the destination
+        # to tell our writes from later edits, reconciliation spot-checks them
         planned = [PlannedOp(map=namespace, target_object=obj, op=op,
                              source_object=p.rec.source_object, source_key=p.key,
-                             external_id=p.external_id, request_hash=p.record_hash,
-                             before_image=p.before) for p in items]
+                             external_id=p.external_id, payload=p.record,
+                             request_hash=p.record_hash, before_image=p.before) for p in items]
         ids = self.state.plan_ops(self.run_id, planned)
         for p, i in zip(items, ids, strict=True):
             p.op_id = i

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.destinations.base import TransientError, WriteItem
+from runtime.executor.load import ATTACHMENT_OBJECTS
 from runtime.operations.compare import SYSTEM_PREFIX, FieldDiff, compare_record
 from runtime.state import Op, OpResult, PlannedOp, RunInfo, StateError, StateStore
 
@@ -157,7 +158,18 @@ class _Rollback:
         items, order = self._items()
         self.result.delete_order = order
         restores = [i for i in items if i.action == "restore"]
-        deletes = [i for i in items if i.action == "delete"]
+        deletes = [i for i in items if i.action == "delete"
+                   and i.target_object not in ATTACHMENT_OBJECTS]
+        files = [i for i in items if i.action == "delete" and i.target_object in ATTACHMENT_OBJECTS]
+        items = [i for i in items if i not in files]
+        if files:  # uploaded files first: they hang off the records deleted below
+            self._start_run()
+            try:
+                self._delete_files(files)
+            except TransientError as exc:
+                self.store.finish_run(self.rb_run, "stopped")
+                raise RollbackStopped(f"rollback of run {self.run.id} stopped: {exc}; run it "
+                                      "again to resume") from None
         if not items:
             self.result.noop = self.result.resumed_ops == 0
             self._finish(done_all=True)
@@ -384,6 +396,30 @@ class _Rollback:
                         err = f"{r.code}: {r.error}" if r is not None else "no result"
                         self.store.fail([(op_id, err)])
                         self.result.failed.append((obj, it.destination_id, err))
+
+    def _delete_files(self, items: list[_Item]) -> None:
+        """Remove files uploaded by maps into attachment objects (Zoho Attachments, Pipedrive
+        File...): they are not records, so they go through ``delete_attachments``."""
+        for k in range(0, len(items), self.batch):
+            chunk = items[k:k + self.batch]
+            ops = {it.destination_id: self._plan(it, "delete", None, {"id": it.destination_id})
+                   for it in chunk}
+            self.store.mark_sent(list(ops.values()))
+            self._hook("delete")
+            try:
+                results = {r.key: r for r in self.dest.delete_attachments(list(ops))}
+            except TransientError as exc:
+                self.store.mark_unknown(list(ops.values()), str(exc)[:200])
+                raise
+            for it in chunk:
+                r = results.get(it.destination_id)
+                obj = it.target_object
+                if r is not None and (r.ok or r.code in ALREADY_GONE):
+                    self._confirm_delete(obj, it, ops[it.destination_id], counted=r.ok, sent=True)
+                else:
+                    err = f"{r.code}: {r.error}" if r is not None else "no result"
+                    self.store.fail([(ops[it.destination_id], err)])
+                    self.result.failed.append((obj, it.destination_id, err))
 
     def _delete(self, items: list[_Item], current: dict, order: list[str]) -> None:
         groups: list[tuple[str, list[_Item]]] = []
