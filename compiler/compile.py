@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from compiler.check import CheckResult, check_path
@@ -33,9 +34,20 @@ class CompileResult:
         return self.python is not None
 
 
+@lru_cache(maxsize=1)
+def _compiler_fingerprint() -> str:
+    """A hash of the compiler's own code and templates: a changed code generator must never be
+    served a module it did not generate (the version number alone changes too rarely)."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(COMPILER_VERSION.encode())
+    for f in sorted([*root.rglob("*.py"), *root.rglob("*.j2")]):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
 def cache_key(check: CheckResult) -> str:
     h = hashlib.sha256()
-    h.update(COMPILER_VERSION.encode())
+    h.update(_compiler_fingerprint().encode())
     for name in sorted(check.program.sources):
         h.update(name.encode() + b"\0" + check.program.sources[name].encode() + b"\0")
     return h.hexdigest()

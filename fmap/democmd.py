@@ -80,7 +80,9 @@ def run_demo(pair: str, console: Console) -> int:
     result, _ = execute_run(fmap_file, source_uri, target, state, False, None, {}, None, console)
     print_summary(console, result.counts, f"run {result.run_id}: {result.status}")
     console.print(Rule("4. reconciliation and reports"))
-    _reconcile_and_report(result.run_id, state, target, fmap_file, work, console)
+    _reconcile_and_report(result.run_id, state, target, fmap_file, work / "reports", console)
+    console.print(Rule("done"))
+    console.print(f"reports: {work / 'reports'} (open run/run.html in a browser)")
     return 0 if result.status == "completed" else 1
 
 
@@ -94,9 +96,8 @@ def _dialect(fmap_file: Path) -> str:
 
 def _reconcile_and_report(run_id: int, state: Path, target: str, fmap_file: Path, work: Path,
                           console: Console) -> None:
-    try:
-        from fmap.opscmd import reconcile_and_report
-    except ImportError:
-        console.print("(reconciliation reports are not available in this build)")
-        return
-    reconcile_and_report(run_id, state, target, fmap_file, work / "reports", console)
+    from fmap.opscmd import cmd_reconcile, cmd_report
+
+    cmd_reconcile(run_id, state, target, 0.1, None, work / "reconcile", fmap_file, False, 7,
+                  console)
+    cmd_report(run_id, state, work / "run", fmap_file, False, console)

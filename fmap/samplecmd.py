@@ -80,13 +80,11 @@ def _cleanup(run_id: int, state_path: Path, dest, plan, console: Console) -> int
     except ImportError:
         console.print("[red]--cleanup needs rollback support (runtime.operations.rollback)[/red]")
         return 1
-    with StateStoreCtx(state_path) as store:
-        result = rollback_run(store, dest, run_id, plan=plan)
-    console.print(f"sample removed: {result}")
-    return 0
-
-
-def StateStoreCtx(path: Path):  # noqa: N802 - a factory used as a context manager
     from runtime.state import StateStore
 
-    return StateStore(path)
+    with StateStore(state_path) as store:
+        result = rollback_run(store, dest, run_id)
+    deleted = sum(result.deleted.values())
+    console.print(f"sample removed: {deleted} record(s) deleted"
+                  + (f", {len(result.failed)} failed" if result.failed else ""))
+    return 1 if result.failed else 0
