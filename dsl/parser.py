@@ -481,6 +481,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, file: str, offset: int)
                     hint="remove the comma after the last item")
     # a `}` that closes nothing open is a stray brace, not a missing one
     code = _match_example(exc)
+    if code == "FM109" and not ({"INT", "DOLLAR_NAME"} & expected or tok.type == "_EQ"):
+        # the examples' states also arise after a complete operand (`X = a -> b`): not FM109
+        code = None
     if tok.type == "COMP_OP" and tok.value == "==" and "_EQ" in expected:
         code = "FM104"
     if code == "FM104":

@@ -212,3 +212,27 @@ def test_caret_under_the_offending_column():
     caret_line = lines[lines.index(code_line) + 1]
     assert caret_line.index("^") == code_line.index("==")
     assert caret_line.count("^") == 2
+
+
+@pytest.mark.parametrize("src,code,message", [
+    ("map a -> B {\n  X = ref\n}\n", "FM100", 'unexpected "}"; expected "("'),
+    ("create module M {\n  F picklist values\n}\n", "FM100", 'unexpected "}"; expected "["'),
+    ("create module M {\n  F\n}\n", "FM100", 'unexpected "}"; expected a name'),
+    ("map a -> B {\n  X = a -> b\n}\n", "FM100", 'unexpected "->"'),
+], ids=["ref_needs_paren", "values_needs_list", "field_needs_type", "arrow_in_expression"])
+def test_specific_expectations_are_not_fm109(src, code, message):
+    (d,) = parse_text(src).diagnostics
+    assert d.code == code and d.message.startswith(message), str(d)
+
+
+@pytest.mark.parametrize("src,word,line", [
+    ('owners bymail else "x@example.com"\n', "bymail", 1),
+    ("map clinics -> A {\n  key id\n}\nmaps -> B {\n  key id\n}\n", "maps", 4),
+    ('migration "m"\nsource s\ntargetive zoho\n', "targetive", 3),
+    ('valuemap v { trues -> "Yes"  _ -> error }\n', "trues", 1),
+], ids=["bymail", "maps", "targetive", "trues"])
+def test_keywords_never_match_a_prefix_of_a_word(src, word, line):
+    # Lark's contextual lexer read `bymail` as `by mail` and `trues` as `true s`: silently wrong
+    r = parse_text(src)
+    assert any(word in d.message and d.span.line == line for d in r.diagnostics), \
+        [str(d) for d in r.diagnostics]
