@@ -1,0 +1,589 @@
+"""The Salesforce connector: the :class:`~runtime.destinations.base.Destination` interface over an
+injected ``httpx.Client`` (REST API, sObject Collections; API_NOTES.md section 2).
+
+Calls (``{api}`` is ``{instance_url}/services/data/vXX.X``):
+
+================ ==========================================================================
+create           ``POST {api}/composite/sobjects`` ``{"allOrNone": false, "records": [...]}``
+                 (each record has ``attributes.type``; at most 200 per call)
+update           ``PATCH {api}/composite/sobjects`` (each record carries ``id``)
+upsert           ``PATCH {api}/composite/sobjects/{SObject}/{ExternalIdField}`` (results carry
+                 ``created``)
+delete           ``DELETE {api}/composite/sobjects?ids=a,b&allOrNone=false``
+get              ``GET {api}/composite/sobjects/{SObject}?ids=...&fields=...``
+find by ext id   SOQL ``SELECT Id, F FROM X WHERE F IN (...)`` (``GET {api}/query?q=``,
+                 following ``nextRecordsUrl``)
+count            SOQL ``SELECT COUNT() FROM X`` (``totalSize``)
+list_records     SOQL ``SELECT ... FROM X [WHERE SystemModstamp >= t] ORDER BY Id``
+list_users       SOQL ``SELECT Id, Email, Name, IsActive FROM User``
+files            ``POST {api}/sobjects/ContentVersion`` (``VersionData`` base64 in JSON,
+                 ``FirstPublishLocationId`` = the record, ``Description`` = ``fmap:<key>``);
+                 rollback deletes the ContentDocument
+================ ==========================================================================
+
+The external id lives in a field: the object's field flagged ``external_id`` in the schema (the
+mapping's ``Source_System_ID__c ... external_id``), else ``external_id_field``
+(``Fmap_External_ID__c`` by default: a custom Text(255) External ID + Unique field the org setup
+adds to objects that have none, as the sandbox does).
+
+Results come back in request order: the client pairs them by position within the call and returns
+them keyed by item key. Errors: 403 ``REQUEST_LIMIT_EXCEEDED`` "TotalRequests" (the daily
+allocation) -> ``FatalError`` (stop cleanly, resume tomorrow); the same code for the concurrent
+long-running request limit -> ``TransientError``; 401 -> one token refresh, then
+:class:`~runtime.dialects.salesforce.auth.SalesforceAuthError` naming the environment variables;
+5xx, timeouts and dropped connections -> ``TransientError`` (``maybe_committed`` for writes); a
+write call refused as a whole (400 ``INVALID_FIELD``, a bad external-id field, 300 Multiple
+Choices on upsert) -> a failed ``WriteResult`` per item; other refused reads ->
+:class:`SalesforceAPIError`; unreadable answers -> :class:`SalesforceProtocolError` (both
+``FatalError``). ``Sforce-Limit-Info: api-usage=x/y`` is parsed into :attr:`api_usage`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from runtime.destinations.base import (
+    CallStats,
+    DestinationCapabilities,
+    FatalError,
+    RateLimit,
+    TransientError,
+    User,
+    WriteItem,
+    WriteResult,
+)
+from runtime.dialects.salesforce.auth import (
+    REFRESH_HINT,
+    SalesforceAuthError,
+    SalesforceCredentials,
+    TokenManager,
+)
+from runtime.schema.model import FieldType, SystemSchema
+
+__all__ = ["SalesforceClient", "SalesforceAPIError", "SalesforceProtocolError",
+           "DEFAULT_API_VERSION", "DEFAULT_EXTERNAL_ID_FIELD", "MAX_BATCH", "JSON_FILE_LIMIT",
+           "daily_api_limit", "parse_limit_info", "soql_str"]
+
+DEFAULT_API_VERSION = "62.0"
+DEFAULT_EXTERNAL_ID_FIELD = "Fmap_External_ID__c"
+MAX_BATCH = 200
+GET_IDS = 200  # ids per composite retrieve (URL length)
+SOQL_IN = 200  # values per IN list
+JSON_FILE_LIMIT = int(37.5 * 1024 * 1024)  # base64 in a non-multipart JSON body
+EXTERNAL_ID_KEY = "$external_id"
+FILE_MARKER = "fmap:"
+_RETRYABLE = {"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK", "SERVER_UNAVAILABLE",
+              "REQUEST_RUNNING_TOO_LONG"}
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+_EDITIONS = {"developer": (15_000, 0), "professional": (100_000, 1_000),
+             "enterprise": (100_000, 1_000), "unlimited": (100_000, 5_000),
+             "performance": (100_000, 5_000), "full_sandbox": (5_000_000, 0)}
+
+
+def daily_api_limit(edition: str = "enterprise", licences: int = 10) -> int:
+    """The org's rolling-24 h API request allocation (API_NOTES.md 2.7)."""
+    base, per_user = _EDITIONS.get(edition, _EDITIONS["enterprise"])
+    return base + per_user * licences
+
+
+def parse_limit_info(value: str | None) -> tuple[int, int] | None:
+    """``api-usage=18/15000`` -> (18, 15000)."""
+    m = _LIMIT_INFO.search(value or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def soql_str(v: str) -> str:
+    return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _soql_datetime(value: str) -> str:
+    dt = datetime.fromisoformat(value)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SalesforceAPIError(FatalError):
+    """A whole request Salesforce refused (bad object, permission, query): retrying won't help."""
+
+    def __init__(self, endpoint: str, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"{endpoint}: HTTP {status} {code or ''} {message}".strip())
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+
+
+class SalesforceProtocolError(FatalError):
+    """Salesforce answered something the connector cannot read (not JSON, wrong shape)."""
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        if v and all(isinstance(x, str) for x in v):
+            return ";".join(v)  # multi-select picklists are ";"-joined strings
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _first_error(errors: Any) -> tuple[str, str, str | None]:
+    """(code, message, field) of a result's or a response's first error."""
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        e = errors[0]
+        code = str(e.get("statusCode") or e.get("errorCode") or "ERROR")
+        fields = e.get("fields")
+        field = fields[0] if isinstance(fields, list) and fields and isinstance(fields[0], str) \
+            else None
+        return code, str(e.get("message") or code), field
+    return "ERROR", "rejected without an error", None
+
+
+class SalesforceClient:
+    """Salesforce destination. Give it an ``httpx.Client`` (its transport decides where requests
+    go: the real API, a ``MockTransport`` or the sandbox) or let it build one (TLS verified)."""
+
+    def __init__(
+        self,
+        *,
+        credentials: SalesforceCredentials | None = None,
+        instance_url: str | None = None,
+        api_version: str = DEFAULT_API_VERSION,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        schema: SystemSchema | None = None,
+        external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
+        daily_limit: int | None = None,
+        name: str = "salesforce",
+        timeout: float = 120.0,
+        owns: Iterable[Any] = (),
+    ) -> None:
+        creds = credentials or SalesforceCredentials.discover()
+        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
+        self._owns_http = http is None
+        self._owns = list(owns)
+        self.auth = TokenManager(creds, self._http)
+        if instance_url:
+            self.auth.instance_url = instance_url
+        self.api_version = api_version.lstrip("v")
+        self.external_id_field = external_id_field
+        self._schema = schema
+        self.api_usage: tuple[int, int] | None = None
+        limit = daily_limit or daily_api_limit()
+        self.capabilities = DestinationCapabilities(
+            name=name, batch_size=MAX_BATCH, native_upsert=True, bulk=False,
+            attachment_limit_bytes=JSON_FILE_LIMIT,
+            rate_limit=RateLimit(kind="requests", per_window=limit, window_seconds=86400.0,
+                                 write_cost_per_call=1.0, read_cost_per_call=1.0,
+                                 concurrency=25))
+        self.stats = CallStats()
+
+    def __repr__(self) -> str:
+        return f"SalesforceClient(instance={self.auth.instance_url!r}, api=v{self.api_version})"
+
+    # ------------------------------------------------------------------ transport
+    @property
+    def _prefix(self) -> str:
+        return f"/services/data/v{self.api_version}"
+
+    def _base(self) -> str:
+        url = self.auth.instance_url
+        if not url:
+            raise SalesforceAuthError("no Salesforce instance URL: set SF_INSTANCE_URL (or use "
+                                      "the refresh flow, whose token response names it)")
+        return url.rstrip("/")
+
+    def _request(self, method: str, path: str, *, op: str, params: dict | None = None,
+                 json_body: Any = None, write: bool = False, n: int = 0) -> tuple[int, Any]:
+        """One API call -> (status, parsed JSON or None). ``path`` is relative to the versioned
+        prefix, or absolute when it starts with ``/services/`` (``nextRecordsUrl``)."""
+        full = path if path.startswith("/services/") else self._prefix + path
+        endpoint = f"{method} {full.split('?', 1)[0]}"
+        refreshed = False
+        while True:
+            token = self.auth.token()
+            url = self._base() + full
+            self.stats.count_call(op, n)
+            try:
+                resp = self._http.request(method, url, params=params, json=json_body,
+                                          headers={"Authorization": f"Bearer {token}",
+                                                   "Accept": "application/json"})
+            except httpx.TimeoutException as exc:
+                raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
+                                     maybe_committed=write) from None
+            except httpx.TransportError as exc:
+                raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
+                                     maybe_committed=write) from None
+            usage = parse_limit_info(resp.headers.get("sforce-limit-info"))
+            if usage is not None:
+                self.api_usage = usage
+            status = resp.status_code
+            body = self._parse(resp, endpoint) if resp.content else None
+            code, message, _ = _first_error(body) if isinstance(body, list) else ("", "", None)
+            if status == 401:
+                if not refreshed and self.auth.can_refresh:
+                    refreshed = True
+                    self.auth.refresh(stale=token)
+                    continue
+                raise SalesforceAuthError(
+                    f"{endpoint}: Salesforce rejected the access token "
+                    f"({code or 'HTTP 401'}); {REFRESH_HINT}")
+            if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+                self.stats.throttled += 1
+                if "TotalRequests" in message or not message.startswith("Concurrent"):
+                    used = f" ({self.api_usage[0]}/{self.api_usage[1]})" if self.api_usage else ""
+                    raise FatalError(
+                        f"{endpoint}: the org's daily API request allocation is used up{used}; "
+                        "resume the run later with --resume")
+                raise TransientError(f"{endpoint}: 403 REQUEST_LIMIT_EXCEEDED ({message})",
+                                     maybe_committed=False)
+            if status >= 500:
+                raise TransientError(f"{endpoint}: HTTP {status} {code}".strip(),
+                                     maybe_committed=write)
+            return status, body
+
+    @staticmethod
+    def _parse(resp: httpx.Response, endpoint: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            if resp.status_code >= 500:
+                return None
+            raise SalesforceProtocolError(
+                f"{endpoint}: HTTP {resp.status_code} with a non-JSON body "
+                f"({resp.headers.get('content-type', 'no content type')})") from None
+
+    def _fail(self, endpoint: str, status: int, body: Any) -> FatalError:
+        if isinstance(body, list) and body and isinstance(body[0], dict):
+            code, message, _ = _first_error(body)
+            return SalesforceAPIError(endpoint, status, code, message)
+        return SalesforceProtocolError(f"{endpoint}: HTTP {status} without a Salesforce error body")
+
+    # ------------------------------------------------------------------ schema helpers
+    def schema(self) -> SystemSchema:
+        if self._schema is None:
+            from runtime.dialects import get_dialect
+
+            self._schema = get_dialect("salesforce").standard_schema()
+        return self._schema
+
+    def ext_field(self, obj: str) -> str:
+        """The field holding the external id of ``obj``'s records."""
+        o = self.schema().object(obj)
+        if o is not None:
+            for f in o.fields:
+                if f.external_id:
+                    return f.api_name
+        return self.external_id_field
+
+    def _read_fields(self, obj: str) -> list[str]:
+        o = self.schema().object(obj)
+        ext = self.ext_field(obj)
+        names = [f.api_name for f in o.fields if f.type != FieldType.id and f.api_name != ext
+                 ] if o is not None else []
+        return ["Id", ext, *names]
+
+    def _from_sf(self, obj: str, rec: dict[str, Any]) -> dict[str, Any]:
+        ext = self.ext_field(obj)
+        o = self.schema().object(obj)
+        multi = {f.api_name for f in o.fields if f.type == FieldType.multipicklist} \
+            if o is not None else set()
+        out: dict[str, Any] = {}
+        for k, v in rec.items():
+            if k == "attributes":
+                continue
+            if k in multi and isinstance(v, str):
+                v = v.split(";")
+            out["id" if k == "Id" else k] = v
+        out[EXTERNAL_ID_KEY] = rec.get(ext)
+        if ext == self.external_id_field:  # fmap's own bookkeeping field, not a mapped one
+            out.pop(ext, None)
+        return out
+
+    # ------------------------------------------------------------------ writes
+    def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._write("create", obj, items)
+
+    def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._write("update", obj, items)
+
+    def upsert(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._write("upsert", obj, items)
+
+    def _to_sf(self, op: str, obj: str, item: WriteItem) -> dict[str, Any]:
+        rec: dict[str, Any] = {"attributes": {"type": obj}}
+        for k, v in item.record.items():
+            rec[k] = _jsonable(v)
+        if item.external_id is not None and op != "update":
+            rec[self.ext_field(obj)] = item.external_id
+        if op == "update":
+            rec["id"] = item.dest_id
+        return rec
+
+    def _write(self, op: str, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for chunk in _chunks(list(items), MAX_BATCH):
+            out.extend(self._write_batch(op, obj, chunk))
+        return out
+
+    def _write_batch(self, op: str, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        send: list[WriteItem] = []
+        for it in items:
+            if op == "upsert" and not it.external_id:
+                out.append(WriteResult(key=it.key, ok=False, code="EXTERNAL_ID_MISSING",
+                                       error="upsert needs an external id"))
+            elif op == "update" and not it.dest_id:
+                out.append(WriteResult(key=it.key, ok=False, code="MISSING_ARGUMENT",
+                                       error="update without a record id", field="Id"))
+            else:
+                send.append(it)
+        if not send:
+            return out
+        path = "/composite/sobjects"
+        method = "POST" if op == "create" else "PATCH"
+        if op == "upsert":
+            path += f"/{obj}/{self.ext_field(obj)}"
+        body = {"allOrNone": False, "records": [self._to_sf(op, obj, it) for it in send]}
+        status, resp = self._request(method, path, op=op, json_body=body, write=True,
+                                     n=len(send))
+        endpoint = f"{method} {self._prefix}{path}"
+        if status == 300:  # more than one record has this external id
+            n_match = len(resp) if isinstance(resp, list) else 0
+            return out + [WriteResult(key=it.key, ok=False, code="MULTIPLE_CHOICES",
+                                      error=f"the external id matches {n_match} records",
+                                      field=self.ext_field(obj)) for it in send]
+        if status >= 400:
+            if isinstance(resp, list) and resp and isinstance(resp[0], dict):
+                code, message, field = _first_error(resp)
+                return out + [WriteResult(key=it.key, ok=False, code=code, error=message,
+                                          field=field, retryable=code in _RETRYABLE)
+                              for it in send]
+            raise self._fail(endpoint, status, resp)
+        if not isinstance(resp, list):
+            raise SalesforceProtocolError(f"{endpoint}: HTTP {status} response is not a list")
+        for it, res in zip(send, resp, strict=False):  # request order, within this call
+            out.append(self._result(op, it.key, res))
+        return out  # keys without a result: the executor treats their outcome as unknown
+
+    def _result(self, op: str, key: str, res: Any) -> WriteResult:
+        if not isinstance(res, dict):
+            return WriteResult(key=key, ok=False, code="MALFORMED_RESULT",
+                               error="Salesforce returned a result that is not an object")
+        if res.get("success") is True:
+            rid = res.get("id")
+            if not isinstance(rid, str) or not rid:
+                return WriteResult(key=key, ok=False, code="MALFORMED_RESULT",
+                                   error="success without an id")
+            created = True if op == "create" else (
+                res.get("created") is not False if op == "upsert" else None)
+            return WriteResult(key=key, ok=True, dest_id=rid, created=created)
+        code, message, field = _first_error(res.get("errors"))
+        return WriteResult(key=key, ok=False, code=code, error=message, field=field,
+                           retryable=code in _RETRYABLE)
+
+    def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for chunk in _chunks(list(dict.fromkeys(ids)), MAX_BATCH):
+            out.extend(self._delete_ids(list(chunk), op="delete"))
+        return out
+
+    def _delete_ids(self, ids: list[str], *, op: str) -> list[WriteResult]:
+        path = "/composite/sobjects"
+        status, resp = self._request("DELETE", path, op=op, write=True, n=len(ids),
+                                     params={"ids": ",".join(ids), "allOrNone": "false"})
+        if status >= 400 or not isinstance(resp, list):
+            if status >= 400 and isinstance(resp, list) and resp:
+                code, message, field = _first_error(resp)
+                return [WriteResult(key=i, ok=False, code=code, error=message, field=field)
+                        for i in ids]
+            raise self._fail(f"DELETE {self._prefix}{path}", status, resp)
+        out = []
+        for rid, res in zip(ids, resp, strict=False):
+            r = self._result("delete", rid, res)
+            if r.ok:
+                r.dest_id = rid
+            out.append(r)
+        return out
+
+    # ------------------------------------------------------------------ reads
+    def query(self, soql: str, *, op: str = "query") -> Iterator[dict[str, Any]]:
+        """Every row of a SOQL query, following ``nextRecordsUrl``."""
+        path, params = "/query", {"q": soql}
+        while True:
+            status, resp = self._request("GET", path, op=op, params=params)
+            if status >= 400:
+                raise self._fail(f"GET {self._prefix}/query", status, resp)
+            if not isinstance(resp, dict) or not isinstance(resp.get("records"), list):
+                raise SalesforceProtocolError(f"GET {self._prefix}/query: no 'records' list")
+            yield from (r for r in resp["records"] if isinstance(r, dict))
+            if resp.get("done", True):
+                return
+            nxt = resp.get("nextRecordsUrl")
+            if not isinstance(nxt, str):
+                raise SalesforceProtocolError("query: done=false without nextRecordsUrl")
+            path, params = urlsplit(nxt).path, None
+
+    def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        fields = ",".join(self._read_fields(obj))
+        for chunk in _chunks(list(dict.fromkeys(ids)), GET_IDS):
+            path = f"/composite/sobjects/{obj}"
+            status, resp = self._request("GET", path, op="get",
+                                         params={"ids": ",".join(chunk), "fields": fields})
+            if status >= 400 or not isinstance(resp, list):
+                raise self._fail(f"GET {self._prefix}{path}", status, resp)
+            for rec in resp:  # null for ids that do not exist
+                if isinstance(rec, dict) and isinstance(rec.get("Id"), str):
+                    out[rec["Id"]] = self._from_sf(obj, rec)
+        return out
+
+    def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        ext = self.ext_field(obj)
+        for chunk in _chunks(list(dict.fromkeys(external_ids)), SOQL_IN):
+            soql = (f"SELECT Id, {ext} FROM {obj} WHERE {ext} IN "
+                    f"({', '.join(soql_str(v) for v in chunk)})")
+            for rec in self.query(soql, op="find_by_external_id"):
+                if isinstance(rec.get("Id"), str) and rec.get(ext) in chunk:
+                    out[rec[ext]] = rec["Id"]
+        return out
+
+    def count(self, obj: str) -> int:
+        status, resp = self._request("GET", "/query", op="count",
+                                     params={"q": f"SELECT COUNT() FROM {obj}"})
+        if status >= 400:
+            raise self._fail(f"GET {self._prefix}/query", status, resp)
+        n = resp.get("totalSize") if isinstance(resp, dict) else None
+        if not isinstance(n, int):
+            raise SalesforceProtocolError("SELECT COUNT(): response has no integer totalSize")
+        return n
+
+    def list_records(self, obj: str, *, modified_since: str | None = None
+                     ) -> Iterable[dict[str, Any]]:
+        soql = f"SELECT {', '.join(self._read_fields(obj))} FROM {obj}"
+        if modified_since:
+            soql += f" WHERE SystemModstamp >= {_soql_datetime(modified_since)}"
+        soql += " ORDER BY Id"
+        return [self._from_sf(obj, r) for r in self.query(soql, op="list_records")]
+
+    def list_users(self) -> list[User]:
+        users = []
+        for u in self.query("SELECT Id, Email, Name, IsActive FROM User ORDER BY Id",
+                            op="list_users"):
+            if not isinstance(u.get("Id"), str):
+                raise SalesforceProtocolError("User query: a row without an Id")
+            users.append(User(id=u["Id"], email=str(u.get("Email") or ""),
+                              name=str(u.get("Name") or ""), active=u.get("IsActive") is not False))
+        return users
+
+    # ------------------------------------------------------------------ files
+    def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
+                          key: str) -> WriteResult:
+        """A ContentVersion published to ``record_id`` (``dest_id`` = the ContentVersion id).
+        Idempotent by key: the record's versions titled ``file_name`` are read first and one whose
+        ``Description`` is ``fmap:<key>`` is returned (``created=False``) instead of re-sent."""
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
+                               error="attachment file not found")
+        if size > JSON_FILE_LIMIT:
+            return WriteResult(key=key, ok=False, code="FILE_TOO_LARGE",
+                               error=f"file is {size} bytes; a JSON upload takes at most "
+                                     f"{JSON_FILE_LIMIT} (multipart uploads are not supported)")
+        marker = f"{FILE_MARKER}{key}"
+        existing = self._find_file(record_id, file_name, marker)
+        if existing is not None:
+            return WriteResult(key=key, ok=True, dest_id=existing, created=False)
+        body = {"Title": file_name, "PathOnClient": file_name, "Description": marker,
+                "FirstPublishLocationId": record_id,
+                "VersionData": base64.b64encode(p.read_bytes()).decode("ascii")}
+        status, resp = self._request("POST", "/sobjects/ContentVersion", op="upload_attachment",
+                                     json_body=body, write=True, n=1)
+        if isinstance(resp, dict):
+            r = self._result("create", key, resp)
+            return r
+        if status >= 400 and isinstance(resp, list) and resp:
+            code, message, field = _first_error(resp)
+            return WriteResult(key=key, ok=False, code=code, error=message, field=field,
+                               retryable=code in _RETRYABLE)
+        raise self._fail(f"POST {self._prefix}/sobjects/ContentVersion", status, resp)
+
+    def _find_file(self, record_id: str, file_name: str, marker: str) -> str | None:
+        soql = (f"SELECT Id, Description FROM ContentVersion WHERE FirstPublishLocationId = "
+                f"{soql_str(record_id)} AND Title = {soql_str(file_name)}")
+        for v in self.query(soql, op="find_attachment"):
+            if v.get("Description") == marker and isinstance(v.get("Id"), str):
+                return v["Id"]
+        return None
+
+    def list_files(self, record_id: str) -> list[dict[str, Any]]:
+        """ContentVersions published to one record: Id, Title, ContentSize, ContentDocumentId."""
+        return list(self.query(
+            "SELECT Id, Title, ContentSize, ContentDocumentId, Description FROM ContentVersion "
+            f"WHERE FirstPublishLocationId = {soql_str(record_id)}", op="list_files"))
+
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Delete the ContentDocuments of uploaded ContentVersions (``068`` ids; ``069`` document
+        ids are deleted as they are). Results keyed by the given id."""
+        ids = list(dict.fromkeys(ids))
+        doc_of: dict[str, str] = {i: i for i in ids if not i.startswith("068")}
+        versions = [i for i in ids if i.startswith("068")]
+        for chunk in _chunks(versions, SOQL_IN):
+            for v in self.query("SELECT Id, ContentDocumentId FROM ContentVersion WHERE Id IN "
+                                f"({', '.join(soql_str(i) for i in chunk)})", op="get"):
+                if isinstance(v.get("ContentDocumentId"), str):
+                    doc_of[str(v.get("Id"))] = v["ContentDocumentId"]
+                    if len(str(v.get("Id"))) == 18:
+                        doc_of.update({i: v["ContentDocumentId"] for i in chunk
+                                       if i[:15] == str(v["Id"])[:15]})
+        out: dict[str, WriteResult] = {
+            i: WriteResult(key=i, ok=False, code="NOT_FOUND", error=f"no file {i}")
+            for i in ids if i not in doc_of}
+        docs = list(dict.fromkeys(doc_of.values()))
+        by_doc: dict[str, WriteResult] = {}
+        for chunk in _chunks(docs, MAX_BATCH):
+            for r in self._delete_ids(list(chunk), op="delete_attachments"):
+                by_doc[r.key] = r
+        for i, d in doc_of.items():
+            r = by_doc.get(d)
+            if r is not None:
+                out[i] = WriteResult(key=i, ok=r.ok, dest_id=i if r.ok else None, code=r.code,
+                                     error=r.error, field=r.field)
+        return [out[i] for i in ids if i in out]
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+        for thing in self._owns:
+            thing.close()
+        self._owns = []
+
+    def __enter__(self) -> SalesforceClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
