@@ -145,3 +145,8 @@ def test_unknown_route_and_bad_json(org):
     r = _raw(org, "POST", "/crm/v8/Leads", content=b"{not json",
              headers={"content-type": "application/json"})
     assert r.status_code == 400 and r.json()["status"] == "error"
+
+
+def test_malformed_parameters_are_a_zoho_500_not_a_crash(org):
+    r = _raw(org, "GET", "/crm/v8/users", params={"per_page": "many"})
+    assert r.status_code == 500 and r.json()["code"] == "INTERNAL_ERROR"

@@ -34,6 +34,7 @@ from __future__ import annotations
 import atexit
 import base64
 import json
+import logging
 import math
 import re
 import secrets
@@ -70,6 +71,7 @@ from runtime.schema.model import (
 __all__ = ["ZohoSandbox", "SyncASGITransport", "DEFAULT_EXTERNAL_ID_FIELD", "ORG_ID_PREFIX",
            "DroppedConnection"]
 
+_log = logging.getLogger(__name__)
 DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
 ORG_ID_PREFIX = "5725767000000"  # 13 digits + a 6-digit sequence = 19-digit ids, as Zoho's
 ATTACHMENT_LIMIT = 100 * 1024 * 1024
@@ -339,6 +341,11 @@ class ZohoSandbox:
                                "message": "Internal server error occurred.", "status": "error"})
         except FatalError:
             return self._too_many("credits", self.ledger.window)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # a request the emulator cannot digest: answer as Zoho does for its own bugs
+            _log.exception("zoho sandbox: %s %s failed", method, path)
+            return _json(500, {"code": "INTERNAL_ERROR", "details": {},
+                               "message": "Internal server error occurred.", "status": "error"})
 
     def _route(self, method: str, parts: list[str], q: dict[str, str], headers: dict[str, str],
                body: bytes) -> Response:
