@@ -463,9 +463,28 @@ def test_attachment_multipart_upload(tmp_path):
 
     f = tmp_path / "a.txt"
     f.write_text("hello")
-    r = client_for(Script().on("POST", "/crm/v8/Contacts/9/Attachments", answer)) \
-        .upload_attachment("Contacts", "9", "a.txt", f, "k")
-    assert r.ok and r.dest_id == "55"
+    listing = [httpx.Response(204),
+               httpx.Response(200, json={"data": [{"id": "55", "File_Name": "a.txt", "Size": "5"}],
+                                         "info": {"more_records": False}})]
+    script = Script().on("GET", "/crm/v8/Contacts/9/Attachments", listing) \
+        .on("POST", "/crm/v8/Contacts/9/Attachments", answer)
+    c = client_for(script)
+    r = c.upload_attachment("Contacts", "9", "a.txt", f, "k")
+    assert r.ok and r.created and r.dest_id == "Contacts/9/55"
+    # a retry (lost response, resumed run) finds the file there: nothing is sent twice
+    again = c.upload_attachment("Contacts", "9", "a.txt", f, "k")
+    assert again.ok and again.created is False and again.dest_id == "Contacts/9/55"
+    assert [r.method for r in script.requests] == ["GET", "POST", "GET"]
+
+
+def test_delete_attachments_through_their_parent():
+    script = Script().on("DELETE", "/crm/v8/Contacts/9/Attachments/55", httpx.Response(
+        200, json={"data": [{"code": "SUCCESS", "details": {"id": "55"},
+                             "message": "record deleted", "status": "success"}]}))
+    res = client_for(script).delete_attachments(["Contacts/9/55", "55"])
+    assert res[0].ok and res[0].key == "Contacts/9/55"
+    assert not res[1].ok and res[1].code == "INVALID_DATA"
+    assert len(script.requests) == 1
 
 
 # ---------------------------------------------------------------------- rate limits as data

@@ -150,3 +150,17 @@ def test_unknown_route_and_bad_json(org):
 def test_malformed_parameters_are_a_zoho_500_not_a_crash(org):
     r = _raw(org, "GET", "/crm/v8/users", params={"per_page": "many"})
     assert r.status_code == 500 and r.json()["code"] == "INTERNAL_ERROR"
+
+
+def test_attachments_upload_once_and_delete(org, tmp_path):
+    (c,) = org.create("Contacts", [WriteItem("c:1", "c:1", {"Last_Name": "A"})])
+    f = tmp_path / "x-ray.txt"
+    f.write_text("image")
+    first = org.upload_attachment("Contacts", c.dest_id, "x-ray.txt", f, "doc:1")
+    second = org.upload_attachment("Contacts", c.dest_id, "x-ray.txt", f, "doc:1")
+    assert first.created and second.created is False and first.dest_id == second.dest_id
+    assert len(org.list_attachments("Contacts", c.dest_id)) == 1
+    (gone,) = org.delete_attachments([first.dest_id])
+    assert gone.ok and org.list_attachments("Contacts", c.dest_id) == []
+    (again,) = org.delete_attachments([first.dest_id])
+    assert not again.ok

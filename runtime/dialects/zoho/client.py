@@ -15,7 +15,10 @@ count            ``GET {api}/crm/v8/{module}/actions/count``
 list_records     ``GET {api}/crm/v8/{module}?fields=&per_page=200`` + ``If-Modified-Since``,
                  following ``info.next_page_token``
 list_users       ``GET {api}/crm/v8/users?type=ActiveUsers``
-attachments      ``POST {api}/crm/v8/{module}/{id}/Attachments`` (multipart ``file``)
+attachments      ``POST {api}/crm/v8/{module}/{id}/Attachments`` (multipart ``file``) after
+                 ``GET`` of the same path (Zoho does not deduplicate: same name and size =
+                 already uploaded); ids are ``{module}/{record id}/{attachment id}``;
+                 ``DELETE .../Attachments/{id}`` removes one (rollback)
 schema changes   ``POST /crm/v8/settings/fields?module=``, ``POST /crm/v8/settings/modules``
 metadata         ``GET /crm/v8/settings/modules|fields|layouts``
 ================ ==========================================================================
@@ -68,8 +71,6 @@ COQL_IN_LIMIT = 50
 MAX_FIELDS = 50  # `fields` parameter and COQL select columns
 ATTACHMENT_LIMIT_BYTES = 100 * 1024 * 1024
 EXTERNAL_ID_KEY = "$external_id"
-ATTACHMENT_MODULES = frozenset({"Attachments"})
-ATTACHMENT_PLACEHOLDER = "attachment:"
 _RETRYABLE_CODES = {"RECORD_LOCKED", "INTERNAL_ERROR", "RECORD_IN_BLUEPRINT"}
 _AUTH_CODES = {"INVALID_TOKEN", "AUTHENTICATION_FAILURE"}
 _PATH_FIELD = re.compile(r"^\$\.data\[\d+\]\.([^.\[]+)")
@@ -106,6 +107,10 @@ def _jsonable(v: Any) -> Any:
 def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
+
+
+def _attachment_id(module: str, record_id: str, attachment_id: str) -> str:
+    return f"{module}/{record_id}/{attachment_id}"
 
 
 def _coql_str(v: str) -> str:
@@ -148,7 +153,6 @@ class ZohoClient:
             rate_limit=destination_rate_limit(self.tier))
         self.stats = CallStats()
         self._module_of: dict[str, str] = {}  # record id -> module (Notes' Parent_Id)
-        self._unsettled_uploads: set[str] = set()  # upload keys whose outcome is unknown
         self._unknown_modules: set[str] = set()
         self._module_ids: dict[str, str] | None = None
 
@@ -356,8 +360,6 @@ class ZohoClient:
         return self._write("upsert", obj, items)
 
     def _write(self, op: str, module: str, items: Sequence[WriteItem]) -> list[WriteResult]:
-        if module in ATTACHMENT_MODULES:
-            return [self._attachment_placeholder(op, it) for it in items]
         out: list[WriteResult] = []
         for chunk in _chunks(list(items), MAX_BATCH):
             out.extend(self._write_batch(op, module, chunk))
@@ -420,22 +422,6 @@ class ZohoClient:
                 message += f" (maximum length {details['maximum_length']})"
         return WriteResult(key=key, ok=False, code=code or "ERROR", error=message, field=field,
                            retryable=code in _RETRYABLE_CODES)
-
-    def _attachment_placeholder(self, op: str, item: WriteItem) -> WriteResult:
-        """Zoho has no record API for attachments: a ``map ... -> Attachments`` record becomes a
-        placeholder id naming its parent (``attachment:<parent id>:<key>``); the file itself goes
-        up in :meth:`upload_attachment`, which the executor calls right after."""
-        parent = item.record.get("Parent_Id")
-        if isinstance(parent, dict):
-            parent = parent.get("id")
-        if op == "update":
-            return WriteResult(key=item.key, ok=False, code="NOT_SUPPORTED",
-                               error="Zoho attachments cannot be updated; upload a new file")
-        if not isinstance(parent, str) or not parent:
-            return WriteResult(key=item.key, ok=False, code="MANDATORY_NOT_FOUND",
-                               error="required field not found", field="Parent_Id")
-        return WriteResult(key=item.key, ok=True, created=True,
-                           dest_id=f"{ATTACHMENT_PLACEHOLDER}{parent}:{item.key}")
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
         out: list[WriteResult] = []
@@ -552,31 +538,21 @@ class ZohoClient:
         if file_name.lower().endswith(".exe"):
             return WriteResult(key=key, ok=False, code="INVALID_DATA",
                                error="Zoho does not accept .exe attachments")
-        if record_id.startswith(ATTACHMENT_PLACEHOLDER):
-            record_id = record_id[len(ATTACHMENT_PLACEHOLDER):].split(":", 1)[0]
-            parent = self._parent_module(obj, record_id)
-            if parent is None:
-                return WriteResult(key=key, ok=False, code="INVALID_DATA", field="Parent_Id",
-                                   error="the parent record was not found in any module")
-            obj = parent
         path_s = f"/{obj}/{record_id}/Attachments"
-        if key in self._unsettled_uploads:  # a retry after an unknown outcome: look first
-            existing = self._find_attachment(obj, record_id, file_name, size)
-            if existing is not None:
-                self._unsettled_uploads.discard(key)
-                return WriteResult(key=key, ok=True, dest_id=existing, created=True)
-        try:
-            with p.open("rb") as fh:
-                status, resp = self._request("POST", path_s, op="upload_attachment",
-                                             files={"file": (file_name, fh)}, write=True, n=1)
-        except TransientError as exc:
-            if exc.maybe_committed:
-                self._unsettled_uploads.add(key)
-            raise
-        self._unsettled_uploads.discard(key)
+        # Zoho does not deduplicate uploads: look first, so a retry after a lost response (or a
+        # resumed run) does not attach the file twice (same name and size = already there)
+        existing = self._find_attachment(obj, record_id, file_name, size)
+        if existing is not None:
+            return WriteResult(key=key, ok=True, dest_id=_attachment_id(obj, record_id, existing),
+                               created=False)
+        with p.open("rb") as fh:
+            status, resp = self._request("POST", path_s, op="upload_attachment",
+                                         files={"file": (file_name, fh)}, write=True, n=1)
         results = resp.get("data") if isinstance(resp, dict) else None
         if isinstance(results, list) and results:
             r = self._result("create", obj, key, results[0])
+            if r.ok and r.dest_id:
+                r.dest_id = _attachment_id(obj, record_id, r.dest_id)
             return r
         if status >= 400 and isinstance(resp, dict) and "code" in resp:
             code = str(resp["code"])
@@ -590,6 +566,35 @@ class ZohoClient:
                                      params={"fields": "id,File_Name,Size"})
         return [a for a in self._data(f"GET /crm/v8/{obj}/{record_id}/Attachments", status, resp)
                 if isinstance(a, dict)]
+
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Remove uploaded files (rollback). Ids are the ones :meth:`upload_attachment` returned,
+        ``{module}/{record id}/{attachment id}``: Zoho deletes an attachment through its parent
+        (``DELETE /crm/v8/{module}/{record_id}/Attachments/{id}``)."""
+        out: list[WriteResult] = []
+        for aid in ids:
+            parts = aid.split("/")
+            if len(parts) != 3 or not all(parts):
+                out.append(WriteResult(key=aid, ok=False, code="INVALID_DATA",
+                                       error="not an attachment id this connector returned "
+                                             "({module}/{record id}/{attachment id})"))
+                continue
+            module, record_id, att = parts
+            path = f"/{module}/{record_id}/Attachments/{att}"
+            status, resp = self._request("DELETE", path, op="delete_attachments", write=True,
+                                         n=1)
+            results = resp.get("data") if isinstance(resp, dict) else None
+            if isinstance(results, list) and results:
+                r = self._result("delete", module, aid, results[0])
+                if r.ok:
+                    r.dest_id, r.created = aid, None
+                out.append(r)
+            elif status >= 400 and isinstance(resp, dict) and "code" in resp:
+                out.append(WriteResult(key=aid, ok=False, code=str(resp["code"]),
+                                       error=str(resp.get("message", ""))))
+            else:
+                raise ZohoProtocolError(f"DELETE /crm/v8{path}: response has no 'data' list")
+        return out
 
     def _find_attachment(self, obj: str, record_id: str, file_name: str, size: int
                          ) -> str | None:

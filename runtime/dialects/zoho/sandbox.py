@@ -379,6 +379,8 @@ class ZohoSandbox:
             return self._write(module, "update", data)
         if n == 2 and method == "DELETE":
             return self._delete(module, [parts[1]])
+        if n == 4 and parts[2] == "Attachments" and method == "DELETE":
+            return self._charged(1) or self._delete_attachment(module, parts[1], parts[3])
         if n == 3 and parts[2] == "Attachments":
             if method == "POST":
                 return self._charged(1) or self._attach(module, parts[1], headers, body)
@@ -782,7 +784,9 @@ class ZohoSandbox:
             p = Path(tmp) / "upload.bin"
             p.write_bytes(content)
             with self._lock:
-                r = self.store.upload_attachment(module, record_id, name, p, key=name)
+                # a fresh key per upload: Zoho itself never deduplicates attachments
+                r = self.store.upload_attachment(module, record_id, name, p,
+                                                 key=secrets.token_hex(8))
         if not r.ok:
             if r.code == "FILE_TOO_LARGE":
                 raise _HTTPError(400, "FILE_SIZE_MORE_THAN_ALLOWED_SIZE", "invalid data",
@@ -799,6 +803,19 @@ class ZohoSandbox:
             "Created_Time": now, "id": r.dest_id,
             "Created_By": {"name": admin["name"], "id": admin["id"]}},
             "message": "attachment is added", "status": "success"}]})
+
+    def _delete_attachment(self, module: str, record_id: str, aid: str) -> Response:
+        self._module(module)
+        if not any(a["id"] == aid for a in self.store.attachments(module, record_id)):
+            return _json(400, {"data": [{"code": "INVALID_DATA", "details": {"id": aid},
+                                         "message": "the id given seems to be invalid",
+                                         "status": "error"}]})
+        with self._lock:
+            (r,) = self.store.delete_attachments([aid])
+        if not r.ok:
+            raise _HTTPError(400, "INVALID_DATA", "the id given seems to be invalid", {"id": aid})
+        return _json(200, {"data": [{"code": "SUCCESS", "details": {"id": aid},
+                                     "message": "record deleted", "status": "success"}]})
 
     def _list_attachments(self, module: str, record_id: str) -> Response:
         self._module(module)
