@@ -20,7 +20,7 @@ from typing import Any
 from runtime.executor.stage import Stage
 from runtime.functions.errors import ConversionError
 from runtime.ops import ref_key
-from runtime.plan import Owner, Plan, QuarantineRecord, Step, UnmappedValue, locate
+from runtime.plan import Owner, Plan, QuarantineRecord, Ref, Step, UnmappedValue, locate
 
 __all__ = ["stage_all", "TransformOutcome", "run_transform"]
 
@@ -102,8 +102,13 @@ def _key_of(module, step: Step, rec: Any, parents: tuple, P: dict, fallback: str
 def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str, Any],
               progress: Callable[[str, int], None] | None = None,
               watermarks: dict[str, Any] | None = None,
-              include: Callable[[str, Any], bool] | None = None) -> dict[str, int]:
+              include: Callable[[str, Any], bool] | None = None,
+              required: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
     """Stage every step. Returns per-step extracted counts (records each step considered).
+
+    ``required`` (preflight): per map, the target's required fields; a record that assigns one
+    of them an empty value (null, "", [], a reference with no key) is quarantined with the field's
+    name and `.fmap` line instead of being sent to fail at the destination.
 
     ``watermarks`` (delta runs): per source object, a ``Watermark`` whose ``admits`` decides which
     records are new or changed; the others are not read into the run at all. ``include`` (sample
@@ -130,7 +135,7 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
                 continue
             n += 1
             stage.add_root(obj, srec.key, srec.modified_at)
-            _stage_record(module, srec, steps, groups, stage, P, extracted)
+            _stage_record(module, srec, steps, groups, stage, P, extracted, required)
             if progress is not None and n % 1000 == 0:
                 progress(obj, n)
         if progress is not None:
@@ -159,8 +164,28 @@ def _route_decision(module, group: list[Step], data, parents, P) -> tuple[set[st
     return taken, errors
 
 
+def _empty(v: Any) -> bool:
+    return v is None or (isinstance(v, (str, list, tuple)) and len(v) == 0) or (
+        isinstance(v, Ref) and v.key is None)
+
+
+def _required_problem(module, st: Step, payload: Any, need: tuple[str, ...]
+                      ) -> TransformOutcome | None:
+    if not isinstance(payload, dict):
+        return None
+    for f in need:
+        if f in payload and _empty(payload[f]):
+            return TransformOutcome(
+                "quarantined", detail=f"required field {st.target}.{f} is empty",
+                field=f"{st.target}.{f}",
+                location=f"{getattr(module, 'FMAP_PATH', '<fmap>')}:"
+                         f"{st.field_lines.get(f, st.line)}")
+    return None
+
+
 def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]], stage: Stage,
-                  P: dict, extracted: dict[str, int]) -> None:
+                  P: dict, extracted: dict[str, int],
+                  required: dict[str, tuple[str, ...]] | None = None) -> None:
     data = srec.data
     decisions: dict[str, tuple[set[str], dict[str, str]]] = {}
     for st in steps:
@@ -224,6 +249,8 @@ def _stage_record(module, srec, steps: list[Step], groups: dict[str, list[Step]]
             if skipped:
                 continue
             out = run_transform(module, st.transform, elem, parents, P)
+            if out.status == "ready" and required and st.name in required:
+                out = _required_problem(module, st, out.payload, required[st.name]) or out
             if out.status == "ready":
                 _collect_owners(stage, out.payload)
             if not stage.add(st.name, key, out.status, payload=out.payload, detail=out.detail,

@@ -124,7 +124,8 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
             gc.freeze()  # the compiled module and plan are long-lived: keep them out of collections
             try:
                 extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress,
-                                      watermarks=watermarks, include=opts.include)
+                                      watermarks=watermarks, include=opts.include,
+                                      required=_required_fields(plan, dest))
             finally:
                 if gc_was:
                     gc.unfreeze()
@@ -151,6 +152,27 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
                          message)
     finally:
         stage.close()
+
+
+def _required_fields(plan: Plan, dest: Destination) -> dict[str, tuple[str, ...]]:
+    """Per map: the writable required fields of its target (deferred lookups excepted), from the
+    destination's schema (none when it has no schema to give)."""
+    try:
+        schema = dest.schema()
+    except Exception:  # a destination without a schema: the destination validates
+        return {}
+    if schema is None:
+        return {}
+    out: dict[str, tuple[str, ...]] = {}
+    for st in plan.steps:
+        obj = schema.object(st.target) if st.kind == "map" else None
+        if obj is None:
+            continue
+        need = tuple(f.api_name for f in obj.fields if f.required and not f.read_only
+                     and f.api_name not in st.deferred_fields)
+        if need:
+            out[st.name] = need
+    return out
 
 
 def eval_pairs(text: str) -> list[tuple[str, int]]:

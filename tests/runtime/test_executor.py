@@ -392,3 +392,38 @@ def test_fatal_on_read_before_loading(tmp_path, module):
     env = Env(tmp_path, module, dest=NoUsers(execfix.store(), []))
     res = env.run()
     assert res.status == "stopped" and "401" in res.message
+
+
+def test_destination_rejection_fails_record_and_skips_its_children(tmp_path, module):
+    patients = [dict(p) for p in PATIENTS]
+    patients[0] = {**patients[0], "last_name": "X" * 31}  # max_length 30 -> STRING_TOO_LONG
+    env = Env(tmp_path, module, patients=patients)
+    r = env.run().run_id
+    out = env.outcome(r, "Patients", "p1")
+    assert out[0] == "failed" and "STRING_TOO_LONG" in out[1] and "Last_Name" in out[1]
+    for child in ("a1", "a2"):
+        assert env.outcome(r, "Visits", child) == (
+            "skipped", "Patients record p1 was not loaded (referenced by Patient)")
+    assert env.outcome(r, "patients.appointments->Patients", "p1")[0] == "skipped"
+    assert env.outcome(r, "Patient_Notes", "n1")[0] == "skipped"
+    # the deferred Main_Patient of c1 cannot be filled: c1 keeps no dangling lookup
+    assert env.outcome(r, "Clinics:deferred", "c1")[0] == "skipped"
+    assert "Main_Patient" not in env.by_ext("Clinics")["Clinics:c1"]
+    execfix.check_store(env.dest)
+
+
+def test_required_field_empty_is_quarantined_with_field_name(tmp_path, module):
+    """docs/language.md: a required target field that ends up missing, null or empty quarantines
+    the record with the field's name as the reason."""
+    patients = [dict(p) for p in PATIENTS]
+    patients[0] = {**patients[0], "last_name": "   "}
+    env = Env(tmp_path, module, patients=patients)
+    r = env.run().run_id
+    out = env.outcome(r, "Patients", "p1")
+    assert out[0] == "quarantined" and "Last_Name" in out[1], out
+    q = next(x for x in env.state.quarantined(r) if x["source_key"] == "p1")
+    assert q["field"] == "Patients.Last_Name"
+    line = int(q["location"].rsplit(":", 1)[1])
+    assert "Last_Name = last_name" in execfix.FMAP.read_text().splitlines()[line - 1]
+    assert env.dest.stats.by_operation.get("upsert", 0) > 0  # others were sent
+    assert "Patients:p1" not in env.by_ext("Patients")
