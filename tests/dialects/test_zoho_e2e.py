@@ -322,3 +322,31 @@ def test_loopback_faults(compiled, tmp_path, monkeypatch, faults):
             remote.close()
     finally:
         server.close()
+
+
+def test_rollback_and_reconcile_read_the_zoho_api(compiled, tmp_path):
+    """`fmap rollback` compares what fmap wrote with what the API returns: no false conflicts,
+    files removed through their parent; reconciliation finds every uploaded file."""
+    from runtime.operations.reconcile import reconcile_run
+    from runtime.operations.rollback import rollback_run
+
+    src = make_source(tmp_path)
+    dest = _in_process(compiled, tmp_path, src)
+    try:
+        result = _run(compiled, dest, src, tmp_path)
+        assert result.ok
+        with StateStore(tmp_path / "state.sqlite") as state:
+            rec = reconcile_run(state, dest, result.run_id, plan=compiled.PLAN, sample_share=1.0)
+            by_obj = {o.target_object: o for o in rec.objects}
+            for m in MODULES:
+                assert by_obj[m].flags == [], (m, by_obj[m].flags)
+            assert by_obj["Attachments"].sample_mismatches == 0
+            rb = rollback_run(state, dest, result.run_id)
+            assert rb.conflicts == [] and not rb.failed, (rb.conflicts[:2], rb.failed[:2])
+        for m in MODULES:
+            assert dest.count(m) == 0, m
+        store = dest.sandbox.store
+        assert all(store.attachments("Contacts", r["id"]) == []
+                   for r in store.recycle_bin("Contacts"))
+    finally:
+        dest.close()

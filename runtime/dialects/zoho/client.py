@@ -341,8 +341,12 @@ class ZohoClient:
         return None
 
     def _from_zoho(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """A Zoho record as the executor sees it: lookups and owners as ids, the external-id
+        field as ``$external_id`` (it is bookkeeping, not a value the mapping wrote)."""
         out: dict[str, Any] = {}
         for k, v in rec.items():
+            if k == self.external_id_field:
+                continue
             if isinstance(v, dict) and "id" in v:
                 v = v["id"]
             out[k] = v
@@ -444,6 +448,8 @@ class ZohoClient:
 
     # ------------------------------------------------------------------ reads
     def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if obj == "Attachments":  # uploaded files, by the ids upload_attachment returned
+            return self._get_attachments(ids)
         out: dict[str, dict[str, Any]] = {}
         fields = self._read_fields(obj)
         for chunk in _chunks(list(dict.fromkeys(ids)), MAX_BATCH):
@@ -566,6 +572,30 @@ class ZohoClient:
                                      params={"fields": "id,File_Name,Size"})
         return [a for a in self._data(f"GET /crm/v8/{obj}/{record_id}/Attachments", status, resp)
                 if isinstance(a, dict)]
+
+    def attachments(self, obj: str, record_id: str) -> list[dict[str, Any]]:
+        """A record's files as reconciliation reads them: ``{"id", "name", "size"}``. For the
+        ``Attachments`` pseudo-module the "record" is the file itself."""
+        if obj == "Attachments":
+            return [{"id": k, "name": v["File_Name"], "size": v["Size"]}
+                    for k, v in self._get_attachments([record_id]).items()]
+        return [{"id": _attachment_id(obj, record_id, str(a.get("id"))),
+                 "name": a.get("File_Name"), "size": int(a.get("Size") or 0)}
+                for a in self.list_attachments(obj, record_id)]
+
+    def _get_attachments(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        parents: dict[tuple[str, str], list[str]] = {}
+        for aid in ids:
+            parts = aid.split("/")
+            if len(parts) == 3 and all(parts):
+                parents.setdefault((parts[0], parts[1]), []).append(aid)
+        out: dict[str, dict[str, Any]] = {}
+        for (module, record_id), wanted in parents.items():
+            for a in self.attachments(module, record_id):
+                if a["id"] in wanted:
+                    out[a["id"]] = {"id": a["id"], "File_Name": a["name"], "Size": a["size"],
+                                    "Parent_Id": record_id, EXTERNAL_ID_KEY: None}
+        return out
 
     def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
         """Remove uploaded files (rollback). Ids are the ones :meth:`upload_attachment` returned,
