@@ -31,7 +31,6 @@ Messages come from the v8 spec's ``API_Exception.message`` enum where the spec h
 
 from __future__ import annotations
 
-import atexit
 import base64
 import json
 import logging
@@ -1034,9 +1033,9 @@ class SyncASGITransport(httpx.BaseTransport):
         self._cm = anyio.from_thread.start_blocking_portal()
         self._portal = self._cm.__enter__()
         self._closed = False
-        # an unclosed portal's thread would keep the interpreter from exiting
+        # an unclosed portal's thread would keep the interpreter from exiting: the finalizer
+        # also runs at exit (weakref.finalize's atexit flag)
         self._finalizer = weakref.finalize(self, _stop_portal, self._cm)
-        atexit.register(self._finalizer)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         content = request.read()
