@@ -11,7 +11,7 @@ from runtime.dialects.salesforce.metadata import load_salesforce_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "SalesforceDialect", "open_client"]
+__all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox"]
 
 
 class SalesforceDialect(Dialect):
@@ -81,3 +81,37 @@ def open_client(uri: str, options: dict[str, Any]):
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         daily_limit=daily_api_limit(options.get("edition", "enterprise"),
                                     int(options.get("licences", 10))))
+
+
+def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
+    """``sandbox:salesforce``: a :class:`SalesforceClient` speaking the REST API to an in-process
+    :class:`SalesforceSandbox` over the SQLite file ``path`` (no network). Options: ``edition``
+    + ``licences`` or ``api_limit`` (the daily request allocation), ``external_id_field``,
+    ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``."""
+    import httpx
+
+    from runtime.dialects.salesforce.auth import SalesforceCredentials
+    from runtime.dialects.salesforce.client import (
+        DEFAULT_EXTERNAL_ID_FIELD,
+        SalesforceClient,
+        daily_api_limit,
+    )
+    from runtime.dialects.salesforce.sandbox import SalesforceSandbox, SyncASGITransport
+    from runtime.dialects.zoho import parse_faults
+
+    limit = int(options.get("api_limit") or daily_api_limit(
+        options.get("edition", "enterprise"), int(options.get("licences", 10))))
+    ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
+    sandbox = SalesforceSandbox(schema, path, users=users, api_limit=limit,
+                                faults=parse_faults(options.get("faults")),
+                                external_id_field=ext,
+                                page_size=int(options.get("page_size", 2000)))
+    transport = SyncASGITransport(sandbox)
+    http = httpx.Client(transport=transport, timeout=60.0)
+    client = SalesforceClient(
+        credentials=SalesforceCredentials(instance_url="http://salesforce-sandbox.invalid",
+                                          access_token=sandbox.token, source="sandbox"),
+        http=http, schema=sandbox.schema(), external_id_field=ext, daily_limit=limit,
+        name="sandbox:salesforce", owns=(http, transport, sandbox))
+    client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
+    return client

@@ -21,10 +21,10 @@ files            ``POST {api}/sobjects/ContentVersion`` (``VersionData`` base64 
                  rollback deletes the ContentDocument
 ================ ==========================================================================
 
-The external id lives in a field: the object's field flagged ``external_id`` in the schema (the
-mapping's ``Source_System_ID__c ... external_id``), else ``external_id_field``
-(``Fmap_External_ID__c`` by default: a custom Text(255) External ID + Unique field the org setup
-adds to objects that have none, as the sandbox does).
+The executor's external id lives in ``external_id_field`` (``Fmap_External_ID__c`` by default: a
+custom Text(255) External ID + Unique field the org setup adds to every loaded object, as the
+sandbox does); it is read back as ``$external_id``, not as a field. The mapping's own
+``Source_System_ID__c`` stays an ordinary mapped value.
 
 Results come back in request order: the client pairs them by position within the call and returns
 them keyed by item key. Errors: 403 ``REQUEST_LIMIT_EXCEEDED`` "TotalRequests" (the daily
@@ -288,12 +288,8 @@ class SalesforceClient:
         return self._schema
 
     def ext_field(self, obj: str) -> str:
-        """The field holding the external id of ``obj``'s records."""
-        o = self.schema().object(obj)
-        if o is not None:
-            for f in o.fields:
-                if f.external_id:
-                    return f.api_name
+        """The field holding the executor's external id of ``obj``'s records (one fmap field on
+        every object: a mapped ``Source_System_ID__c`` does not always hold the same value)."""
         return self.external_id_field
 
     def _read_fields(self, obj: str) -> list[str]:
@@ -524,12 +520,16 @@ class SalesforceClient:
                                      json_body=body, write=True, n=1)
         if isinstance(resp, dict):
             r = self._result("create", key, resp)
-            return r
-        if status >= 400 and isinstance(resp, list) and resp:
+        elif status >= 400 and isinstance(resp, list) and resp:
             code, message, field = _first_error(resp)
-            return WriteResult(key=key, ok=False, code=code, error=message, field=field,
-                               retryable=code in _RETRYABLE)
-        raise self._fail(f"POST {self._prefix}/sobjects/ContentVersion", status, resp)
+            r = WriteResult(key=key, ok=False, code=code, error=message, field=field,
+                            retryable=code in _RETRYABLE)
+        else:
+            raise self._fail(f"POST {self._prefix}/sobjects/ContentVersion", status, resp)
+        if r.retryable:  # a locked row: the single-file call did not happen; retry it
+            raise TransientError(f"POST {self._prefix}/sobjects/ContentVersion: {r.code}",
+                                 maybe_committed=False)
+        return r
 
     def _find_file(self, record_id: str, file_name: str, marker: str) -> str | None:
         soql = (f"SELECT Id, Description FROM ContentVersion WHERE FirstPublishLocationId = "
