@@ -1,0 +1,794 @@
+"""The Freshsales (Freshworks CRM) connector: the :class:`~runtime.destinations.base.Destination`
+interface over an injected ``httpx.Client``.
+
+Calls (API_NOTES.md section 3; ``{api}`` is ``https://<bundle>.myfreshworks.com/crm/sales``,
+``{e}`` the entity path: ``contacts``, ``leads``, ``sales_accounts``, ``deals``, ``tasks``,
+``appointments``, ``notes``, ``products``, or ``custom_module/<name>``):
+
+================ ==========================================================================
+create           ``POST {api}/api/{e}`` ``{"contact": {...}}`` (one record a call)
+update           ``PUT {api}/api/{e}/{id}``
+upsert (one)     ``POST {api}/api/{e}/upsert`` ``{"unique_identifier": {cf_ext: v}, "contact": {}}``
+upsert (many)    ``POST {api}/api/{e}/bulk_upsert`` ``{"contacts": [{cf_ext: v, "data": {}}]}``
+                 (100 a call, asynchronous): poll ``GET {api}/api/job_statuses/{id}`` to a final
+                 status, then read the records back by the unique identifier
+upsert elsewhere entities without an upsert endpoint (leads, tasks, appointments, notes, products,
+                 custom modules): find by external id, then create or update
+delete           ``DELETE {api}/api/{e}/{id}``
+get              ``GET {api}/api/{e}/{id}``
+find by ext id   ``POST {api}/api/filtered_search/{entity}`` ``filter_rule`` ``is_in`` (100 values)
+count, list      ``POST {api}/api/filtered_search/{entity}`` (``meta.total``, pages of 100)
+list_users       ``GET {api}/api/selector/owners``
+files            ``POST {api}/api/documents`` (multipart, 150 MB), ``GET {api}/api/{e}/{id}/
+                 document_associations``, ``DELETE {api}/api/documents/{id}``
+metadata         ``GET {api}/api/settings/{e}/fields``
+================ ==========================================================================
+
+Records: standard fields at the top level, custom fields (``cf_*``) under ``custom_field``
+(singular: the vendor silently ignores ``custom_fields``, so this client never sends that key).
+Dropdowns are written as numeric **choice ids** resolved from the field metadata
+(``FieldSchema.vendor['choices']``: label -> id; learned from ``settings/{e}/fields`` when the
+schema lacks them); a label that is not a choice fails that record only (``INVALID_CHOICE``), no
+request is sent for it. Lookups and owners are integer ids. The external id is written to a
+unique custom field (``cf_fmap_external_id`` unless ``external_id_field`` says otherwise), which
+the org must have (the sandbox adds it to every entity).
+
+Errors: ``{"errors": {"code": 400, "message": ["Last name can't be blank"]}}`` fails the record
+(``REQUIRED_FIELD_MISSING`` for "can't be blank/empty", ``DUPLICATE_VALUE`` for "has already been
+taken", ``INVALID_VALUE`` for "is invalid", ``NOT_FOUND`` for 404, else ``REJECTED``; the field is
+found from the label the message starts with). 429 -> ``TransientError`` (``Retry-After`` when
+sent; a wait beyond ``max_wait`` -> ``FatalError``); 5xx and dropped connections ->
+``TransientError`` (``maybe_committed`` for writes); 401 -> :class:`FreshsalesAuthError` naming
+``FRESHSALES_API_KEY``; 403 and unreadable answers -> ``FatalError``.
+
+ASSUMPTIONS [unverified]: the bulk job's response (``job_id``/``id``) and per-record failure
+format (``data.failures``), custom modules' envelope key (the module name), filtered search on
+every entity and its ``meta.total``, and ``document_associations`` listing ``documents``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from runtime.destinations.base import (
+    CallStats,
+    DestinationCapabilities,
+    FatalError,
+    RateLimit,
+    TransientError,
+    User,
+    WriteItem,
+    WriteResult,
+)
+from runtime.dialects.freshsales.auth import ENV_VAR, FreshsalesAuthError, FreshsalesCredentials
+from runtime.schema.model import FieldSchema, FieldType, SystemSchema
+
+__all__ = [
+    "FreshsalesClient", "FreshsalesAPIError", "FreshsalesProtocolError", "ENTITIES",
+    "DEFAULT_EXTERNAL_ID_FIELD", "MAX_BULK", "ATTACHMENT_LIMIT_BYTES", "DOCUMENT_TARGETS",
+    "entity_of", "per_hour",
+]
+
+DEFAULT_EXTERNAL_ID_FIELD = "cf_fmap_external_id"
+MAX_BULK = 100
+ATTACHMENT_LIMIT_BYTES = 150 * 1024 * 1024
+EXTERNAL_ID_KEY = "$external_id"
+# our object -> (entity path, singular envelope key, filtered_search entity)
+ENTITIES: dict[str, tuple[str, str, str]] = {
+    "Contact": ("contacts", "contact", "contact"),
+    "Lead": ("leads", "lead", "lead"),
+    "SalesAccount": ("sales_accounts", "sales_account", "sales_account"),
+    "Deal": ("deals", "deal", "deal"),
+    "Task": ("tasks", "task", "task"),
+    "Appointment": ("appointments", "appointment", "appointment"),
+    "Note": ("notes", "note", "note"),
+    "Product": ("products", "product", "product"),
+    "Document": ("documents", "document", "document"),
+}
+UPSERT_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
+DOCUMENT_TARGETS = frozenset({"Contact", "SalesAccount", "Deal", "Product"})
+_TERMINAL = {"completed", "complete", "done", "success", "succeeded", "partially_completed",
+             "failed", "error"}
+
+
+def entity_of(obj: str) -> tuple[str, str, str, str]:
+    """(entity path, singular key, list key, filtered_search entity) of an object; a custom
+    module ``x`` is ``custom_module/x`` with ``x`` as every key [unverified]."""
+    if obj in ENTITIES:
+        path, single, search = ENTITIES[obj]
+        return path, single, path, search
+    return f"custom_module/{obj}", obj, obj, obj
+
+
+def per_hour(plan: str) -> int:
+    from runtime.dialects.freshsales.capabilities import RATE_LIMIT
+
+    p = RATE_LIMIT.plans.get(plan.lower())
+    if p is None:
+        raise ValueError(f"unknown Freshsales plan {plan!r}; one of {', '.join(RATE_LIMIT.plans)}")
+    return int(p.per_hour or 0)
+
+
+class FreshsalesAPIError(FatalError):
+    """A whole request Freshsales refused (permission, bad entity): retrying won't help."""
+
+    def __init__(self, endpoint: str, status: int, messages: list[str]) -> None:
+        super().__init__(f"{endpoint}: HTTP {status} {'; '.join(messages)}".strip())
+        self.endpoint = endpoint
+        self.status = status
+        self.messages = messages
+
+
+class FreshsalesProtocolError(FatalError):
+    """Freshsales answered something the connector cannot read (not JSON, keys missing)."""
+
+
+class _RecordError(Exception):
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _int_id(v: Any) -> Any:
+    if isinstance(v, str) and v.isdigit():
+        return int(v)
+    return v
+
+
+def _errors(body: Any) -> list[str]:
+    err = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        msg = err.get("message")
+        if isinstance(msg, list):
+            return [str(m) for m in msg]
+        if msg is not None:
+            return [str(msg)]
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return [body["message"]]
+    return []
+
+
+def _code_of(message: str, status: int) -> str:
+    m = message.lower()
+    if status == 404:
+        return "NOT_FOUND"
+    if "can't be blank" in m or "can't be empty" in m or "cannot be blank" in m:
+        return "REQUIRED_FIELD_MISSING"
+    if "already been taken" in m:
+        return "DUPLICATE_VALUE"
+    if "is invalid" in m or "invalid value" in m:
+        return "INVALID_VALUE"
+    if "too long" in m:
+        return "STRING_TOO_LONG"
+    return "REJECTED"
+
+
+def is_dropdown(f: FieldSchema) -> bool:
+    """Written as a choice id: a dropdown with known choices, a standard ``*_id`` selector field,
+    or a custom dropdown (its choices come from the account's metadata)."""
+    if f.type not in (FieldType.picklist, FieldType.multipicklist):
+        return False
+    return bool(f.vendor.get("choices")) or f.vendor.get("write_as") == "id" or \
+        f.api_name.startswith("cf_")
+
+
+class FreshsalesClient:
+    """Freshsales destination. Give it an ``httpx.Client`` (its transport decides where requests
+    go: the real API, a ``MockTransport``, or the sandbox) or let it build one (TLS verified)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credentials: FreshsalesCredentials | None = None,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        plan: str = "growth",
+        limit: int | None = None,
+        schema: SystemSchema | None = None,
+        external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
+        name: str = "freshsales",
+        timeout: float = 60.0,
+        max_wait: float = 3600.0,
+        poll_interval: float = 1.0,
+        max_polls: int = 600,
+        sleep: Callable[[float], None] = time.sleep,
+        owns: Iterable[Any] = (),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials or FreshsalesCredentials.discover()
+        self.external_id_field = external_id_field
+        self.plan = plan
+        self.max_wait = max_wait
+        self.poll_interval = poll_interval
+        self.max_polls = max_polls
+        self._sleep = sleep
+        self._schema = schema
+        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
+        self._owns_http = http is None
+        self._owns = list(owns)
+        hourly = per_hour(plan) if limit is None else int(limit)
+        self.capabilities = DestinationCapabilities(
+            name=name, batch_size=MAX_BULK, native_upsert=True, bulk=True,
+            attachment_limit_bytes=ATTACHMENT_LIMIT_BYTES,
+            rate_limit=RateLimit(kind="requests", per_window=hourly, window_seconds=3600.0,
+                                 write_cost_per_call=1.0, read_cost_per_call=1.0,
+                                 concurrency=1))
+        self.stats = CallStats()
+        self._learned: set[str] = set()
+        self._unsettled_uploads: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"FreshsalesClient(base_url={self.base_url!r}, plan={self.plan!r})"
+
+    # ------------------------------------------------------------------ transport
+    def _request(self, method: str, path: str, *, op: str, json_body: Any = None,
+                 params: dict | None = None, data: dict | None = None, files: Any = None,
+                 write: bool = False, n: int = 0) -> tuple[int, Any]:
+        """One API call -> (status, parsed JSON or None for an empty body)."""
+        endpoint = f"{method} /api/{path}"
+        headers = {**self.credentials.header(), "Accept": "application/json"}
+        self.stats.count_call(op, n)
+        try:
+            resp = self._http.request(method, f"{self.base_url}/api/{path}", json=json_body,
+                                      params=params, data=data, files=files, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
+                                 maybe_committed=write) from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
+                                 maybe_committed=write) from None
+        status = resp.status_code
+        if status == 401:
+            raise FreshsalesAuthError(f"{endpoint}: Freshsales rejected the API key (HTTP 401); "
+                                      f"set {ENV_VAR} to a valid key for this bundle")
+        if status == 429:
+            self.stats.throttled += 1
+            retry_after = self._retry_after(resp)
+            if retry_after is not None and retry_after > self.max_wait:
+                raise FatalError(f"{endpoint}: the hourly Freshsales API limit is spent (retry "
+                                 f"after {retry_after:.0f} s); resume the run later with --resume")
+            raise TransientError(f"{endpoint}: 429 Too Many Requests (hourly API limit)",
+                                 retry_after=retry_after, maybe_committed=False)
+        if status >= 500:
+            raise TransientError(f"{endpoint}: HTTP {status}", maybe_committed=write)
+        body: Any = None
+        if resp.content:
+            try:
+                body = resp.json()
+            except ValueError:
+                raise FreshsalesProtocolError(
+                    f"{endpoint}: HTTP {status} with a non-JSON body "
+                    f"({resp.headers.get('content-type', 'no content type')})") from None
+        if status == 403:
+            raise FreshsalesAPIError(endpoint, status, _errors(body) or ["forbidden"])
+        return status, body
+
+    @staticmethod
+    def _retry_after(resp: httpx.Response) -> float | None:
+        header = resp.headers.get("retry-after")
+        if header is None:
+            return None
+        try:
+            return max(float(header), 0.0)
+        except ValueError:
+            return None
+
+    def _expect(self, endpoint: str, status: int, body: Any, key: str) -> Any:
+        if status >= 400:
+            raise FreshsalesAPIError(endpoint, status, _errors(body) or ["request refused"])
+        if not isinstance(body, dict) or key not in body:
+            raise FreshsalesProtocolError(f"{endpoint}: response has no {key!r}")
+        return body[key]
+
+    # ------------------------------------------------------------------ schema helpers
+    def schema(self) -> SystemSchema:
+        if self._schema is None:
+            from runtime.dialects import get_dialect
+
+            self._schema = get_dialect("freshsales").standard_schema()
+        return self._schema
+
+    def _fields(self, obj: str) -> dict[str, FieldSchema]:
+        o = self.schema().object(obj)
+        return {f.api_name: f for f in o.fields} if o is not None else {}
+
+    def metadata(self, obj: str) -> dict[str, Any]:
+        """``GET /api/settings/{entity}/fields`` (the dialect's metadata loader reads it)."""
+        path = f"settings/{entity_of(obj)[0]}/fields"
+        status, body = self._request("GET", path, op="metadata")
+        self._expect(f"GET /api/{path}", status, body, "fields")
+        return body
+
+    def _learn_choices(self, obj: str) -> None:
+        """Read the entity's field metadata once and keep its dropdown choices."""
+        if obj in self._learned:
+            return
+        self._learned.add(obj)
+        from runtime.dialects.freshsales.metadata import load_freshsales_metadata
+        from runtime.schema.io import SchemaLoadError
+
+        try:
+            learned = load_freshsales_metadata(self.metadata(obj), source_name=f"{obj} (account)",
+                                               object_name=obj)
+        except (FatalError, SchemaLoadError):
+            return
+        schema = self.schema().model_copy(deep=True)
+        o = schema.object(obj)
+        lo = learned.object(obj) or (learned.objects[0] if learned.objects else None)
+        if o is None or lo is None:
+            return
+        for lf in lo.fields:
+            f = o.field(lf.api_name)
+            if f is not None and lf.vendor.get("choices"):
+                f.vendor["choices"] = dict(lf.vendor["choices"])
+        self._schema = schema
+
+    def _choice_id(self, obj: str, f: FieldSchema, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._choice_id(obj, f, v) for v in value]
+        choices = f.vendor.get("choices")
+        if not choices and f.api_name.startswith("cf_"):
+            self._learn_choices(obj)
+            f = self._fields(obj).get(f.api_name, f)
+            choices = f.vendor.get("choices")
+        if not choices:
+            if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+                return int(value)
+            raise _RecordError("UNKNOWN_CHOICES", "no choice ids are known for this dropdown; "
+                               "load the account's field metadata", f.api_name)
+        ids = {str(v): v for v in choices.values()}
+        if str(value) in ids and not isinstance(value, bool):
+            return _int_id(ids[str(value)])
+        if isinstance(value, str):
+            if value in choices:
+                return _int_id(choices[value])
+            folded = {k.casefold(): v for k, v in choices.items()}
+            if value.casefold() in folded:
+                return _int_id(folded[value.casefold()])
+        raise _RecordError("INVALID_CHOICE", "the value is not one of the dropdown's choices",
+                           f.api_name)
+
+    # ------------------------------------------------------------------ record conversion
+    def _to_vendor(self, obj: str, record: dict[str, Any], external_id: str | None
+                   ) -> dict[str, Any]:
+        fields = self._fields(obj)
+        out: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        for k, v in record.items():
+            if k in ("id", "custom_field", "custom_fields") or k.startswith("$"):
+                continue
+            f = fields.get(k)
+            v = _jsonable(v)
+            if f is not None and v not in (None, "", []):
+                if is_dropdown(f):
+                    v = self._choice_id(obj, f, v)
+                elif f.type in (FieldType.lookup, FieldType.owner):
+                    v = [_int_id(x) for x in v] if isinstance(v, list) else _int_id(v)
+                    if f.vendor.get("multi") and not isinstance(v, list):
+                        v = [v]
+            if k.startswith("cf_") or (f is not None and f.custom):
+                custom[k] = v
+            else:
+                out[k] = v
+        if external_id is not None:
+            custom[self.external_id_field] = external_id
+        if custom:
+            out["custom_field"] = custom  # singular: "custom_fields" is silently ignored
+        return out
+
+    def _from_vendor(self, obj: str, rec: dict[str, Any]) -> dict[str, Any]:
+        """A vendor record in the store's shape: ``id`` as text, custom fields flattened,
+        choice ids as labels, lookups/owners as text ids, the external id as ``$external_id``,
+        ``created_at``/``updated_at`` as ``$created_at``/``$modified_at``; empty values, audit
+        fields and keys the schema does not know are left out."""
+        fields = self._fields(obj)
+        flat: dict[str, Any] = {}
+        for k, v in rec.items():
+            if k == "custom_field" and isinstance(v, dict):
+                flat.update(v)
+            else:
+                flat[k] = v
+        out: dict[str, Any] = {}
+        for k, v in flat.items():
+            f = fields.get(k)
+            if k == "id" and v is not None:
+                out["id"] = str(v)
+                continue
+            if f is None or f.audit or k == self.external_id_field or v in (None, "", []):
+                continue
+            choices = f.vendor.get("choices")
+            if choices and is_dropdown(f):
+                labels = {str(i): label for label, i in choices.items()}
+                v = [labels.get(str(x), x) for x in v] if isinstance(v, list) \
+                    else labels.get(str(v), v)
+            elif f.type in (FieldType.lookup, FieldType.owner):
+                if isinstance(v, list):
+                    v = [str(x) for x in v]
+                    if f.vendor.get("multi") and len(v) == 1:
+                        v = v[0]
+                elif isinstance(v, int) and not isinstance(v, bool):
+                    v = str(v)
+            out[k] = v
+        out[EXTERNAL_ID_KEY] = flat.get(self.external_id_field)
+        out["$created_at"] = flat.get("created_at")
+        out["$modified_at"] = flat.get("updated_at")
+        return out
+
+    def _record_error(self, obj: str, key: str, status: int, body: Any) -> WriteResult:
+        messages = _errors(body) or [f"HTTP {status}"]
+        message = "; ".join(messages)
+        code = _code_of(messages[0], status)
+        field = None
+        labels = sorted(((f.label or f.api_name.replace("_", " ").capitalize(), f.api_name)
+                         for f in self._fields(obj).values()), key=lambda t: -len(t[0]))
+        for label, api in labels:
+            if messages[0].lower().startswith(label.lower() + " "):
+                field = api
+                break
+        return WriteResult(key=key, ok=False, code=code, error=message, field=field,
+                           retryable=status == 409)
+
+    # ------------------------------------------------------------------ writes
+    def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._each(items, lambda it: self._single(obj, "create", it), safe=False)
+
+    def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        return self._each(items, lambda it: self._single(obj, "update", it), safe=True)
+
+    @staticmethod
+    def _each(items: Sequence[WriteItem], one: Callable[[WriteItem], WriteResult], *,
+              safe: bool) -> list[WriteResult]:
+        """One call per record. A transient error after some records were written returns the
+        results so far (the rest have no result: the executor retries them as "outcome
+        unknown") instead of throwing the whole batch back; the error is raised when nothing
+        was written yet, or when re-sending could duplicate (``safe`` False: a create whose
+        outcome is unknown, which the executor must look up by external id first)."""
+        out: list[WriteResult] = []
+        for it in items:
+            try:
+                out.append(one(it))
+            except TransientError as exc:
+                if not out or (exc.maybe_committed and not safe):
+                    raise
+                return out
+        return out
+
+    def upsert(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        path = entity_of(obj)[0]
+        missing = [WriteResult(key=it.key, ok=False, code="EXTERNAL_ID_MISSING",
+                               error="upsert needs an external id", field=self.external_id_field)
+                   for it in items if not it.external_id]
+        items = [it for it in items if it.external_id]
+        out: list[WriteResult] = list(missing)
+        if not items:
+            return out
+        if path in UPSERT_ENTITIES:
+            if len(items) == 1:
+                return out + [self._single(obj, "upsert", items[0])]
+            for chunk in _chunks(list(items), MAX_BULK):
+                out.extend(self._bulk_upsert(obj, chunk))
+            return out
+        # no upsert endpoint: look the external ids up, then create or update
+        # (a re-sent record is looked up again, so partial results are always safe here)
+        found = self.find_by_external_id(obj, [it.external_id for it in items])
+
+        def one(it: WriteItem) -> WriteResult:
+            rid = found.get(it.external_id or "")
+            if rid is None:
+                return self._single(obj, "create", it)
+            r = self._single(obj, "update", WriteItem(it.key, it.external_id, it.record, rid))
+            if r.ok:
+                r.created = False
+            return r
+
+        return out + self._each(items, one, safe=True)
+
+    def _single(self, obj: str, op: str, item: WriteItem) -> WriteResult:
+        path, single, _, _ = entity_of(obj)
+        try:
+            body = self._to_vendor(obj, item.record, item.external_id if op != "update" else None)
+        except _RecordError as e:
+            return WriteResult(key=item.key, ok=False, code=e.code, error=e.message, field=e.field)
+        if op == "update":
+            if not item.dest_id:
+                return WriteResult(key=item.key, ok=False, code="NOT_FOUND",
+                                   error="update without a destination id")
+            method, url, payload = "PUT", f"{path}/{item.dest_id}", {single: body}
+        elif op == "upsert":
+            method, url = "POST", f"{path}/upsert"
+            payload = {"unique_identifier": {self.external_id_field: item.external_id},
+                       single: body}
+        else:
+            method, url, payload = "POST", path, {single: body}
+        status, resp = self._request(method, url, op=op, json_body=payload, write=True, n=1)
+        if status >= 400:
+            return self._record_error(obj, item.key, status, resp)
+        rec = resp.get(single) if isinstance(resp, dict) else None
+        if not isinstance(rec, dict) or rec.get("id") in (None, ""):
+            raise FreshsalesProtocolError(f"{method} /api/{url}: response has no {single!r} "
+                                          "with an id")
+        created = True if op == "create" else (status == 201 if op == "upsert" else False)
+        return WriteResult(key=item.key, ok=True, dest_id=str(rec["id"]), created=created)
+
+    def _bulk_upsert(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        path, _, plural, _ = entity_of(obj)
+        out: list[WriteResult] = []
+        payload: list[dict[str, Any]] = []
+        sent: list[WriteItem] = []
+        for it in items:
+            try:
+                data = self._to_vendor(obj, it.record, it.external_id)
+            except _RecordError as e:
+                out.append(WriteResult(key=it.key, ok=False, code=e.code, error=e.message,
+                                       field=e.field))
+                continue
+            payload.append({self.external_id_field: it.external_id, "data": data})
+            sent.append(it)
+        if not sent:
+            return out
+        exts = [it.external_id or "" for it in sent]
+        existed = self.find_by_external_id(obj, exts)  # tells created from updated afterwards
+        url = f"{path}/bulk_upsert"
+        status, resp = self._request("POST", url, op="upsert", json_body={plural: payload},
+                                     write=True, n=len(sent))
+        if status >= 400:
+            raise FreshsalesAPIError(f"POST /api/{url}", status, _errors(resp) or ["refused"])
+        job_id = None
+        if isinstance(resp, dict):
+            job = resp.get("job_status") if isinstance(resp.get("job_status"), dict) else resp
+            job_id = job.get("job_id", job.get("id"))
+        if job_id in (None, ""):
+            raise FreshsalesProtocolError(f"POST /api/{url}: response has no job id")
+        job = self._wait_for_job(str(job_id))
+        failures: dict[str, tuple[str, int]] = {}
+        data = job.get("data") if isinstance(job.get("data"), dict) else {}
+        for f in data.get("failures") or []:
+            if not isinstance(f, dict):
+                continue
+            ident = f.get("unique_identifier")
+            value = ident.get(self.external_id_field) if isinstance(ident, dict) else None
+            if value is None and isinstance(f.get("index"), int) and 0 <= f["index"] < len(exts):
+                value = exts[f["index"]]
+            err = f.get("errors") if isinstance(f.get("errors"), dict) else {}
+            msgs = _errors({"errors": err}) or ["rejected"]
+            failures[str(value)] = ("; ".join(msgs), int(err.get("code") or 400))
+        try:
+            found = self.find_by_external_id(obj, exts)
+        except TransientError as exc:
+            raise TransientError(f"{exc} (after bulk upsert job {job_id})",
+                                 retry_after=exc.retry_after, maybe_committed=True) from None
+        for it, ext in zip(sent, exts, strict=True):
+            if ext in failures:
+                msg, code = failures[ext]
+                r = self._record_error(obj, it.key, code, {"errors": {"code": code,
+                                                                     "message": [msg]}})
+                r.retryable = code >= 500 or code == 429
+                out.append(r)
+            elif ext in found:
+                out.append(WriteResult(key=it.key, ok=True, dest_id=found[ext],
+                                       created=ext not in existed))
+            # else: no result for this key -> the executor treats its outcome as unknown
+        return out
+
+    def _wait_for_job(self, job_id: str) -> dict[str, Any]:
+        url = f"job_statuses/{job_id}"
+        for attempt in range(self.max_polls):
+            try:
+                status, resp = self._request("GET", url, op="job_status")
+            except TransientError as exc:
+                raise TransientError(f"{exc} (bulk upsert job {job_id} outcome unknown)",
+                                     retry_after=exc.retry_after, maybe_committed=True) from None
+            if status >= 400:
+                raise FreshsalesAPIError(f"GET /api/{url}", status, _errors(resp) or ["refused"])
+            job = resp.get("job_status", resp) if isinstance(resp, dict) else None
+            if not isinstance(job, dict):
+                raise FreshsalesProtocolError(f"GET /api/{url}: no job status")
+            state = str(job.get("status") or "").lower()
+            if state in _TERMINAL or job.get("progress") == 100:
+                return job
+            self._sleep(self.poll_interval * min(2 ** attempt, 30))
+        raise TransientError(f"bulk upsert job {job_id} did not finish after {self.max_polls} "
+                             "polls", maybe_committed=True)
+
+    def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+        path = entity_of(obj)[0]
+        out: list[WriteResult] = []
+        for rid in ids:
+            status, resp = self._request("DELETE", f"{path}/{rid}", op="delete", write=True, n=1)
+            if status >= 400:
+                out.append(self._record_error(obj, rid, status, resp))
+            else:
+                out.append(WriteResult(key=rid, ok=True, dest_id=rid))
+        return out
+
+    # ------------------------------------------------------------------ reads
+    def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        path, single, _, _ = entity_of(obj)
+        out: dict[str, dict[str, Any]] = {}
+        for rid in dict.fromkeys(ids):
+            status, resp = self._request("GET", f"{path}/{rid}", op="get")
+            if status == 404:
+                continue
+            rec = self._expect(f"GET /api/{path}/{{id}}", status, resp, single)
+            if isinstance(rec, dict):
+                out[str(rec.get("id", rid))] = self._from_vendor(obj, rec)
+        return out
+
+    def _search(self, obj: str, rules: list[dict[str, Any]], *, per_page: int = 100,
+                op: str = "find_by_external_id") -> Iterator[tuple[dict[str, Any], Any]]:
+        """Every page of a filtered search: yields (response, records)."""
+        _, _, plural, search = entity_of(obj)
+        page = 1
+        while True:
+            body = {"filter_rule": rules, "page": page, "per_page": per_page,
+                    "sort": "created_at", "sort_type": "asc"}
+            status, resp = self._request("POST", f"filtered_search/{search}", op=op,
+                                         json_body=body)
+            recs = self._expect(f"POST /api/filtered_search/{search}", status, resp, plural)
+            if not isinstance(recs, list):
+                raise FreshsalesProtocolError(f"POST /api/filtered_search/{search}: "
+                                              f"{plural!r} is not a list")
+            yield resp, recs
+            meta = resp.get("meta") if isinstance(resp.get("meta"), dict) else {}
+            total_pages = meta.get("total_pages")
+            if not isinstance(total_pages, int) or page >= total_pages or not recs:
+                return
+            page += 1
+
+    def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        ext = self.external_id_field
+        for chunk in _chunks(list(dict.fromkeys(external_ids)), 100):
+            rules = [{"attribute": ext, "operator": "is_in", "value": list(chunk)}]
+            for _, recs in self._search(obj, rules):
+                for rec in recs:
+                    if not isinstance(rec, dict):
+                        continue
+                    cf = rec.get("custom_field") if isinstance(rec.get("custom_field"), dict) \
+                        else rec
+                    value = cf.get(ext)
+                    if value in chunk and rec.get("id") is not None:
+                        out[value] = str(rec["id"])
+        return out
+
+    def count(self, obj: str) -> int:
+        for resp, _ in self._search(obj, [], per_page=1, op="count"):
+            meta = resp.get("meta")
+            if isinstance(meta, dict) and isinstance(meta.get("total"), int):
+                return meta["total"]
+            break
+        raise FreshsalesProtocolError(f"filtered search of {obj}: no meta.total")
+
+    def list_records(self, obj: str, *, modified_since: str | None = None
+                     ) -> Iterable[dict[str, Any]]:
+        rules = [{"attribute": "updated_at", "operator": "is_after",
+                  "value": modified_since}] if modified_since else []
+        out: list[dict[str, Any]] = []
+        for _, recs in self._search(obj, rules, op="list_records"):
+            out.extend(self._from_vendor(obj, r) for r in recs if isinstance(r, dict))
+        return out
+
+    def list_users(self) -> list[User]:
+        status, resp = self._request("GET", "selector/owners", op="list_users")
+        users = self._expect("GET /api/selector/owners", status, resp, "users")
+        out: list[User] = []
+        for u in users if isinstance(users, list) else []:
+            if not isinstance(u, dict) or u.get("id") is None:
+                raise FreshsalesProtocolError("GET /api/selector/owners: a user without an id")
+            out.append(User(id=str(u["id"]), email=str(u.get("email") or ""),
+                            name=str(u.get("display_name") or u.get("name") or ""),
+                            active=bool(u.get("is_active", True))))
+        return out
+
+    # ------------------------------------------------------------------ files
+    def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
+                          key: str) -> WriteResult:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
+                               error="attachment file not found")
+        if size > ATTACHMENT_LIMIT_BYTES:
+            return WriteResult(key=key, ok=False, code="FILE_TOO_LARGE",
+                               error=f"file is {size} bytes; Freshsales allows "
+                                     f"{ATTACHMENT_LIMIT_BYTES} bytes")
+        if obj not in DOCUMENT_TARGETS:
+            return WriteResult(key=key, ok=False, code="OPERATION_NOT_ALLOWED",
+                               error=f"Freshsales documents attach to "
+                                     f"{', '.join(sorted(DOCUMENT_TARGETS))}, not {obj}")
+        if key in self._unsettled_uploads:  # a retry after an unknown outcome: look first
+            existing = self._find_document(obj, record_id, file_name, size)
+            if existing is not None:
+                self._unsettled_uploads.discard(key)
+                return WriteResult(key=key, ok=True, dest_id=existing, created=False)
+        form = {"file_name": file_name, "is_shared": "true", "targetable_type": obj,
+                "targetable_id": str(record_id)}
+        try:
+            with p.open("rb") as fh:
+                status, resp = self._request("POST", "documents", op="upload_attachment",
+                                             data=form, files={"file": (file_name, fh)},
+                                             write=True, n=1)
+        except TransientError as exc:
+            if exc.maybe_committed:
+                self._unsettled_uploads.add(key)
+            raise
+        self._unsettled_uploads.discard(key)
+        if status >= 400:
+            r = self._record_error(obj, key, status, resp)
+            return r
+        doc = resp.get("document") if isinstance(resp, dict) else None
+        if not isinstance(doc, dict) or doc.get("id") is None:
+            raise FreshsalesProtocolError("POST /api/documents: response has no document id")
+        return WriteResult(key=key, ok=True, dest_id=str(doc["id"]), created=True)
+
+    def list_attachments(self, obj: str, record_id: str) -> list[dict[str, Any]]:
+        """Documents of one record: ``{"id", "name", "content_file_size", ...}`` items."""
+        path = f"{entity_of(obj)[0]}/{record_id}/document_associations"
+        status, resp = self._request("GET", path, op="get")
+        if status == 404:
+            return []
+        if status >= 400 or not isinstance(resp, dict):
+            raise FreshsalesAPIError(f"GET /api/{path}", status, _errors(resp) or ["refused"])
+        docs = resp.get("documents", resp.get("document_associations", []))
+        return [d for d in docs if isinstance(d, dict)] if isinstance(docs, list) else []
+
+    def _find_document(self, obj: str, record_id: str, file_name: str, size: int) -> str | None:
+        for d in self.list_attachments(obj, record_id):
+            if d.get("name") == file_name and str(d.get("content_file_size")) == str(size) \
+                    and d.get("id") is not None:
+                return str(d["id"])
+        return None
+
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        out: list[WriteResult] = []
+        for aid in ids:
+            status, resp = self._request("DELETE", f"documents/{aid}", op="delete_attachments",
+                                         write=True, n=1)
+            if status >= 400:
+                out.append(self._record_error("Document", aid, status, resp))
+            else:
+                out.append(WriteResult(key=aid, ok=True, dest_id=aid))
+        return out
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+        for thing in self._owns:
+            thing.close()
+        self._owns = []
+
+    def __enter__(self) -> FreshsalesClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

@@ -1,0 +1,142 @@
+"""End to end: ``mappings/aeronaclinic_to_freshsales.fmap`` on the committed sample
+``mappings/samples/aeronaclinic_api`` through ``run_migration`` into ``sandbox:freshsales`` (the
+Freshsales HTTP API in process: bulk upsert jobs, emulated upserts, documents), once fault-free
+and once with throttles, 503s, timeouts, lost responses and record errors injected: the org ends
+up the same, with no duplicate and no lost record or file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.executor import (
+    ATTACHMENT_OBJECTS,
+    LoadOptions,
+    RunOptions,
+    load_compiled,
+    run_migration,
+)
+from runtime.sources import open_source
+from runtime.state import StateStore
+from runtime.targets import open_target
+
+ROOT = Path(__file__).resolve().parents[2]
+FMAP = ROOT / "mappings" / "aeronaclinic_to_freshsales.fmap"
+SAMPLE = ROOT / "mappings" / "samples" / "aeronaclinic_api"
+USERS = ROOT / "mappings" / "sandbox" / "freshsales_users.json"
+# single-record entities make one call a record: the rates are per call
+FAULTS = ("seed=7,throttle_rate=0.04,lost_response_rate=0.04,batch_failure_rate=0.02,"
+          "timeout_rate=0.02,record_error_rate=0.02")
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    from compiler.compile import compile_path
+
+    result = compile_path(FMAP)
+    assert result.ok, [d.message for d in result.diagnostics]
+    out = tmp_path_factory.mktemp("build") / "aeronaclinic_to_freshsales.py"
+    out.write_text(result.python, "utf-8")
+    return load_compiled(out)
+
+
+def _open(compiled, base: Path, extra: str = ""):
+    return open_target(f"sandbox:freshsales?users={USERS}&db={base / 'org.sqlite'}{extra}",
+                       schema_changes=list(compiled.PLAN.schema_changes), state_dir=base)
+
+
+def _run(compiled, dest, base: Path):
+    source = open_source(str(SAMPLE))
+    try:
+        load = LoadOptions(files_root=SAMPLE, sleep=lambda s: None, max_retries=40)
+        with StateStore(base / "state.sqlite") as state:
+            return run_migration(compiled, source, dest, state, base / "stage",
+                                 source_id=str(SAMPLE), options=RunOptions(load=load))
+    finally:
+        source.close()
+
+
+def objects(compiled) -> list[str]:
+    return sorted({st.target for st in compiled.PLAN.steps} - ATTACHMENT_OBJECTS)
+
+
+def normalised(compiled, dest) -> dict:
+    """Every record keyed by external id, with ids (lookups, targetable ids) replaced by the
+    referenced record's external id; documents as (parent, name, size)."""
+    records = {o: list(dest.list_records(o)) for o in objects(compiled)}
+    ext_of = {r["id"]: f"{o}:{r['$external_id']}" for o, rs in records.items() for r in rs}
+    out: dict = {}
+    for o, rs in records.items():
+        exts = [r["$external_id"] for r in rs]
+        assert None not in exts, o
+        assert len(exts) == len(set(exts)), f"duplicate {o} records"
+        out[o] = {r["$external_id"]: {k: ext_of.get(v, v) if isinstance(v, str) else v
+                                      for k, v in r.items() if not k.startswith("$")
+                                      and k != "id"} for r in rs}
+    docs = [(ext_of[r["id"]], d["name"], d["content_file_size"]) for r in records["Contact"]
+            for d in dest.list_attachments("Contact", r["id"])]
+    assert len(docs) == dest.count("Document")
+    assert len(docs) == len(set(docs)), "a file uploaded twice"
+    out["Document"] = sorted(docs)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(compiled, tmp_path_factory):
+    base = tmp_path_factory.mktemp("clean")
+    dest = _open(compiled, base)
+    try:
+        result = _run(compiled, dest, base)
+        yield result, normalised(compiled, dest), dest, base
+    finally:
+        dest.close()
+
+
+def test_fault_free_run_loads_every_map(compiled, clean):
+    result, snap, dest, base = clean
+    assert type(dest).__name__ == "FreshsalesClient"
+    assert result.status == "completed", result.message
+    assert result.ok, result.counts
+    for name, c in result.counts.items():
+        assert c["failed"] == 0 and c["pending"] == 0, (name, c)
+    created = {}
+    for st in compiled.PLAN.steps:
+        created[st.target] = created.get(st.target, 0) + result.counts[st.name]["created"]
+    for o in objects(compiled):
+        assert len(snap[o]) == created[o] == dest.count(o), o
+    assert len(snap["Document"]) == created["Document"] > 0
+    # lookups, owners and targetables are linked; dropdowns were stored as their labels
+    contacts = snap["Contact"]
+    assert all(c["sales_account_id"].startswith("SalesAccount:") for c in contacts.values())
+    users = {u.id for u in dest.list_users() if u.active}
+    assert all(c["owner_id"] in users for c in contacts.values())
+    assert {c.get("cf_gender") for c in contacts.values()} <= {"Male", "Female", "Other",
+                                                                "Unknown", None}
+    assert all(a["targetable_id"].startswith("Contact:") for a in snap["Appointment"].values())
+    assert all(n["targetable_id"].startswith("Contact:") for n in snap["Note"].values())
+    assert all(d["cf_deal"].startswith("Deal:") for d in snap["deal_products"].values())
+    assert all(p.startswith("Contact:") for p, _, _ in snap["Document"])
+    # bulk upserts went through the asynchronous job API
+    assert dest.sandbox.jobs and all(j["status"] == "completed"
+                                     for j in dest.sandbox.jobs.values())
+    # a second run sends no writes and changes nothing
+    again = _run(compiled, dest, base)
+    assert again.ok and again.stats.written == 0
+    assert normalised(compiled, dest) == snap
+
+
+def test_faults_give_no_duplicate_and_no_lost_record(compiled, clean, tmp_path):
+    _, expected, _, _ = clean
+    dest = _open(compiled, tmp_path, f"&faults={FAULTS}")
+    try:
+        result = _run(compiled, dest, tmp_path)
+        assert result.status == "completed", result.message
+        assert result.ok, result.counts
+        kinds = {k for _, _, k, _ in dest.sandbox.faults.outcomes()}
+        assert {"throttle", "lost_response", "timeout", "batch_failure"} <= kinds
+        assert dest.sandbox.throttled > 0 and dest.stats.throttled > 0
+        dest.sandbox.faults = dest.sandbox.store.faults = None  # read back undisturbed
+        assert normalised(compiled, dest) == expected
+    finally:
+        dest.close()
