@@ -311,3 +311,28 @@ def test_target_uri_opens_the_real_client_over_tls(monkeypatch):
         assert dest.capabilities.rate_limit.window_seconds == 3600
     finally:
         dest.close()
+
+
+def test_one_call_per_record_keeps_progress_on_transient_errors():
+    """Records written before a 429 keep their results; the rest come back without one (the
+    executor retries them). A create whose outcome is unknown raises, so the executor looks
+    the batch up by external id before re-sending (no duplicate)."""
+    throttled = httpx.Response(429, json={"errors": {"code": 429, "message": ["limit"]}})
+    script = Script().on("POST", "/crm/sales/api/contacts",
+                         [rec_response("contact", 1, 201), throttled])
+    c = client_for(script)
+    items = [WriteItem(f"k{i}", f"C:{i}", {"last_name": "L"}) for i in range(3)]
+    assert [r.key for r in c.create("Contact", items)] == ["k0"]
+
+    def drop(request):
+        raise httpx.RemoteProtocolError("Server disconnected", request=request)
+
+    script = Script().on("POST", "/crm/sales/api/contacts", [rec_response("contact", 1, 201),
+                                                             drop])
+    with pytest.raises(TransientError) as info:
+        client_for(script).create("Contact", items)
+    assert info.value.maybe_committed
+    # updates are idempotent: partial results even after a lost response
+    script = Script().on("PUT", "/crm/sales/api/contacts/", [rec_response("contact", 1), drop])
+    upd = [WriteItem(f"k{i}", None, {"last_name": "L"}, dest_id=str(i + 1)) for i in range(3)]
+    assert [r.key for r in client_for(script).update("Contact", upd)] == ["k0"]

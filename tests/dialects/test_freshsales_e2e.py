@@ -46,10 +46,11 @@ def _open(compiled, base: Path, extra: str = ""):
                        schema_changes=list(compiled.PLAN.schema_changes), state_dir=base)
 
 
-def _run(compiled, dest, base: Path):
+def _run(compiled, dest, base: Path, **load_options):
     source = open_source(str(SAMPLE))
     try:
-        load = LoadOptions(files_root=SAMPLE, sleep=lambda s: None, max_retries=40)
+        load = LoadOptions(**{"files_root": SAMPLE, "sleep": lambda s: None, "max_retries": 40,
+                              **load_options})
         with StateStore(base / "state.sqlite") as state:
             return run_migration(compiled, source, dest, state, base / "stage",
                                  source_id=str(SAMPLE), options=RunOptions(load=load))
@@ -137,6 +138,34 @@ def test_faults_give_no_duplicate_and_no_lost_record(compiled, clean, tmp_path):
         assert {"throttle", "lost_response", "timeout", "batch_failure"} <= kinds
         assert dest.sandbox.throttled > 0 and dest.stats.throttled > 0
         dest.sandbox.faults = dest.sandbox.store.faults = None  # read back undisturbed
+        assert normalised(compiled, dest) == expected
+    finally:
+        dest.close()
+
+
+def test_hourly_limit_429s_are_waited_out(compiled, clean, tmp_path):
+    """A tiny hourly limit on a fake clock: the sandbox answers 429 with Retry-After until the
+    next hour, the executor waits (fake sleep) and everything loads once."""
+    _, expected, _, _ = clean
+
+    class FakeClock:
+        t = 1000.0
+
+        def __call__(self) -> float:
+            return self.t
+
+        def sleep(self, s: float) -> None:
+            self.t += max(s, 0.001)
+
+    clock = FakeClock()
+    dest = _open(compiled, tmp_path, "&limit=200")
+    dest.sandbox.ledger.clock = clock
+    try:
+        result = _run(compiled, dest, tmp_path, clock=clock, sleep=clock.sleep)
+        assert result.status == "completed", result.message
+        assert result.ok, result.counts
+        assert dest.sandbox.throttled > 0 and clock.t > 3600
+        dest.sandbox.ledger.limit = float("inf")
         assert normalised(compiled, dest) == expected
     finally:
         dest.close()

@@ -481,9 +481,7 @@ class FreshsalesSandbox:
             raise _HTTPError(400, [f"{single} is missing in the request body"])
         values, ext = self._to_store(obj, data[single])
         if op == "update":
-            r = self.store.update(obj, [WriteItem("0", None, values, rid)])[0]
-            if r.ok and ext is not None:
-                pass  # the external id is not changed by an update
+            r = self.store.update(obj, [WriteItem("0", None, values, rid)])[0]  # keeps the ext id
         elif op == "create":
             r = self.store.create(obj, [WriteItem("0", ext, values)])[0]
         else:
