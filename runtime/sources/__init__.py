@@ -142,8 +142,12 @@ def _open_sql(uri: str, schema: Any, extra: dict[str, str]) -> Source:
 
 
 def plan_source_options(source_config: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """Source options from a compiled plan's ``source_config`` (key and modified-at per object)."""
-    out: dict[str, str] = {}
+    """Source options from a compiled plan's ``source_config`` (key and modified-at per object).
+
+    Duplicate keys are left to the executor's stage (its primary key quarantines the second
+    record of a key), so the connector does not keep every key in memory: memory stays flat
+    however large the source (a URI can still ask for ``check_duplicates=true``)."""
+    out: dict[str, str] = {"check_duplicates": "false"}
     for obj, cfg in source_config.items():
         if cfg.get("key"):
             out[f"key.{obj}"] = str(cfg["key"])
