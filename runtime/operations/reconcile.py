@@ -22,6 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime.executor.load import ATTACHMENT_OBJECTS
 from runtime.operations.compare import FieldDiff, compare_record
 from runtime.operations.rollback import expected_state
 from runtime.state import StateStore
@@ -149,7 +150,12 @@ def reconcile_run(store: StateStore, dest: Any, run_id: int, *, plan: Any = None
         ids = {d for (d,) in store.conn.execute(
             "SELECT DISTINCT destination_id FROM id_map WHERE target_object = ?", (obj,))}
         r.id_map = len(ids)
-        if obj in oschemas or schema is None:
+        if obj in ATTACHMENT_OBJECTS:
+            # files uploaded to other records: CRMs cannot count or list them across records,
+            # and each upload was confirmed (and de-duplicated by key) when it was made
+            r.explained.append(f"{r.journal} file(s) uploaded to their records; files are "
+                               "confirmed per upload, not counted in the destination")
+        elif obj in oschemas or schema is None:
             _destination_counts(store, dest, obj, ids, r)
             picks = [(d, written[d]) for d in _pick(rng, sorted(written), sample_share)]
             r.sampled = len(picks)
