@@ -148,3 +148,42 @@ def apply(
         raise typer.Exit(code=1) from None
     finally:
         dest.close()
+
+
+@app.command("infer")
+def infer(
+    paths: Annotated[list[Path], typer.Argument(help="sample CSV/JSON/JSONL files or directories")],
+    system: Annotated[str, typer.Option("--system", help="source system name")] = "source",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write the schema here (.yaml/.json)")] = None,
+    sample_rows: Annotated[int, typer.Option(help="records read per file")] = 1000,
+) -> None:
+    """Infer a source schema (types, nullability, enums, lengths, nested arrays) from samples."""
+    from runtime.schema.infer import infer_schema
+    from runtime.schema.io import SchemaLoadError, dump_schema, save_schema
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.iterdir()
+                                if f.suffix.lower() in (".csv", ".json", ".jsonl", ".ndjson")))
+        elif p.exists():
+            files.append(p)
+        else:
+            typer.echo(f"no such file: {p}", err=True)
+            raise typer.Exit(code=2)
+    if not files:
+        typer.echo("no CSV/JSON/JSONL files to read", err=True)
+        raise typer.Exit(code=2)
+    warnings: list = []
+    try:
+        schema = infer_schema(files, system, sample_rows=sample_rows, warnings=warnings)
+    except SchemaLoadError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    for w in warnings:
+        typer.echo(f"warning: {w.source} {w.json_path}: {w.message}", err=True)
+    if output is None:
+        typer.echo(dump_schema(schema, fmt="yaml"), nl=False)
+    else:
+        save_schema(schema, output)
+        typer.echo(f"wrote {output} ({len(schema.objects)} object(s))", err=True)
