@@ -11,7 +11,7 @@ from runtime.dialects.pipedrive.metadata import load_pipedrive_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "PipedriveDialect"]
+__all__ = ["DIALECT", "PipedriveDialect", "open_sandbox", "open_client", "VirtualClock"]
 
 
 class PipedriveDialect(Dialect):
@@ -41,3 +41,91 @@ DIALECT = PipedriveDialect(
     external_id_field=caps.EXTERNAL_ID_FIELD,
     metadata_format="GET /api/v2/<entity>Fields (v1 /v1/<entity>Fields)",
 )
+
+
+# ---------------------------------------------------------------------- target hooks
+class VirtualClock:
+    """A shared fake clock: the sandbox's rate windows read it and the client's pacing sleeps
+    advance it (``clock=virtual``: rate limits are enforced without real waiting)."""
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+        self.slept = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.0)
+        self.slept += max(seconds, 0.0)
+
+
+def _int_opt(options: dict[str, Any], name: str) -> int | None:
+    return int(options[name]) if options.get(name) not in (None, "") else None
+
+
+def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
+    """``sandbox:pipedrive``: a :class:`PipedriveClient` speaking Pipedrive's HTTP API to an
+    in-process :class:`PipedriveSandbox` over the SQLite file ``path`` (no network).
+
+    Options (URI query or programmatic): ``plan`` (lite, growth, premium, ultimate), ``seats``,
+    ``daily_budget``, ``burst`` (requests per 2 s), ``lockout_after`` (429s in a row before the
+    403 page); ``external_id_field``; ``faults`` (a :class:`FaultPlan` or ``seed=..,
+    lost_response_rate=..`` text); ``clock``: ``virtual`` (the default: a shared fake clock, so
+    the burst windows are enforced and the client's pacing advances time instead of sleeping),
+    ``real`` (wall-clock waiting, as against the vendor), or a :class:`VirtualClock`;
+    ``max_429`` (the client's stop threshold)."""
+    import httpx
+
+    from runtime.dialects.pipedrive.auth import PipedriveCredentials
+    from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
+    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox, SyncASGITransport
+    from runtime.dialects.zoho import parse_faults
+
+    clock = options.get("clock", "virtual")
+    if clock == "virtual":
+        clock = VirtualClock()
+    elif clock == "real":
+        clock = None
+    timing: dict[str, Any] = {}
+    if isinstance(clock, VirtualClock):
+        timing = {"clock": clock, "sleep": clock.sleep}
+    elif callable(clock):
+        timing = {"clock": clock}
+    plan = str(options.get("plan", "growth"))
+    sandbox = PipedriveSandbox(
+        schema, path, users=users, plan=plan, seats=_int_opt(options, "seats"),
+        daily_budget=_int_opt(options, "daily_budget"), burst=_int_opt(options, "burst"),
+        lockout_after=_int_opt(options, "lockout_after") or 6,
+        faults=parse_faults(options.get("faults")),
+        **({"clock": timing["clock"]} if timing else {}))
+    transport = SyncASGITransport(sandbox)
+    http = httpx.Client(transport=transport, timeout=60.0)
+    client = PipedriveClient(
+        base_url="http://pipedrive-sandbox.invalid",
+        credentials=PipedriveCredentials(api_token=sandbox.token, source="sandbox"),
+        http=http, schema=sandbox.schema(), plan=plan, burst=_int_opt(options, "burst"),
+        external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
+        max_429=_int_opt(options, "max_429") or 4, name="sandbox:pipedrive",
+        owns=(http, transport, sandbox), **timing)
+    client.sandbox = sandbox  # type: ignore[attr-defined]  # tests inspect it
+    return client
+
+
+def open_client(uri: str, options: dict[str, Any]):
+    """``pipedrive://<company>.pipedrive.com`` -> the real API (TLS verified). Credentials from
+    ``PIPEDRIVE_API_TOKEN`` (``x-api-token``) or ``PIPEDRIVE_ACCESS_TOKEN`` (OAuth bearer).
+    Options: ``plan``, ``seats`` or ``daily_budget`` (the client stops before overdrawing it),
+    ``external_id_field``, ``currency`` (of monetary custom fields), ``max_429``."""
+    from urllib.parse import urlsplit
+
+    from runtime.dialects.pipedrive.auth import PipedriveCredentials, company_base_url
+    from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
+
+    parts = urlsplit(uri.split("?", 1)[0])
+    return PipedriveClient(
+        base_url=company_base_url(parts.netloc), credentials=PipedriveCredentials.from_env(),
+        schema=options.get("schema"), plan=str(options.get("plan", "growth")),
+        seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
+        external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
+        currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4)

@@ -1,0 +1,841 @@
+"""The Pipedrive connector: the :class:`~runtime.destinations.base.Destination` interface over an
+injected ``httpx.Client``.
+
+Calls (API_NOTES.md section 4; ``{base}`` is ``https://<company>.pipedrive.com``):
+
+================ ==========================================================================
+create           ``POST {base}/api/v2/{persons|organizations|deals|activities|products}``;
+                 ``POST {base}/api/v1/notes``; ``POST {base}/api/v1/leads``
+update           ``PATCH {base}/api/v2/{entity}/{id}``; ``PUT /api/v1/notes/{id}``;
+                 ``PATCH /api/v1/leads/{id}``
+delete           ``DELETE {base}/api/v2/{entity}/{id}`` (soft delete); v1 for notes and leads
+get              ``GET {base}/api/v2/{entity}?ids=`` (at most 100); ``GET /api/v1/notes/{id}``
+find by ext id   ``GET /api/v2/{entity}/search?term=&fields=custom_fields&exact_match=true``
+                 (then the hits are read back and the external-id field compared exactly);
+                 activities have no search: ``GET /api/v2/activities?updated_since=``; notes
+                 have no custom fields: the notes of the parent are matched by content
+list_records     ``GET /api/v2/{entity}?limit=500&cursor=``; ``GET /api/v1/notes?start=``
+list_users       ``GET /api/v1/users``
+files            ``POST /api/v1/files`` (multipart ``file`` + ``person_id``...);
+                 ``GET /api/v1/files``; ``DELETE /api/v1/files/{id}``
+metadata         ``GET /api/v2/{person|organization|deal|activity|product}Fields``
+================ ==========================================================================
+
+There are no batch writes and no upsert (``capabilities.native_upsert = False``, batch size 1):
+the external id goes into a custom field (``Source_System_ID`` unless ``external_id_field``
+says otherwise; its 40-character hash key is read from the ``*Fields`` metadata by name), and
+:meth:`PipedriveClient.find_by_external_id` finds records by it, which the executor calls before
+it re-sends a write whose outcome is unknown. Custom fields go under ``custom_fields`` keyed by
+hash, enum/set values as option ids, monetary values as ``{"value", "currency"}``.
+
+Rate limits: a daily token budget per company and a rolling 2 s burst window per token (search:
+10 per 2 s). The client paces itself (it waits for a free slot in its own windows and honours
+``x-ratelimit-remaining`` / ``x-ratelimit-reset``), stops with :class:`FatalError` before the
+daily budget (``x-daily-ratelimit-token-remaining`` or a configured ``daily_budget``) would be
+overdrawn, turns a 429 into ``TransientError(retry_after=x-ratelimit-reset)``, and after
+``max_429`` consecutive 429s stops (FatalError) instead of retrying into Pipedrive's 403 lockout.
+
+Errors: ``{"success": false, "error": ...}`` with 400/404/422 -> ``WriteResult(ok=False)``;
+401 -> :class:`PipedriveAuthError` naming the environment variable; 402/403 ->
+:class:`PipedriveAPIError` (a 403 HTML page -> the lockout message); 5xx and dropped connections ->
+``TransientError`` (``maybe_committed`` for writes); a non-JSON body -> :class:`PipedriveProtocolError`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from runtime.destinations.base import (
+    CallStats,
+    DestinationCapabilities,
+    FatalError,
+    RateLimit,
+    TransientError,
+    User,
+    WriteItem,
+    WriteResult,
+)
+from runtime.dialects.pipedrive.auth import PipedriveAuthError, PipedriveCredentials
+from runtime.dialects.pipedrive.capabilities import RATE_LIMIT
+from runtime.schema.model import FieldSchema, FieldType, SystemSchema
+
+__all__ = ["PipedriveClient", "PipedriveAPIError", "PipedriveProtocolError", "TOKEN_COSTS",
+           "token_cost", "ENTITIES", "DEFAULT_EXTERNAL_ID_FIELD", "BurstWindow", "plan_limits",
+           "EXTERNAL_ID_KEY"]
+
+DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
+EXTERNAL_ID_KEY = "$external_id"
+IDS_LIMIT = 100
+PAGE_LIMIT = 500
+SEARCH_BURST = 10  # requests per 2 s on every plan
+BURST_WINDOW_S = 2.0
+
+# object -> (api version, path segment, *Fields segment or None)
+ENTITIES: dict[str, tuple[str, str, str | None]] = {
+    "Person": ("v2", "persons", "personFields"),
+    "Organization": ("v2", "organizations", "organizationFields"),
+    "Deal": ("v2", "deals", "dealFields"),
+    "Activity": ("v2", "activities", "activityFields"),
+    "Product": ("v2", "products", "productFields"),
+    "Note": ("v1", "notes", None),
+    "Lead": ("v1", "leads", None),
+}
+FILE_OBJECT = "File"  # read, counted and deleted through /v1/files; written by upload_attachment
+_SEARCHABLE = {"persons", "organizations", "deals", "products"}
+_FILE_PARENTS = {"Person": "person_id", "Organization": "org_id", "Deal": "deal_id",
+                 "Product": "product_id", "Activity": "activity_id", "Lead": "lead_id"}
+
+# Token cost per operation, from the specs' ``x-token-cost`` (tests check every row against
+# openapi-v1.yaml / openapi-v2.yaml). Keys: "<version> <METHOD> <spec path>".
+TOKEN_COSTS: dict[str, int] = {
+    **{f"v2 {m} /{e}{p}": c
+       for e in ("persons", "organizations", "deals", "activities", "products")
+       for m, p, c in (("GET", "", 10), ("POST", "", 5), ("GET", "/{id}", 1),
+                       ("PATCH", "/{id}", 5), ("DELETE", "/{id}", 3))},
+    **{f"v2 GET /{e}/search": 20 for e in ("persons", "organizations", "deals", "products")},
+    "v2 GET /itemSearch/field": 20,
+    **{f"v2 GET /{f}": 10 for f in ("personFields", "organizationFields", "dealFields",
+                                    "activityFields", "productFields")},
+    "v1 GET /notes": 20, "v1 POST /notes": 10, "v1 GET /notes/{id}": 2,
+    "v1 PUT /notes/{id}": 10, "v1 DELETE /notes/{id}": 6,
+    "v1 GET /leads": 20, "v1 POST /leads": 10, "v1 GET /leads/{id}": 2,
+    "v1 PATCH /leads/{id}": 10, "v1 DELETE /leads/{id}": 6,
+    "v1 GET /files": 20, "v1 POST /files": 10, "v1 DELETE /files/{id}": 6,
+    "v1 GET /users": 20,
+}
+_ID_SEGMENT = re.compile(r"^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+
+
+def token_cost(version: str, method: str, path: str) -> int:
+    """Tokens one call costs (``path`` below ``/api/v1`` or ``/api/v2``, ids as they are)."""
+    parts = [("{id}" if _ID_SEGMENT.match(p) else p) for p in path.strip("/").split("/")]
+    key = f"{version} {method.upper()} /{'/'.join(parts)}"
+    if key in TOKEN_COSTS:
+        return TOKEN_COSTS[key]
+    # the notes' rule of thumb (API_NOTES.md 4.7) for anything not in the table
+    base = {"GET": 1 if parts[-1] == "{id}" else 10, "DELETE": 3}.get(method.upper(), 5)
+    return base * (2 if version == "v1" else 1)
+
+
+def plan_limits(plan: str, *, oauth: bool = False) -> tuple[int, int]:
+    """(daily token base x multiplier, burst requests per 2 s) of a plan."""
+    p = RATE_LIMIT.plans.get(plan.strip().lower())
+    if p is None:
+        raise ValueError(f"unknown Pipedrive plan {plan!r}; one of {', '.join(RATE_LIMIT.plans)}")
+    burst = int(p.burst or 20) * (4 if oauth else 1)
+    return int((p.base or 30_000) * (p.multiplier or 1)), burst
+
+
+class BurstWindow:
+    """A rolling window of ``limit`` requests per ``seconds``: :meth:`wait` says how long until a
+    request may go, :meth:`take` books one."""
+
+    def __init__(self, limit: int, seconds: float = BURST_WINDOW_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = int(limit)
+        self.seconds = float(seconds)
+        self.clock = clock
+        self._times: deque[float] = deque()
+
+    def _expire(self, now: float) -> None:
+        while self._times and self._times[0] <= now - self.seconds:
+            self._times.popleft()
+
+    def wait(self) -> float:
+        now = self.clock()
+        self._expire(now)
+        if len(self._times) < self.limit:
+            return 0.0
+        return max(1e-3, self._times[0] + self.seconds - now)
+
+    def take(self) -> None:
+        now = self.clock()
+        self._expire(now)
+        self._times.append(now)
+
+    @property
+    def remaining(self) -> int:
+        self._expire(self.clock())
+        return max(0, self.limit - len(self._times))
+
+
+class PipedriveAPIError(FatalError):
+    """A whole request Pipedrive refused (permission, account, lockout): retrying won't help."""
+
+    def __init__(self, endpoint: str, status: int, message: str) -> None:
+        super().__init__(f"{endpoint}: HTTP {status} {message}".strip())
+        self.endpoint = endpoint
+        self.status = status
+
+
+class PipedriveProtocolError(FatalError):
+    """Pipedrive answered something the connector cannot read (not JSON, keys missing)."""
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if v.tzinfo else \
+            v.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _int_id(v: Any) -> Any:
+    return int(v) if isinstance(v, str) and v.isdigit() else v
+
+
+_INVALID_FIELD = re.compile(r"Invalid field\(s\) in the payload: ([\w, ]+)")
+_MULTI = {"emails", "phones"}
+_ADDRESS = {"postal_address", "address"}
+
+
+class PipedriveClient:
+    """Pipedrive destination. Give it an ``httpx.Client`` (its transport decides where requests
+    go: the real API, a ``MockTransport``, or the sandbox) or let it build one."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credentials: PipedriveCredentials | None = None,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        schema: SystemSchema | None = None,
+        external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
+        plan: str = "growth",
+        seats: int | None = None,
+        daily_budget: int | None = None,
+        burst: int | None = None,
+        currency: str = "USD",
+        max_429: int = 4,
+        max_wait: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        name: str = "pipedrive",
+        timeout: float = 60.0,
+        owns: Iterable[Any] = (),
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._creds = credentials or PipedriveCredentials.from_env()
+        self.external_id_field = external_id_field
+        self.currency = currency
+        self.plan = plan
+        per_day, plan_burst = plan_limits(plan, oauth=self._creds.kind == "oauth")
+        self.daily_budget = daily_budget if daily_budget is not None else (
+            per_day * seats if seats else None)
+        self.daily_remaining: int | None = self.daily_budget
+        self.max_429 = max_429
+        self.max_wait = max_wait
+        self.clock = clock
+        self.sleep = sleep
+        self.burst = BurstWindow(burst or plan_burst, clock=clock)
+        self.search_burst = BurstWindow(SEARCH_BURST, clock=clock)
+        self._blocked_until = 0.0
+        self._consecutive_429 = 0
+        self.tokens_spent = 0
+        self._schema = schema
+        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
+        self._owns_http = http is None
+        self._owns = list(owns)
+        self._lock = threading.RLock()
+        self._fields: dict[str, dict[str, FieldSchema]] = {}  # obj -> api_name -> org field
+        self._unsettled: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._unsettled_uploads: set[str] = set()
+        self._ext_values: dict[tuple[str, str], str] = {}  # (obj, external id) -> field value
+        self.capabilities = DestinationCapabilities(
+            name=name, batch_size=1, native_upsert=False, bulk=False,
+            attachment_limit_bytes=None,
+            # the client paces itself per request (burst + search windows, headers); the
+            # executor's bucket is left unlimited so the two do not double-count
+            rate_limit=RateLimit(kind="tokens", per_window=0, window_seconds=BURST_WINDOW_S,
+                                 write_cost_per_call=5, read_cost_per_call=1, concurrency=1))
+        self.stats = CallStats()
+
+    def __repr__(self) -> str:
+        return (f"PipedriveClient(base={self.base_url!r}, auth={self._creds.kind!r}, "
+                f"plan={self.plan!r})")
+
+    # ------------------------------------------------------------------ transport
+    def _pace(self, search: bool) -> None:
+        while True:
+            waits = [self.burst.wait(), self._blocked_until - self.clock()]
+            if search:
+                waits.append(self.search_burst.wait())
+            w = max(waits)
+            if w <= 0:
+                break
+            self.sleep(w)
+        self.burst.take()
+        if search:
+            self.search_burst.take()
+
+    def _request(self, method: str, version: str, path: str, *, op: str,
+                 params: dict | None = None, json_body: Any = None, files: Any = None,
+                 data: Any = None, write: bool = False, n: int = 0) -> tuple[int, Any]:
+        """One API call -> (status, parsed JSON body)."""
+        endpoint = f"{method} /api/{version}{path}"
+        cost = token_cost(version, method, path)
+        with self._lock:
+            if self.daily_remaining is not None and cost > self.daily_remaining:
+                raise FatalError(
+                    f"{endpoint}: the Pipedrive daily token budget is nearly spent "
+                    f"({self.daily_remaining} tokens left, this call costs {cost}); stopping "
+                    "before Pipedrive answers 429 and locks the token out. Resume after the "
+                    "budget resets (server midnight) with --resume")
+            self._pace(search=path.endswith("/search") or path.startswith("/itemSearch"))
+        url = f"{self.base_url}/api/{version}{path}"
+        headers = self._creds.headers()
+        self.stats.count_call(op, n)
+        try:
+            resp = self._http.request(method, url, params=params, json=json_body, files=files,
+                                      data=data, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
+                                 maybe_committed=write) from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
+                                 maybe_committed=write) from None
+        self._read_limits(resp, cost)
+        status = resp.status_code
+        if status == 429:
+            self.stats.throttled += 1
+            self._consecutive_429 += 1
+            reset = self._header_float(resp, "x-ratelimit-reset") or \
+                self._header_float(resp, "retry-after")
+            if self._consecutive_429 >= self.max_429 or self.daily_remaining == 0 or \
+                    (reset is not None and reset > self.max_wait):
+                raise FatalError(
+                    f"{endpoint}: Pipedrive kept answering 429 ({self._consecutive_429} in a "
+                    "row; the daily token budget or the burst limit is exhausted); stopping "
+                    "instead of retrying into a 403 lockout. Resume later with --resume")
+            if reset is not None:
+                self._blocked_until = self.clock() + reset
+            raise TransientError(f"{endpoint}: 429 rate limited", retry_after=reset,
+                                 maybe_committed=False)
+        self._consecutive_429 = 0
+        body = self._parse(resp, endpoint)
+        if status == 401:
+            raise PipedriveAuthError(
+                f"{endpoint}: Pipedrive rejected the credentials (HTTP 401); set a valid "
+                f"{self._creds.env_var}")
+        if status == 403 and body is None:
+            raise PipedriveAPIError(endpoint, 403, "(an HTML page: Pipedrive has blocked this "
+                                    "token after repeated 429s; wait before resuming)")
+        if status in (402, 403):
+            raise PipedriveAPIError(endpoint, status, self._error_text(body))
+        if status >= 500:
+            raise TransientError(f"{endpoint}: HTTP {status}", maybe_committed=write)
+        if body is None:
+            raise PipedriveProtocolError(f"{endpoint}: HTTP {status} with a non-JSON body "
+                                         f"({resp.headers.get('content-type', 'none')})")
+        return status, body
+
+    @staticmethod
+    def _header_float(resp: httpx.Response, name: str) -> float | None:
+        v = resp.headers.get(name)
+        try:
+            return float(v) if v is not None else None
+        except ValueError:
+            return None
+
+    def _read_limits(self, resp: httpx.Response, cost: int) -> None:
+        with self._lock:
+            self.tokens_spent += cost
+            daily = self._header_float(resp, "x-daily-ratelimit-token-remaining")
+            if daily is not None:
+                self.daily_remaining = int(daily)
+            elif self.daily_remaining is not None and resp.status_code != 429:
+                self.daily_remaining = max(0, self.daily_remaining - cost)
+            remaining = self._header_float(resp, "x-ratelimit-remaining")
+            reset = self._header_float(resp, "x-ratelimit-reset")
+            if remaining is not None and remaining <= 0 and reset is not None:
+                self._blocked_until = max(self._blocked_until, self.clock() + reset)
+
+    @staticmethod
+    def _parse(resp: httpx.Response, endpoint: str) -> Any:
+        if not resp.content:
+            return {}
+        if "json" not in resp.headers.get("content-type", "json"):
+            return None
+        try:
+            body = resp.json()
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            raise PipedriveProtocolError(f"{endpoint}: expected a JSON object")
+        return body
+
+    @staticmethod
+    def _error_text(body: Any) -> str:
+        if isinstance(body, dict):
+            return str(body.get("error") or body.get("error_info") or "error")
+        return "error"
+
+    def _ok_data(self, endpoint: str, status: int, body: dict) -> Any:
+        if status >= 400 or body.get("success") is False:
+            raise PipedriveAPIError(endpoint, status, self._error_text(body))
+        return body.get("data")
+
+    # ------------------------------------------------------------------ schema and fields
+    def schema(self) -> SystemSchema:
+        if self._schema is None:
+            from runtime.dialects import get_dialect
+
+            self._schema = get_dialect("pipedrive").standard_schema()
+        return self._schema
+
+    def _std(self, obj: str) -> dict[str, FieldSchema]:
+        o = self.schema().object(obj)
+        return {f.api_name: f for f in o.fields} if o is not None else {}
+
+    def org_fields(self, obj: str) -> dict[str, FieldSchema]:
+        """The org's fields of an object from ``GET /api/v2/<entity>Fields`` (custom fields by
+        name, hash key and option ids in ``vendor``), read once."""
+        if obj in self._fields:
+            return self._fields[obj]
+        ent = ENTITIES.get(obj)
+        out: dict[str, FieldSchema] = {}
+        if ent is not None and ent[2] is not None:
+            from runtime.dialects.pipedrive.metadata import load_pipedrive_metadata
+
+            items: list[Any] = []
+            cursor = None
+            while True:
+                params: dict[str, Any] = {"limit": PAGE_LIMIT}
+                if cursor:
+                    params["cursor"] = cursor
+                status, body = self._request("GET", "v2", f"/{ent[2]}", op="metadata",
+                                             params=params)
+                items.extend(self._ok_data(f"GET /api/v2/{ent[2]}", status, body) or [])
+                cursor = (body.get("additional_data") or {}).get("next_cursor")
+                if not cursor:
+                    break
+            schema = load_pipedrive_metadata({"success": True, "data": items},
+                                             source_name=f"{ent[2]} (org)", object_name=obj)
+            o = schema.object(obj)
+            out = {f.api_name: f for f in o.fields} if o is not None else {}
+        self._fields[obj] = out
+        return out
+
+    def _custom(self, obj: str, name: str) -> FieldSchema | None:
+        f = self.org_fields(obj).get(name)
+        return f if f is not None and f.custom and f.vendor.get("key") else None
+
+    def _ext_key(self, obj: str) -> str | None:
+        f = self._custom(obj, self.external_id_field)
+        return f.vendor["key"] if f is not None else None
+
+    # ------------------------------------------------------------------ record conversion
+    def _custom_value(self, f: FieldSchema, v: Any) -> Any:
+        ptype = f.vendor.get("field_type")
+        opts: dict[str, Any] = f.vendor.get("options") or {}
+        if v is None:
+            return None
+        if ptype == "enum":
+            return opts.get(str(v), v)
+        if ptype == "set":
+            vals = v if isinstance(v, list) else [x for x in str(v).split(";") if x]
+            ids = [opts.get(str(x), x) for x in vals]
+            return ids or None  # [] is a validation error; null clears
+        if ptype == "monetary":
+            return v if isinstance(v, dict) else {"value": _jsonable(v), "currency": self.currency}
+        return _jsonable(v)
+
+    def _to_pd(self, obj: str, item: WriteItem, *, creating: bool) -> dict[str, Any]:
+        version = ENTITIES.get(obj, ("v2",))[0]
+        std = self._std(obj)
+        out: dict[str, Any] = {}
+        custom: dict[str, Any] = {}
+        record = dict(item.record)
+        if creating and item.external_id is not None and version == "v2" \
+                and self._ext_key(obj) is not None:
+            own = record.get(self.external_id_field)
+            if own in (None, ""):
+                record[self.external_id_field] = item.external_id
+            else:  # the mapping writes its own source id: keep it (the journal has it) and
+                self._ext_values[(obj, item.external_id)] = str(own)  # search by it
+        for k, v in record.items():
+            f = std.get(k)
+            if f is None or f.custom:
+                cf = self._custom(obj, k)
+                if cf is not None:
+                    custom[cf.vendor["key"]] = self._custom_value(cf, v)
+                    continue
+            if f is not None and f.type in (FieldType.lookup, FieldType.owner, FieldType.id):
+                v = _int_id(v)
+            elif k in _MULTI and version == "v2" and isinstance(v, str):
+                v = [{"value": v, "primary": True, "label": "work"}]
+            elif k in _ADDRESS and version == "v2" and isinstance(v, str):
+                v = {"value": v}
+            elif k == "visible_to":
+                v = _int_id(v)
+            out[k] = _jsonable(v)
+        if custom:
+            out["custom_fields"] = custom
+        return out
+
+    def _from_pd(self, obj: str, rec: dict[str, Any]) -> dict[str, Any]:
+        std = self._std(obj)
+        by_key = {f.vendor["key"]: f for f in self.org_fields(obj).values()
+                  if f.custom and f.vendor.get("key")}
+        out: dict[str, Any] = {}
+        for k, v in rec.items():
+            if k == "custom_fields" and isinstance(v, dict):
+                for h, cv in v.items():
+                    f = by_key.get(h)
+                    if f is None:
+                        continue
+                    labels = {i: lab for lab, i in (f.vendor.get("options") or {}).items()}
+                    if isinstance(cv, dict) and "value" in cv:
+                        cv = cv["value"]
+                    if isinstance(cv, list):
+                        cv = [labels.get(x, x) for x in cv]
+                    elif cv in labels:
+                        cv = labels[cv]
+                    out[f.api_name] = cv
+                continue
+            top = by_key.get(k) if len(k) == 40 else None  # v1: custom fields at the top level
+            if top is not None:
+                out[top.api_name] = v
+                continue
+            f = std.get(k)
+            if f is None and k != "id":
+                continue  # vendor extras (is_deleted, active_flag...) are not record fields
+            if k in _MULTI and isinstance(v, list):
+                prim = next((x for x in v if isinstance(x, dict) and x.get("primary")),
+                            v[0] if v else None)
+                v = prim.get("value") if isinstance(prim, dict) else prim
+            elif k in _ADDRESS and isinstance(v, dict):
+                v = v.get("value")
+            elif (k == "id" or (f is not None and f.type in (FieldType.lookup, FieldType.owner))
+                  ) and isinstance(v, int) and not isinstance(v, bool):
+                v = str(v)
+            elif isinstance(v, dict) and "value" in v and k.endswith("_id"):
+                v = str(v["value"]) if v["value"] is not None else None  # v1 expanded links
+            out[k] = v
+        out[EXTERNAL_ID_KEY] = out.get(self.external_id_field)
+        return out
+
+    # ------------------------------------------------------------------ writes
+    def _entity(self, obj: str) -> tuple[str, str]:
+        ent = ENTITIES.get(obj)
+        if ent is None:
+            raise FatalError(f"Pipedrive has no record API for {obj!r} (one of "
+                             f"{', '.join(ENTITIES)}; files go through upload_attachment)")
+        return ent[0], ent[1]
+
+    def create(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        version, seg = self._entity(obj)
+        out = []
+        for it in items:
+            body = self._to_pd(obj, it, creating=True)
+            if it.external_id is not None:
+                self._unsettled[(obj, it.external_id)] = (time.time(), body)
+            status, resp = self._request("POST", version, f"/{seg}", op="create",
+                                         json_body=body, write=True, n=1)
+            r = self._result(it.key, status, resp, created=True)
+            if it.external_id is not None:
+                self._unsettled.pop((obj, it.external_id), None)
+            out.append(r)
+        return out
+
+    def update(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        version, seg = self._entity(obj)
+        method = "PUT" if obj == "Note" else "PATCH"
+        out = []
+        for it in items:
+            if not it.dest_id:
+                out.append(WriteResult(key=it.key, ok=False, code="MISSING_ID",
+                                       error="update without a record id"))
+                continue
+            status, resp = self._request(method, version, f"/{seg}/{it.dest_id}", op="update",
+                                         json_body=self._to_pd(obj, it, creating=False),
+                                         write=True, n=1)
+            out.append(self._result(it.key, status, resp, created=False))
+        return out
+
+    def upsert(self, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        """Pipedrive has no upsert: find by external id, then PATCH or POST (not atomic)."""
+        found = self.find_by_external_id(obj, [i.external_id for i in items if i.external_id])
+        out = []
+        for it in items:
+            rid = found.get(it.external_id or "")
+            if rid:
+                r = self.update(obj, [WriteItem(it.key, None, it.record, rid)])[0]
+            else:
+                r = self.create(obj, [it])[0]
+            out.append(r)
+        return out
+
+    def _result(self, key: str, status: int, resp: dict, *, created: bool | None) -> WriteResult:
+        if status < 400 and resp.get("success") is not False:
+            data = resp.get("data")
+            rid = data.get("id") if isinstance(data, dict) else None
+            if rid is None:
+                return WriteResult(key=key, ok=False, code="MALFORMED_RESULT",
+                                   error="success without data.id")
+            return WriteResult(key=key, ok=True, dest_id=str(rid), created=created)
+        msg = self._error_text(resp)
+        m = _INVALID_FIELD.search(msg)
+        field = m.group(1).split(",")[0].strip() if m else None
+        code = str(resp.get("code") or resp.get("errorCode") or f"HTTP_{status}")
+        return WriteResult(key=key, ok=False, code=code, error=msg, field=field,
+                           retryable=status == 409)
+
+    def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+        if obj == FILE_OBJECT:
+            return self.delete_attachments(ids)
+        version, seg = self._entity(obj)
+        out = []
+        for rid in ids:
+            status, resp = self._request("DELETE", version, f"/{seg}/{rid}", op="delete",
+                                         write=True, n=1)
+            if status < 400 and resp.get("success") is not False:
+                out.append(WriteResult(key=rid, ok=True, dest_id=rid))  # v1 notes: data is the id
+                continue
+            r = self._result(rid, status, resp, created=None)
+            r.dest_id = rid if r.ok else None
+            out.append(r)
+        return out
+
+    # ------------------------------------------------------------------ reads
+    def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if obj == FILE_OBJECT:
+            want = {str(i) for i in ids}
+            return {r["id"]: r for r in self.list_records(FILE_OBJECT) if r["id"] in want}
+        version, seg = self._entity(obj)
+        uniq = list(dict.fromkeys(str(i) for i in ids))
+        out: dict[str, dict[str, Any]] = {}
+        if version == "v1":
+            for rid in uniq:
+                status, resp = self._request("GET", "v1", f"/{seg}/{rid}", op="get")
+                if status == 404:
+                    continue
+                data = self._ok_data(f"GET /api/v1/{seg}/{{id}}", status, resp)
+                if isinstance(data, dict):
+                    out[rid] = self._from_pd(obj, data)
+            return out
+        for i in range(0, len(uniq), IDS_LIMIT):
+            chunk = uniq[i:i + IDS_LIMIT]
+            status, resp = self._request("GET", "v2", f"/{seg}", op="get",
+                                         params={"ids": ",".join(chunk), "limit": IDS_LIMIT})
+            for rec in self._ok_data(f"GET /api/v2/{seg}", status, resp) or []:
+                if isinstance(rec, dict) and rec.get("id") is not None:
+                    out[str(rec["id"])] = self._from_pd(obj, rec)
+        return out
+
+    def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
+        version, seg = self._entity(obj)
+        wanted = list(dict.fromkeys(e for e in external_ids if e))
+        out: dict[str, str] = {}
+        key = self._ext_key(obj) if version == "v2" else None
+        if key is None:
+            out = self._find_by_content(obj, wanted)
+        elif seg in _SEARCHABLE:
+            for ext in wanted:
+                terms = self._ext_terms(obj, ext)
+                hits: list[str] = []
+                for term in terms:
+                    status, resp = self._request(
+                        "GET", "v2", f"/{seg}/search", op="find_by_external_id",
+                        params={"term": term, "fields": "custom_fields",
+                                "exact_match": "true", "limit": 100})
+                    data = self._ok_data(f"GET /api/v2/{seg}/search", status, resp) or {}
+                    hits += [str(x["item"]["id"]) for x in data.get("items") or []
+                             if isinstance(x, dict) and isinstance(x.get("item"), dict)
+                             and x["item"].get("id") is not None]
+                # search matches any custom field, case-insensitively: compare exactly
+                for rid, rec in sorted(self.get(obj, hits).items(), key=lambda kv: int(kv[0])):
+                    if rec.get(self.external_id_field) in terms:
+                        out[ext] = rid
+                        break
+        else:  # activities: no search endpoint; list what changed since the first send
+            since = min((self._unsettled.get((obj, e), (None,))[0] or 0.0) for e in wanted) \
+                if all((obj, e) in self._unsettled for e in wanted) else None
+            ts = (datetime.fromtimestamp(since - 600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                  if since else None)
+            want = {t: e for e in wanted for t in reversed(self._ext_terms(obj, e))}
+            for rec in self.list_records(obj, modified_since=ts):
+                ext = want.get(rec.get(self.external_id_field))
+                if ext is not None and ext not in out:
+                    out[ext] = rec["id"]
+        for ext in out:
+            self._unsettled.pop((obj, ext), None)
+        return out
+
+    def _ext_terms(self, obj: str, ext: str) -> list[str]:
+        """Values the external-id field may hold for executor external id ``ext``: the value
+        this client wrote, else ``ext`` itself and its key without the ``<map>:`` prefix (a
+        mapping that writes its own source id, seen again after a restart)."""
+        own = self._ext_values.get((obj, ext))
+        if own is not None:
+            return [own]
+        terms = [ext]
+        if ":" in ext and ext.rsplit(":", 1)[1]:
+            terms.append(ext.rsplit(":", 1)[1])
+        return terms
+
+    def _find_by_content(self, obj: str, wanted: list[str]) -> dict[str, str]:
+        """Objects without an external-id field (notes): the payload this client sent (kept
+        while the outcome is unknown) is looked for among the parent's records."""
+        out: dict[str, str] = {}
+        for ext in wanted:
+            sent = self._unsettled.get((obj, ext))
+            if sent is None:
+                continue
+            body = sent[1]
+            params: dict[str, Any] = {"limit": PAGE_LIMIT, "sort": "id DESC"}
+            for k in ("person_id", "org_id", "deal_id", "lead_id"):
+                if body.get(k) is not None:
+                    params[k] = body[k]
+                    break
+            status, resp = self._request("GET", "v1", f"/{ENTITIES[obj][1]}",
+                                         op="find_by_external_id", params=params)
+            for rec in self._ok_data("GET /api/v1/notes", status, resp) or []:
+                if isinstance(rec, dict) and rec.get("content") == body.get("content"):
+                    out[ext] = str(rec["id"])
+                    break
+        return out
+
+    def count(self, obj: str) -> int:
+        return sum(1 for _ in self.list_records(obj))
+
+    def list_records(self, obj: str, *, modified_since: str | None = None
+                     ) -> list[dict[str, Any]]:
+        if obj == FILE_OBJECT:
+            return [{k: (str(v) if k == "id" or k in _FILE_PARENTS.values() and v is not None
+                         else v) for k, v in f.items()} | {EXTERNAL_ID_KEY: None}
+                    for f in self._files()]
+        version, seg = self._entity(obj)
+        out: list[dict[str, Any]] = []
+        if version == "v1":
+            start = 0
+            while True:
+                params: dict[str, Any] = {"start": start, "limit": PAGE_LIMIT}
+                if modified_since:
+                    params["updated_since"] = modified_since
+                status, resp = self._request("GET", "v1", f"/{seg}", op="list_records",
+                                             params=params)
+                out.extend(self._from_pd(obj, r) for r in
+                           self._ok_data(f"GET /api/v1/{seg}", status, resp) or []
+                           if isinstance(r, dict))
+                pag = ((resp.get("additional_data") or {}).get("pagination") or {})
+                if not pag.get("more_items_in_collection"):
+                    return out
+                start = int(pag.get("next_start") or start + PAGE_LIMIT)
+        cursor = None
+        while True:
+            params = {"limit": PAGE_LIMIT}
+            if modified_since:
+                params["updated_since"] = modified_since
+            if cursor:
+                params["cursor"] = cursor
+            status, resp = self._request("GET", "v2", f"/{seg}", op="list_records",
+                                         params=params)
+            out.extend(self._from_pd(obj, r) for r in
+                       self._ok_data(f"GET /api/v2/{seg}", status, resp) or []
+                       if isinstance(r, dict))
+            cursor = (resp.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return out
+
+    def list_users(self) -> list[User]:
+        status, resp = self._request("GET", "v1", "/users", op="list_users")
+        users = []
+        for u in self._ok_data("GET /api/v1/users", status, resp) or []:
+            if not isinstance(u, dict) or u.get("id") is None:
+                raise PipedriveProtocolError("GET /api/v1/users: a user without an id")
+            users.append(User(id=str(u["id"]), email=str(u.get("email") or ""),
+                              name=str(u.get("name") or ""),
+                              active=bool(u.get("active_flag", True))))
+        return users
+
+    # ------------------------------------------------------------------ files
+    def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
+                          key: str) -> WriteResult:
+        p = Path(path)
+        try:
+            size = p.stat().st_size
+        except FileNotFoundError:
+            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
+                               error="attachment file not found")
+        link = _FILE_PARENTS.get(obj)
+        if link is None:
+            return WriteResult(key=key, ok=False, code="NOT_SUPPORTED",
+                               error=f"Pipedrive files cannot be attached to {obj}")
+        if key in self._unsettled_uploads:  # a retry after an unknown outcome: look first
+            existing = self._find_file(link, record_id, file_name, size)
+            if existing is not None:
+                self._unsettled_uploads.discard(key)
+                return WriteResult(key=key, ok=True, dest_id=existing, created=False)
+        self._unsettled_uploads.add(key)
+        with p.open("rb") as fh:
+            status, resp = self._request("POST", "v1", "/files", op="upload_attachment",
+                                         files={"file": (file_name, fh)},
+                                         data={link: str(record_id)}, write=True, n=1)
+        self._unsettled_uploads.discard(key)
+        return self._result(key, status, resp, created=True)
+
+    def _files(self) -> list[dict[str, Any]]:
+        """Every file of the company (``GET /api/v1/files``, newest first)."""
+        out: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            status, resp = self._request("GET", "v1", "/files", op="get",
+                                         params={"start": start, "limit": PAGE_LIMIT,
+                                                 "sort": "id DESC"})
+            out.extend(f for f in self._ok_data("GET /api/v1/files", status, resp) or []
+                       if isinstance(f, dict) and f.get("id") is not None)
+            pag = ((resp.get("additional_data") or {}).get("pagination") or {})
+            if not pag.get("more_items_in_collection"):
+                return out
+            start = int(pag.get("next_start") or start + PAGE_LIMIT)
+
+    def _find_file(self, link: str, record_id: str, file_name: str, size: int) -> str | None:
+        for f in self._files():
+            if str(f.get(link)) == str(record_id) and f.get("name") == file_name \
+                    and int(f.get("file_size") or -1) == size:
+                return str(f["id"])
+        return None
+
+    def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
+        out = []
+        for fid in ids:
+            status, resp = self._request("DELETE", "v1", f"/files/{fid}", op="delete",
+                                         write=True, n=1)
+            r = self._result(fid, status, resp, created=None)
+            r.dest_id = fid if r.ok else None
+            out.append(r)
+        return out
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+        for thing in self._owns:
+            thing.close()
+        self._owns = []
+
+    def __enter__(self) -> PipedriveClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+

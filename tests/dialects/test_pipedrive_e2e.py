@@ -1,0 +1,132 @@
+"""End to end: ``mappings/aeronaclinic_to_pipedrive.fmap`` on the committed sample
+``mappings/samples/aeronaclinic_api`` through ``run_migration`` into ``sandbox:pipedrive`` (the
+Pipedrive HTTP emulator, in process), once fault-free and once with injected lost responses,
+timeouts and throttles. Pipedrive has no upsert, so a lost create is only safe because the executor
+asks ``find_by_external_id`` before re-sending: the faulted run must hold exactly what the
+fault-free run holds (0 duplicates, 0 lost records, files included)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migration
+from runtime.sources import open_source
+from runtime.state import StateStore
+from runtime.targets import open_target
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+MAPPING = ROOT / "mappings" / "aeronaclinic_to_pipedrive.fmap"
+SAMPLE = ROOT / "mappings" / "samples" / "aeronaclinic_api"
+USERS = ROOT / "mappings" / "sandbox" / "pipedrive_users.json"
+OBJECTS = ("Organization", "Person", "Activity", "Deal", "Product", "Note")
+FAULTS = "seed=11,lost_response_rate=0.12,timeout_rate=0.03,throttle_rate=0.08"
+
+
+@pytest.fixture(scope="module")
+def work():
+    d = Path(tempfile.mkdtemp(prefix="fmap-pd-e2e-",
+                              dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def compiled(work):
+    from compiler.compile import compile_path
+
+    result = compile_path(MAPPING, display="mappings/aeronaclinic_to_pipedrive.fmap")
+    assert result.ok, [d.message for d in result.diagnostics]
+    out = work / "aeronaclinic_to_pipedrive.py"
+    out.write_text(result.python, "utf-8")
+    return load_compiled(out, name="fmap_pd_e2e")
+
+
+def _run(compiled, base: Path, faults: str | None):
+    base.mkdir()
+    uri = f"sandbox:pipedrive?users={USERS}&db={base / 'org.sqlite'}&clock=virtual"
+    if faults:
+        uri += f"&faults={faults}"
+    dest = open_target(uri, schema_changes=list(compiled.PLAN.schema_changes), state_dir=base)
+    source = open_source(str(SAMPLE))
+    load = LoadOptions(files_root=SAMPLE)
+    load.sleep = lambda s: None
+    load.seed = 7
+    try:
+        with StateStore(base / "state.sqlite") as state:
+            result = run_migration(compiled, source, dest, state, base / "stage",
+                                   source_id=str(SAMPLE), options=RunOptions(load=load))
+    finally:
+        source.close()
+    return result, dest
+
+
+def _snapshot(dest) -> dict:
+    """Every record keyed by what identifies it (external id; a note by its content and parent,
+    a file by name and parent), links replaced by the linked record's key."""
+    records = {o: dest.list_records(o) for o in OBJECTS}
+    key_of: dict[tuple[str, str], str] = {}
+    for o, rs in records.items():
+        for r in rs:
+            key_of[(o, r["id"])] = r.get("$external_id") or f"{o}:{r.get('content', '')[:80]}"
+    links = {"org_id": "Organization", "person_id": "Person", "deal_id": "Deal"}
+    out: dict = {}
+    for o, rs in records.items():
+        keys = []
+        for r in rs:
+            parents = tuple(key_of.get((t, r.get(f) or ""), "?") for f, t in links.items()
+                            if r.get(f))
+            keys.append((key_of[(o, r["id"])], parents))
+        out[o] = Counter(keys)
+    files = dest.list_records("File")
+    out["File"] = Counter((f["name"], key_of.get(("Person", f.get("person_id") or ""), "?"),
+                           f["file_size"]) for f in files)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(compiled, work):
+    result, dest = _run(compiled, work / "clean", None)
+    yield result, _snapshot(dest), dest
+    dest.close()
+
+
+def test_fault_free_run_loads_everything(clean):
+    result, snap, dest = clean
+    assert result.status == "completed", result.message
+    failed = {k: c["failed"] for k, c in result.counts.items() if c["failed"]}
+    assert not failed
+    for o in OBJECTS:
+        assert snap[o], o
+        dupes = [k for k, n in snap[o].items() if n > 1]
+        assert not dupes, (o, dupes[:3])
+    assert sum(snap["File"].values()) == result.counts["File"]["created"]
+    assert all(k[1] != "?" for k in snap["File"])  # every file is on a loaded person
+    persons = {k[0]: k[1] for k in snap["Person"]}
+    assert all(parents and parents[0] != "?" for parents in persons.values())
+    sb = dest.sandbox
+    assert sb.throttled == 0 and sb.ledger.spent > 0
+
+
+def test_lost_responses_and_throttles_give_no_duplicates_and_no_losses(compiled, work, clean):
+    _, expected, _ = clean
+    result, dest = _run(compiled, work / "faulty", FAULTS)
+    try:
+        assert result.status == "completed", result.message
+        plan = dest.sandbox.faults
+        kinds = Counter(d.kind for d in plan.log)
+        assert kinds["lost_response"] >= 10 and kinds["throttle"] >= 5, kinds
+        assert dest.sandbox.throttled >= 5
+        got = _snapshot(dest)
+        for o in (*OBJECTS, "File"):
+            assert got[o] == expected[o], (o, got[o] - expected[o], expected[o] - got[o])
+        failed = {k: c["failed"] for k, c in result.counts.items() if c["failed"]}
+        assert not failed
+        assert dest.sandbox.ledger.locked_until == {}  # never reached the 403 lockout
+    finally:
+        dest.close()
