@@ -36,30 +36,22 @@ def _instant(ts: str):
 def settled_watermark(rows: Iterable[tuple[str, str | None]], bad: set[str]
                       ) -> tuple[str, set[str]] | None:
     """(timestamp, keys at it) for the latest prefix of ``rows`` (key, modified_at) containing no
-    bad key; None when the earliest timestamp already holds a bad key (or there are no rows)."""
-    by_ts: dict[str, list[str]] = {}
-    order: dict[str, tuple] = {}
+    bad key; None when the earliest instant already holds a bad key (or there are no rows).
+    Rows are grouped by the instant they stand for, so ``...Z`` and ``...+00:00`` are one tie."""
+    by_instant: dict[tuple, tuple[str, set[str]]] = {}
     for key, ts in rows:
         if ts is None:
             continue
-        by_ts.setdefault(ts, []).append(key)
-        order[ts] = _instant(ts)
+        inst = _instant(ts)
+        if inst not in by_instant:
+            by_instant[inst] = (ts, set())
+        by_instant[inst][1].add(key)
     best: tuple[str, set[str]] | None = None
-    seen_instants: dict[tuple, tuple[str, set[str]]] = {}
-    for ts in sorted(by_ts, key=lambda t: order[t]):
-        keys = by_ts[ts]
-        if any(k in bad for k in keys):
+    for inst in sorted(by_instant):
+        ts, keys = by_instant[inst]
+        if keys & bad:
             break
-        # equal instants written differently ("Z" vs "+00:00") merge into one tie set
-        inst = order[ts]
-        if inst in seen_instants:
-            prev_ts, prev_keys = seen_instants[inst]
-            prev_keys.update(keys)
-            best = (prev_ts, prev_keys)
-        else:
-            entry = (ts, set(keys))
-            seen_instants[inst] = entry
-            best = entry
+        best = (ts, keys)
     return best
 
 

@@ -28,6 +28,7 @@ from runtime.destinations.base import (
 from runtime.executor.ratelimit import Backoff, TokenBucket
 from runtime.executor.stage import Stage, StagedRecord
 from runtime.functions.notes import split_note
+from runtime.functions.values import is_blank
 from runtime.plan import Attachment, Owner, Plan, Ref, Step
 from runtime.state import (
     OpResult,
@@ -356,9 +357,9 @@ class Loader:
         return items, skipped, quarantined
 
     def _attachment_problem(self, st: Step, a: Attachment) -> tuple[str, str] | None:
-        path = Path(str(a.path)) if a.path not in (None, "") else None
-        if path is None:
+        if is_blank(a.path):
             return ("skipped", "no file path")
+        path = Path(str(a.path))
         if not path.is_absolute() and self.opt.files_root is not None:
             path = self.opt.files_root / path
         if not path.is_file():

@@ -20,6 +20,7 @@ from typing import Any
 
 from runtime.executor.extract import stage_all
 from runtime.executor.stage import Stage
+from runtime.functions.values import is_blank
 from runtime.plan import Attachment, Plan, Ref
 from runtime.schema.model import FieldType, SystemSchema
 
@@ -195,7 +196,7 @@ def _generic(detail: str | None) -> str:
 
 def _check_attachment(report: ProfileReport, step: str, key: str, a: Attachment,
                       limit: int | None, files_root: Path | None, max_listed: int) -> None:
-    if a.path in (None, ""):
+    if is_blank(a.path):  # no file for this record (missing, null or empty path)
         return
     p = Path(str(a.path))
     if not p.is_absolute() and files_root is not None:

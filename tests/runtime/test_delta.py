@@ -80,7 +80,7 @@ def _check(rows, bad):
 def test_settled_watermark_without_bad_keys_at_the_boundary_instant(rows, data):
     """Random rows (in random order) and bad keys; every key at an instant holding a bad key is
     made bad too, which leaves the expected watermark unchanged (a good key spelled differently
-    at a bad instant is the xfail below)."""
+    at a bad instant has its own test below)."""
     keys = [k for k, _ in rows]
     bad = set(data.draw(st.lists(st.sampled_from(keys), unique=True)) if keys else [])
     # an instant holding a bad key: make every key at it bad (the expected watermark is the same)
@@ -110,10 +110,6 @@ def test_settled_watermark_examples():
     assert settled_watermark([], set()) is None
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: runtime/executor/delta.py settled_watermark "
-                   "stops at the first bad *spelling* but keeps the tie set already built for "
-                   "another spelling of the same instant, so the watermark lands ON an instant "
-                   "that holds a failed key")
 def test_settled_watermark_bad_key_at_same_instant_spelled_differently():
     rows = [("good", "2024-01-01T10:00:00Z"), ("bad", "2024-01-01T10:00:00+00:00"),
             ("early", "2024-01-01T09:00:00Z")]

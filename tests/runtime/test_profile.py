@@ -26,7 +26,7 @@ def _p(i, last, first="Ann", dob=None, email=None, clinic="c1", doctor="doc@exam
        scan=None):
     r = {"id": f"p{i}", "first_name": first, "last_name": last, "clinic_id": clinic,
          "doctor": doctor, "dob": dob or f"1980-01-{i:02d}", "email": email or f"p{i}@x.com",
-         "scan": scan}  # null: no file (an absent field is another story, see the xfail below)
+         "scan": scan}  # null: no file (an absent field too: see the test below)
     if last is None:
         del r["last_name"]
     return r
@@ -116,9 +116,6 @@ def test_nothing_else(report):
     assert report.problems == 7
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: an absent attach path field stages as "
-                   "Attachment(path=MISSING); profile counts it as a missing file (and the loader "
-                   "quarantines it: 'attachment file not found') instead of 'no file'")
 def test_absent_attachment_field_is_no_file(tmp_path):
     module = ops2fix.compile_module(tmp_path / "build", "profile")
     src = ops2fix.write_src(tmp_path / "src", clinics=CLINICS[:1],
