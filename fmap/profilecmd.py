@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -57,9 +56,11 @@ def execute_profile(fmap_file: Path, source_uri: str, target_uri: str | None,
     print_profile(console, report)
     out = output or work / "reports"
     out.mkdir(parents=True, exist_ok=True)
-    dest_file = out / "profile.json"
-    dest_file.write_text(json.dumps(report.to_dict(), indent=2, default=str), "utf-8")
-    console.print(f"profile: {dest_file}")
+    from runtime.reports import write_report
+    from runtime.reports.preflight import build_profile_report
+
+    j, h = write_report(build_profile_report(report), out, "profile")
+    console.print(f"profile: {h} ({j.name})")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -57,16 +56,13 @@ def execute_sample(fmap_file: Path, source_uri: str, target_uri: str, state: Pat
     if not summary["differences"]:
         table.add_row("-", "-", "no differences", "")
     console.print(table)
-    out = state_path.parent / "reports"
-    out.mkdir(parents=True, exist_ok=True)
-    report = out / f"sample-run{result.run_id}.json"
-    report.write_text(json.dumps({"selection": {"primary": selection.primary,
-                                                "chosen": selection.chosen,
-                                                "features_total": selection.features_total,
-                                                "features_covered": selection.features_covered},
-                                  "counts": result.counts, "summary": summary,
-                                  "records": to_dict(diffs)}, indent=2, default=str), "utf-8")
-    console.print(f"diff report: {report}")
+    from runtime.reports import write_report
+    from runtime.reports.preflight import build_sample_report
+
+    rep = build_sample_report(selection, result.counts, diffs, plan=plan, schema=dest.schema())
+    rep["data"] = {"summary": summary, "records": to_dict(diffs)}
+    j, h = write_report(rep, state_path.parent / "reports", f"sample-run{result.run_id}")
+    console.print(f"diff report: {h} ({j.name})")
     code = 0 if result.ok else 1
     if cleanup:
         code = max(code, _cleanup(result.run_id, state_path, dest, plan, console))

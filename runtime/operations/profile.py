@@ -49,6 +49,7 @@ class ProfileReport:
     @property
     def problems(self) -> int:
         return (sum(q["count"] for q in self.quarantine_reasons)
+                + sum(u["count"] for u in self.unmapped_values)
                 + sum(m["count"] for m in self.missing_required)
                 + len(self.duplicates) + len(self.oversize_attachments)
                 + sum(o["count"] for o in self.orphans)

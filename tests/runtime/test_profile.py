@@ -111,9 +111,9 @@ def test_orphan(report):
 
 
 def test_nothing_else(report):
-    # date 1 + value map 0 (not in quarantine_reasons) + required 1 + duplicates 2 + oversize 1
-    # + orphans 1 + unmatched owners 1
-    assert report.problems == 7
+    # date 1 + uncovered code 1 + required 1 + duplicates 2 + oversize 1 + orphans 1
+    # + unmatched owners 1
+    assert report.problems == 8
 
 
 def test_absent_attachment_field_is_no_file(tmp_path):
