@@ -253,8 +253,6 @@ def _check_reconciliation(p: Pair, run_id: int) -> None:
                                                                       "unchanged"))
         if not_loaded > 0:
             assert o.reasons, o.target_object  # every record that did not load has its reason
-        if o.target_object == "Attachments":
-            continue  # see test_attachments_reach_the_sandbox (xfail)
         assert o.flags == [], (o.target_object, o.flags)
         assert o.missing_in_destination == []
     assert by_obj["Contacts"].ours_in_destination == by_obj["Contacts"].outcomes.get("created")
@@ -421,12 +419,6 @@ def test_clinic_mgmt_to_zoho_end_to_end(tmp_path):
         p.close()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "remove this xfail once the fix is committed (it passes with the apply_changes rework in "
-    "progress): runtime/schema/changes.py apply_changes() overlays `extend Contacts` as a bare "
-    "ObjectSchema, so the sandbox's Contacts lose capabilities.attachments; the upload is refused "
-    "and runtime/executor/load.py _after_write() ignores the failed WriteResult (journal says "
-    "confirmed, nothing uploaded)"))
 @pytest.mark.parametrize("pair", sorted(PAIRS))
 def test_attachments_reach_the_sandbox(pair, tmp_path):
     p = Pair.__new__(Pair)
