@@ -19,7 +19,6 @@ from typing import Any
 
 from runtime.executor.stage import Stage
 from runtime.functions.errors import ConversionError
-from runtime.ops import ref_key
 from runtime.plan import Owner, Plan, QuarantineRecord, Ref, Step, UnmappedValue, locate
 
 __all__ = ["stage_all", "TransformOutcome", "run_transform"]
@@ -273,6 +272,3 @@ def _stage_merge(module, st: Step, stage: Stage, P: dict) -> int:
                   field=out.field, location=out.location, value=out.value)
     return n
 
-
-def normalise_key(v: Any) -> str | None:
-    return ref_key(v)

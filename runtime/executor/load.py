@@ -376,22 +376,22 @@ class Loader:
         return None
 
     # ------------------------------------------------------------------ classify + send
-    def _last_hashes(self, namespace: str, keys: list[str]) -> dict[str, str]:
-        """The request hash of each key's last confirmed write that no rollback undid: a record
-        whose payload hashes the same is unchanged and is not sent again."""
-        out: dict[str, str] = {}
+    def _rows_for_keys(self, sql: str, params: tuple, keys: list[str]):
+        """Rows of ``sql`` (ending in ``source_key IN ({marks})``) for ``keys``, in chunks under
+        SQLite's variable limit."""
         conn: sqlite3.Connection = self.state.conn
         for i in range(0, len(keys), 500):
             chunk = keys[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for k, h in conn.execute(
-                f"SELECT source_key, request_hash FROM ops WHERE map = ? AND state = 'confirmed' "
-                f"AND op IN ('create','upsert','update') AND undone_by IS NULL "
-                f"AND source_key IN ({marks}) ORDER BY id",
-                (namespace, *chunk),
-            ):
-                out[k] = h
-        return out
+            yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))),
+                                    (*params, *chunk))
+
+    def _last_hashes(self, namespace: str, keys: list[str]) -> dict[str, str]:
+        """The request hash of each key's last confirmed write that no rollback undid: a record
+        whose payload hashes the same is unchanged and is not sent again."""
+        return dict(self._rows_for_keys(
+            "SELECT source_key, request_hash FROM ops WHERE map = ? AND state = 'confirmed' "
+            "AND op IN ('create','upsert','update') AND undone_by IS NULL "
+            "AND source_key IN ({marks}) ORDER BY id", (namespace,), keys))
 
     def _classify_and_send(self, st: Step, obj: str, lookup_ns: str, op_ns: str,
                            items: list[_Pending], force_update: bool = False) -> None:
@@ -406,18 +406,13 @@ class Loader:
         for p in items:
             dest_id = existing.get(p.key)
             p.record_hash = request_hash(p.record)
-            if st.kind == "merge" or force_update:
-                if dest_id is None:
-                    unchanged.append(Outcome(st.name, p.key, "skipped",
-                                             f"{st.target} record {p.key} was not loaded",
-                                             p.rec.source_object))
-                    continue
-                if hashes.get(p.key) == p.record_hash:
-                    unchanged.append(Outcome(st.name, p.key, "loaded", "unchanged",
-                                             p.rec.source_object))
-                    continue
-                p.op, p.dest_id = "update", dest_id
-            elif dest_id is not None:
+            if (st.kind == "merge" or force_update) and dest_id is None:
+                # merges and deferred updates only update records another map loaded
+                unchanged.append(Outcome(st.name, p.key, "skipped",
+                                         f"{st.target} record {p.key} was not loaded",
+                                         p.rec.source_object))
+                continue
+            if dest_id is not None:
                 if hashes.get(p.key) == p.record_hash:
                     unchanged.append(Outcome(st.name, p.key, "loaded", "unchanged",
                                              p.rec.source_object))
@@ -451,17 +446,12 @@ class Loader:
         been committed by the destination before the process died). A re-sent update keeps the
         first one, so rollback restores the record as it was before this run touched it."""
         out: dict[str, dict] = {}
-        conn: sqlite3.Connection = self.state.conn
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            for k, b in conn.execute(
-                f"SELECT source_key, before_image FROM ops WHERE run_id = ? AND map = ? "
-                f"AND op = 'update' AND state != 'confirmed' AND before_image IS NOT NULL "
-                f"AND source_key IN ({marks}) ORDER BY id",
-                (self.run_id, namespace, *chunk),
-            ):
-                out.setdefault(k, json.loads(b))
+        for k, b in self._rows_for_keys(
+            "SELECT source_key, before_image FROM ops WHERE run_id = ? AND map = ? "
+            "AND op = 'update' AND state != 'confirmed' AND before_image IS NOT NULL "
+            "AND source_key IN ({marks}) ORDER BY id", (self.run_id, namespace), keys,
+        ):
+            out.setdefault(k, json.loads(b))
         return out
 
     def _send(self, st: Step, obj: str, namespace: str, op: str, items: list[_Pending]) -> None:

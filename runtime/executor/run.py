@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import importlib.util
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,11 +131,11 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
                 if gc_was:
                     gc.unfreeze()
             stage.conn.execute("INSERT OR REPLACE INTO meta VALUES ('extracted', ?)",
-                               (repr(sorted(extracted.items())),))
+                               (json.dumps(extracted, sort_keys=True),))
             stage.mark_complete(fp)
         else:
             row = stage.conn.execute("SELECT v FROM meta WHERE k = 'extracted'").fetchone()
-            extracted = dict(eval_pairs(row[0])) if row else {}
+            extracted = json.loads(row[0]) if row else {}
         loader = Loader(plan, dest, state, stage, run_id, P, opts.load)
         status, message = "completed", None
         try:
@@ -173,14 +174,6 @@ def _required_fields(plan: Plan, dest: Destination) -> dict[str, tuple[str, ...]
         if need:
             out[st.name] = need
     return out
-
-
-def eval_pairs(text: str) -> list[tuple[str, int]]:
-    """Parse the repr of a sorted list of (str, int) pairs without eval."""
-    import ast
-
-    value = ast.literal_eval(text)
-    return [(str(k), int(v)) for k, v in value]
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
