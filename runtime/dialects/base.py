@@ -15,6 +15,29 @@ Capabilities are plain attributes so the compiler and the planner can read them 
 estimate is ``records / batch_size`` calls priced by ``rate_limit``), and a CRM that cannot do a
 thing says so (``upsert == "none"``) instead of the compiler emitting wrong code.
 
+Module-level hooks in a dialect's ``__init__.py`` (found by name, like ``open_sandbox`` and
+``open_client`` in :mod:`runtime.targets`; a dialect without one says it cannot do that):
+
+- ``open_client(uri, options)`` / ``open_sandbox(schema, path, users, options)``: the destination
+  for ``<dialect>://...`` and ``sandbox:<dialect>`` targets (:mod:`runtime.targets`).
+- ``serve_sandbox(schema, path, users, token, options) -> ServedSandbox``: the dialect's
+  emulator as an ASGI app for ``fmap sandbox serve --dialect <name>`` (loopback HTTP); ``token``
+  is the bearer the app must demand (``None``: generate one); ``options`` carries the CLI's
+  ``--faults``, ``--external-id-field`` and dialect limit options as text.
+- ``emit_schema_package(changes, out_dir) -> list[Path]``: for a CRM whose schema changes go
+  through an admin deployment instead of an API call (Salesforce's Metadata API), write that
+  package for the admin (``fmap schema apply --emit package DIR``).
+
+Client methods ``fmap schema`` uses (on each dialect's httpx client, so they work the same
+against the real API, a loopback sandbox and ``sandbox:<dialect>``):
+
+- ``metadata_bundle(objects) -> payload``: the vendor-shaped metadata of those objects, in the
+  form this dialect's ``load_metadata`` accepts (``fmap schema pull`` saves it verbatim).
+- ``apply_schema_changes(changes) -> list[dict]``: create the custom objects/fields in
+  ``changes`` (``PLAN.schema_changes`` entries the org lacks, objects first), one result per
+  change ``{"object", "field", "status": "created" | "failed", "message"}``; raise
+  :class:`UnsupportedByDialect` for what the vendor cannot do through its API.
+
 Loader results: ``load_metadata`` returns a :class:`SystemSchema`; non-fatal findings (unknown
 vendor types, picklists without values...) are appended to the optional ``warnings`` list the
 caller passes in, as :class:`runtime.schema.io.SchemaWarning`. Malformed payloads raise
@@ -41,6 +64,7 @@ __all__ = [
     "PlanLimits",
     "NameKind",
     "UnsupportedByDialect",
+    "ServedSandbox",
 ]
 
 NameKind = Literal["module", "field"]
@@ -53,6 +77,20 @@ class UnsupportedByDialect(ValueError):
         self.dialect = dialect
         self.what = what
         super().__init__(f"{dialect}: {what}")
+
+
+@dataclass
+class ServedSandbox:
+    """What a dialect's ``serve_sandbox`` hook returns to ``fmap sandbox serve``."""
+
+    app: Any  # the ASGI application (uvicorn serves it)
+    token: str  # the credential the app demands
+    # environment variables a client needs to reach it, e.g. {"SF_ACCESS_TOKEN": token};
+    # printed once on start (they hold the sandbox's own throwaway token, never a real one)
+    client_env: dict[str, str]
+    base_path: str  # the API root, e.g. "/crm/v8", for the start-up message
+    target_scheme: str  # ``fmap run --target <scheme>://127.0.0.1:PORT``
+    close: Any = None  # callable releasing the store, or None
 
 
 class PlanLimits(BaseModel):
