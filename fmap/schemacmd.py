@@ -1,12 +1,17 @@
-"""`fmap schema`: org snapshots and custom schema changes.
+"""`fmap schema`: org snapshots and custom schema changes, for every CRM dialect.
 
-    fmap schema pull zoho://eu --module Contacts --module Leads -o snapshot.json
+    fmap schema pull zoho://eu --object Contacts --object Leads -o snapshot.json
+    fmap schema pull salesforce://login -m Account -o snapshot.json
     fmap schema apply mapping.fmap --target zoho://eu            # dry run: prints the changes
     fmap schema apply mapping.fmap --target zoho://eu --apply    # creates modules and fields
+    fmap schema apply mapping.fmap --target salesforce://login --emit package deploy/
 
-``pull`` writes the bundle the dialect's metadata loader reads (``{"modules", "objects": {name:
-{"fields", "layouts"}}}``) after checking that it loads. ``apply`` compares the mapping's
-``create module`` / ``extend`` blocks with the org and creates what is missing, modules first.
+The target names the dialect (``zoho://...``, ``sandbox:pipedrive``...). ``pull`` saves the
+client's ``metadata_bundle`` verbatim after checking that the dialect's ``load_metadata`` reads it.
+``apply`` compares the mapping's ``create module`` / ``extend`` blocks with the org and has the
+client's ``apply_schema_changes`` create what is missing, objects first; a CRM whose schema goes
+through an admin deployment instead emits that package (``--emit package DIR``). The contract
+these rely on is in :mod:`runtime.dialects.base`.
 """
 
 from __future__ import annotations
@@ -17,58 +22,106 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["app", "pending_changes"]
+__all__ = ["app", "pending_changes", "target_dialect"]
 
 app = typer.Typer(name="schema", help="Org snapshots and custom schema changes.",
                   no_args_is_help=True, pretty_exceptions_show_locals=False)
 
 
-def _open(target: str):
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code=code)
+
+
+def target_dialect(target: str):
+    """The dialect a target URI speaks (``sandbox:<d>``, ``<d>://...``), or None (``jsonl:``).
+    Raises :class:`runtime.dialects.UnknownDialect`."""
+    from runtime.dialects import get_dialect
+
+    scheme, _, rest = target.partition(":")
+    rest = rest.partition("?")[0]
+    if scheme == "sandbox":
+        return get_dialect(rest)
+    if rest.startswith("//"):
+        return get_dialect(scheme)
+    return None
+
+
+def _dialect_of(target: str):
+    from runtime.dialects import UnknownDialect
+
+    try:
+        d = target_dialect(target)
+    except UnknownDialect as exc:
+        raise _fail(f"target {target}: {exc}", 2) from None
+    if d is None:
+        raise _fail(f"{target}: not a CRM target (use <dialect>://... or sandbox:<dialect>); "
+                    "it has no metadata to pull or schema to change", 2)
+    return d
+
+
+def _open(target: str, needs: tuple[str, ...]):
+    from runtime.destinations.base import DestinationError
     from runtime.targets import TargetError, open_target
 
     try:
         dest = open_target(target)
     except (TargetError, ValueError) as exc:
-        typer.echo(f"target error: {exc}", err=True)
-        raise typer.Exit(code=2) from None
-    if not hasattr(dest, "metadata"):
+        raise _fail(f"target error: {exc}", 2) from None
+    except DestinationError as exc:  # e.g. no credentials for a real API
+        raise _fail(f"target error: {exc}", 1) from None
+    missing = [m for m in needs if not callable(getattr(dest, m, None))]
+    if missing:
         dest.close()
-        typer.echo(f"{target}: this target has no metadata API (a Zoho target is needed)",
-                   err=True)
-        raise typer.Exit(code=2)
+        raise _fail(f"{target}: this connector has no {' / '.join(missing)} yet, so fmap schema "
+                    "cannot use it", 2)
     return dest
+
+
+def _load(dialect, bundle: Any, source: str):
+    from runtime.schema.io import SchemaLoadError
+
+    try:
+        return dialect.load_metadata(bundle, source_name=source)
+    except SchemaLoadError as exc:
+        raise _fail(f"the org's metadata does not load: {exc}", 1) from None
 
 
 @app.command()
 def pull(
-    target: Annotated[str, typer.Argument(help="zoho://<dc> or sandbox:zoho")],
-    module: Annotated[list[str], typer.Option("--module", "-m", help="module to snapshot")],
+    target: Annotated[str, typer.Argument(help="zoho://<dc>, salesforce://..., sandbox:<dialect>")],
+    objects: Annotated[list[str], typer.Option(
+        "--object", "--module", "-m", help="object/module to snapshot (repeatable)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="snapshot file")] = Path(
         "snapshot.json"),
 ) -> None:
-    """Snapshot modules (fields + layout required flags) of an org."""
+    """Snapshot objects (fields, required flags, picklists) of an org in the vendor's format."""
     from runtime.destinations.base import DestinationError
-    from runtime.dialects import get_dialect
-    from runtime.schema.io import SchemaLoadError
 
-    dest = _open(target)
+    dialect = _dialect_of(target)
+    dest = _open(target, ("metadata_bundle",))
     try:
-        bundle: dict[str, Any] = {"modules": dest.modules(), "objects": {}}
-        for m in module:
-            bundle["objects"][m] = dest.metadata(m)
+        bundle = dest.metadata_bundle(list(objects))
     except DestinationError as exc:
-        typer.echo(f"schema pull failed: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        raise _fail(f"schema pull failed: {exc}", 1) from None
     finally:
         dest.close()
+    schema = _load(dialect, bundle, str(output))
+    missing = [o for o in objects if not _fields(schema, o)]
+    if missing:
+        raise _fail(f"{target}: the org has no {', '.join(missing)} "
+                    f"({dialect.label} object names are case-sensitive)", 1)
     try:
-        schema = get_dialect("zoho").load_metadata(bundle, source_name=str(output))
-    except SchemaLoadError as exc:
-        typer.echo(f"the org's metadata does not load: {exc}", err=True)
-        raise typer.Exit(code=1) from None
-    output.write_text(json.dumps(bundle, indent=1, sort_keys=True) + "\n", "utf-8")
-    n = sum(len(o.fields) for o in schema.objects if o.api_name in module)
-    typer.echo(f"wrote {output}: {len(module)} module(s), {n} field(s)")
+        output.write_text(json.dumps(bundle, indent=1, sort_keys=True) + "\n", "utf-8")
+    except OSError as exc:
+        raise _fail(f"cannot write {output}: {exc.strerror or exc}", 1) from None
+    n = sum(len(_fields(schema, o)) for o in dict.fromkeys(objects))
+    typer.echo(f"wrote {output}: {len(set(objects))} object(s), {n} field(s)")
+
+
+def _fields(schema, name: str) -> set[str]:
+    obj = schema.object(name)
+    return {f.api_name for f in obj.fields} if obj is not None else set()
 
 
 def pending_changes(changes: list[dict[str, Any]], modules: set[str],
@@ -88,64 +141,120 @@ def _describe(c: dict[str, Any]) -> str:
         f" [{', '.join(flags)}]" if flags else "")
 
 
+def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """The fields of each object ``changes`` touch that the org has (absent: the org lacks it).
+
+    A dialect may refuse a bundle naming an object the org lacks (the contract leaves that
+    open). Then each object is asked for alone, and a refusal counts as "missing" only for an
+    object the mapping creates; a refused object the mapping only extends, or every object
+    refused, is a real error (a bad token, a permission) and is raised."""
+    from runtime.destinations.base import FatalError
+
+    objects = sorted({c["object"] for c in changes})
+    created = {c["object"] for c in changes if c["action"] == "create_module"}
+    try:
+        bundles = [dest.metadata_bundle(objects)]
+    except FatalError as exc:
+        if len(objects) < 2 and not (set(objects) <= created):
+            raise
+        first: FatalError = exc
+        bundles = []
+        for o in objects:
+            try:
+                bundles.append(dest.metadata_bundle([o]))
+            except FatalError as exc2:
+                if o not in created:
+                    raise
+                first = exc2
+        if not bundles and len(objects) > 1:
+            raise first from None
+    have: dict[str, set[str]] = {}
+    for bundle in bundles:
+        schema = _load(dialect, bundle, f"{dialect.name} org")
+        for o in objects:
+            if _fields(schema, o):
+                have[o] = _fields(schema, o)
+    return have
+
+
 @app.command()
 def apply(
     file: Annotated[Path, typer.Argument(help="the .fmap file")],
-    target: Annotated[str, typer.Option("--target", help="zoho://<dc>, zoho://127.0.0.1:PORT")],
+    target: Annotated[str, typer.Option(
+        "--target", help="zoho://<dc>, salesforce://..., sandbox:<dialect>, zoho://127.0.0.1:PORT")],
     do_apply: Annotated[bool, typer.Option("--apply", help="create them (default: dry run)")] = False,
+    emit: Annotated[tuple[str, Path] | None, typer.Option(
+        "--emit", metavar="package DIR",
+        help="write the changes as a deployment package for the admin instead")] = None,
 ) -> None:
-    """Create the custom modules and fields a mapping declares (dry run unless --apply)."""
+    """Create the custom objects and fields a mapping declares (dry run unless --apply)."""
     from rich.console import Console
 
     from fmap.runcmd import compile_for_run
     from runtime.destinations.base import DestinationError
-    from runtime.dialects.zoho.client import zoho_field_spec
-    from runtime.schema.changes import field_from_change
+    from runtime.dialects import UnsupportedByDialect
+    from runtime.targets import _dialect_hook
 
+    dialect = _dialect_of(target)
+    emitter = None
+    if emit is not None:
+        kind, _ = emit
+        if kind != "package":
+            raise _fail(f"--emit {kind}: the only kind is 'package' (--emit package DIR)", 2)
+        if do_apply:
+            raise _fail("--emit package writes the changes for an admin to deploy; it cannot be "
+                        "combined with --apply", 2)
+        emitter = _dialect_hook(dialect.name, "emit_schema_package")
+        if emitter is None:
+            raise _fail(f"{dialect.label} creates custom objects and fields through its API; "
+                        "there is no package to emit (use --apply)", 2)
     console = Console(stderr=True)
     module, _ = compile_for_run(file, Path(".fmap") / "build", console)
     changes = [dict(c) if not hasattr(c, "model_dump") else c.model_dump()
                for c in module.PLAN.schema_changes]
-    dest = _open(target)
+    if not changes:
+        typer.echo("the mapping declares no custom objects or fields")
+        return
+    dest = _open(target, ("metadata_bundle",) if emitter else
+                 ("metadata_bundle", "apply_schema_changes"))
     try:
-        mods = {m["api_name"] for m in dest.modules().get("modules", []) if "api_name" in m}
-        have: dict[str, set[str]] = {}
-        for obj in sorted({c["object"] for c in changes if c["object"] in mods}):
-            have[obj] = {f.get("api_name") for f in dest.metadata(obj)["fields"].get("fields", [])}
-        todo = pending_changes(changes, mods, have)
+        have = _org_state(dest, dialect, changes)
+        todo = pending_changes(changes, set(have), have)
         if not todo:
             typer.echo("the org already has every module and field the mapping declares")
             return
         for c in todo:
             typer.echo(_describe(c))
+        if emitter is not None:
+            written = emitter(todo, emit[1])
+            for p in written:
+                typer.echo(f"wrote {p}")
+            typer.echo(f"{len(todo)} change(s) in the package; an admin deploys it "
+                       f"(then run fmap schema apply again to check)")
+            return
         if not do_apply:
             typer.echo(f"{len(todo)} change(s); dry run (add --apply to make them)")
             return
-        for c in todo:
-            if c["action"] == "create_module":
-                label = (c.get("details") or {}).get("label")
-                dest.create_module(c["object"], label)
-        created = {c["object"] for c in todo if c["action"] == "create_module"}
-        for obj in created:  # a new module comes with fields of its own (Zoho: Name, Owner)
-            have[obj] = {f.get("api_name") for f in dest.metadata(obj)["fields"].get("fields", [])}
-        by_obj: dict[str, list[dict[str, Any]]] = {}
-        for c in todo:
-            if c["action"] == "create_field" and c["field"] not in have.get(c["object"], set()):
-                by_obj.setdefault(c["object"], []).append(zoho_field_spec(field_from_change(c)))
-        failed = 0
-        for obj, specs in by_obj.items():
-            resp = dest.create_fields(obj, specs)
-            for spec, r in zip(specs, resp["fields"], strict=False):
-                if r.get("status") != "success":
-                    failed += 1
-                    typer.echo(f"! {obj}.{spec['api_name']}: {r.get('code')} {r.get('message')}",
-                               err=True)
-        typer.echo(f"applied {len(todo) - failed} change(s)" + (f", {failed} failed" if failed else ""))
-        if failed:
+        results = dest.apply_schema_changes(todo)
+        failed = [r for r in results if r.get("status") != "created"]
+        for r in failed:
+            where = r["object"] + (f".{r['field']}" if r.get("field") else "")
+            typer.echo(f"! {where}: {r.get('message') or r.get('status')}", err=True)
+        typer.echo(f"applied {len(results) - len(failed)} change(s)"
+                   + (f", {len(failed)} failed" if failed else ""))
+        if failed or len(results) != len(todo):
             raise typer.Exit(code=1)
+    except UnsupportedByDialect as exc:
+        hint = ("write the changes as a package for the admin with --emit package DIR"
+                if _dialect_hook(dialect.name, "emit_schema_package") is not None else
+                f"an admin must make this change in {dialect.label}'s settings, or the mapping "
+                "must do without it")
+        raise _fail(f"{dialect.label} cannot do this through its API: {exc.what}\n{hint}",
+                    2) from None
     except DestinationError as exc:
-        typer.echo(f"schema apply failed: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        raise _fail(f"schema apply failed: {exc}", 1) from None
+    except OSError as exc:  # the package directory
+        raise _fail(f"cannot write the package: {exc.strerror or exc}", 1) from None
     finally:
         dest.close()
 

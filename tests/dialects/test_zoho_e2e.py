@@ -7,11 +7,6 @@ and no lost record."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,9 +19,9 @@ from runtime.schema.changes import apply_changes
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target, sandbox_users
+from tests.dialects.served import serve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoho"
-ROOT = FIXTURES.parent.parent.parent
 MODULES = ("Accounts", "Leads", "Contacts", "Patient_Details", "Events", "Notes")
 DOCTORS = ("dr.jones@example.com", "dr.patel@example.com", "locum@example.com")
 
@@ -212,44 +207,13 @@ def test_faults_and_429s_are_survived(compiled, tmp_path):
 
 
 # ---------------------------------------------------------------------- loopback
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(tmp_path: Path, extra: list[str]):
-    """Start `fmap sandbox serve` on a free port; yield (port, token); stop it."""
-    port = _free_port()
-    token = "e2e-loopback-token"
-    env = {**os.environ, "FMAP_SANDBOX_TOKEN": token, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fmap", "sandbox", "serve", "--dialect", "zoho", "--port",
-         str(port), "--db", str(tmp_path / "served.sqlite"), "--users",
-         str(FIXTURES / "users.json"), *extra],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(proc.stderr.read().decode())
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
-        yield port, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+TOKEN = "e2e-loopback-token"
 
 
 @pytest.fixture
 def served(tmp_path):
-    yield from _serve(tmp_path, [])
+    with serve(tmp_path, "zoho", ["--users", str(FIXTURES / "users.json")], TOKEN) as port:
+        yield port, TOKEN
 
 
 def _schema_apply(port: int, monkeypatch, tmp_path: Path) -> None:
@@ -303,10 +267,9 @@ def test_loopback_matches_in_process(compiled, tmp_path, served, monkeypatch):
 @pytest.mark.parametrize("faults", ["seed=5,lost_response_rate=0.1,throttle_rate=0.05,"
                                     "batch_failure_rate=0.05"], ids=["lost+429+503"])
 def test_loopback_faults(compiled, tmp_path, monkeypatch, faults):
-    server = _serve(tmp_path, ["--faults", faults])
-    port, token = next(server)
-    try:
-        monkeypatch.setenv("ZOHO_ACCESS_TOKEN", token)
+    with serve(tmp_path, "zoho", ["--users", str(FIXTURES / "users.json"), "--faults", faults],
+               TOKEN) as port:
+        monkeypatch.setenv("ZOHO_ACCESS_TOKEN", TOKEN)
         _schema_apply(port, monkeypatch, tmp_path)
         src = make_source(tmp_path / "a")
         remote = open_target(f"zoho://127.0.0.1:{port}")
@@ -320,8 +283,6 @@ def test_loopback_faults(compiled, tmp_path, monkeypatch, faults):
                 assert len(exts) == len(set(exts)), m
         finally:
             remote.close()
-    finally:
-        server.close()
 
 
 def test_rollback_and_reconcile_read_the_zoho_api(compiled, tmp_path):

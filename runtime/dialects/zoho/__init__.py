@@ -11,7 +11,8 @@ from runtime.dialects.zoho.metadata import load_zoho_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "parse_faults"]
+__all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "serve_sandbox",
+           "parse_faults"]
 
 
 class ZohoDialect(Dialect):
@@ -50,13 +51,29 @@ _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def _tier(options: dict[str, Any]):
-    from runtime.dialects.zoho.ratelimit import WINDOW_SECONDS, Tier
+    """The tier from option text; a bad value raises :class:`ValueError` naming the option, so
+    the CLI can say which flag is wrong instead of printing a traceback."""
+    from runtime.dialects.zoho.ratelimit import WINDOW_SECONDS, Tier, credits_for
 
-    return Tier(edition=options.get("edition", "professional"),
-                users=int(options.get("users_count", options.get("licences", 10))),
-                credits=float(options["credits"]) if options.get("credits") else None,
-                window_seconds=float(options.get("window", WINDOW_SECONDS)),
-                concurrency=int(options["concurrency"]) if options.get("concurrency") else None)
+    def num(key: str, kind: type, default: Any = None) -> Any:
+        raw = options.get(key)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"zoho option {key}={raw!r} is not a number") from None
+        if value < 0:
+            raise ValueError(f"zoho option {key}={raw!r} must not be negative")
+        return value
+
+    tier = Tier(edition=str(options.get("edition") or "professional"),
+                users=num("users_count", int, num("licences", int, 10)),
+                credits=num("credits", float),
+                window_seconds=num("window", float, WINDOW_SECONDS) or WINDOW_SECONDS,
+                concurrency=num("concurrency", int))
+    credits_for(tier.edition, tier.users)  # an unknown edition fails here, by name
+    return tier
 
 
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
@@ -93,6 +110,31 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     return client
 
 
+def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
+                  options: dict[str, Any]):
+    """``fmap sandbox serve --dialect zoho``: the same :class:`ZohoSandbox` as ``sandbox:zoho``,
+    served as an ASGI app so a connector is exercised over real HTTP. Records are stamped with
+    the wall clock (a served org is a rehearsal target people inspect), unlike the in-process
+    sandbox. Options (text, from the CLI): ``edition``, ``licences`` (or ``users_count``),
+    ``credits``, ``window``, ``concurrency``, ``faults``, ``external_id_field``,
+    ``strict_picklists``."""
+    from runtime.destinations.sandbox_store import real_clock
+    from runtime.dialects.base import ServedSandbox
+    from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD
+    from runtime.dialects.zoho.sandbox import ZohoSandbox
+
+    sandbox = ZohoSandbox(schema, path, users=users, token=token, tier=_tier(options),
+                          faults=parse_faults(options.get("faults")),
+                          external_id_field=options.get("external_id_field")
+                          or DEFAULT_EXTERNAL_ID_FIELD,
+                          strict_picklists=str(options.get("strict_picklists", "1")).lower()
+                          not in ("0", "false"),
+                          store_clock=real_clock)
+    return ServedSandbox(app=sandbox, token=sandbox.token,
+                         client_env={"ZOHO_ACCESS_TOKEN": sandbox.token}, base_path="/crm/v8",
+                         target_scheme="zoho", close=sandbox.close)
+
+
 def parse_faults(spec: Any):
     """A :class:`FaultPlan`, or one from ``"seed=1,throttle_rate=0.1,..."``; None stays None."""
     from runtime.destinations.faults import FaultPlan
@@ -105,10 +147,19 @@ def parse_faults(spec: Any):
             continue
         k, _, v = part.partition("=")
         k = k.strip()
-        kw[k] = int(v) if k in ("seed", "fatal_after_calls") else (
-            v.strip().lower() in ("1", "true") if k == "read_faults" else float(v))
+        try:
+            kw[k] = int(v) if k in ("seed", "fatal_after_calls") else (
+                v.strip().lower() in ("1", "true") if k == "read_faults" else float(v))
+        except ValueError:
+            raise ValueError(f"fault option {k}={v.strip()!r} is not a number") from None
     seed = kw.pop("seed", 0)
-    return FaultPlan(seed, **kw)
+    try:
+        return FaultPlan(seed, **kw)
+    except TypeError:
+        raise ValueError(f"unknown fault option in {str(spec)!r}; known: seed, "
+                         "record_error_rate, batch_failure_rate, timeout_rate, "
+                         "lost_response_rate, throttle_rate, throttle_retry_after, "
+                         "fatal_after_calls, read_faults") from None
 
 
 def open_client(uri: str, options: dict[str, Any]):

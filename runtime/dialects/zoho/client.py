@@ -673,6 +673,86 @@ class ZohoClient:
             raise self._fail(endpoint, status, resp)
         return resp
 
+    # ------------------------------------------------------------------ fmap schema
+    def metadata_bundle(self, objects: Iterable[str]) -> dict[str, Any]:
+        """``{"modules", "objects": {name: {"fields", "layouts"}}}`` for ``fmap schema``. A module
+        the org lacks is left out of ``objects`` rather than failing the whole pull: ``schema
+        apply`` asks for the modules it may have to create, and the modules list already says
+        which exist."""
+        mods = self.modules()
+        have = {m.get("api_name") for m in mods.get("modules", []) if isinstance(m, dict)}
+        return {"modules": mods,
+                "objects": {o: self.metadata(o) for o in dict.fromkeys(objects) if o in have}}
+
+    def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create modules (``POST /settings/modules``), then fields per module (``POST
+        /settings/fields``); one result per change, in order. A request Zoho refuses as a whole
+        fails only the changes it carried, so one bad module does not hide the others' outcome;
+        transport and credential errors still raise (nothing more can be done then)."""
+        from runtime.schema.changes import field_from_change
+
+        results: dict[int, dict[str, Any]] = {}
+
+        def result(i: int, status: str, message: str = "") -> None:
+            c = changes[i]
+            results[i] = {"object": c["object"], "field": c.get("field"), "status": status,
+                          "message": message}
+
+        failed_modules: dict[str, str] = {}
+        for i, c in enumerate(changes):
+            if c["action"] != "create_module":
+                continue
+            label = (c.get("details") or {}).get("label")
+            try:
+                resp = self.create_module(c["object"], label)
+            except ZohoAPIError as exc:
+                failed_modules[c["object"]] = str(exc)
+                result(i, "failed", str(exc))
+                continue
+            r = next((x for x in resp["modules"] if isinstance(x, dict)), {})
+            if r.get("status") == "success":
+                result(i, "created")
+            else:
+                failed_modules[c["object"]] = f"{r.get('code')} {r.get('message')}"
+                result(i, "failed", failed_modules[c["object"]])
+        by_obj: dict[str, list[int]] = {}
+        for i, c in enumerate(changes):
+            if c["action"] != "create_field":
+                continue
+            if c["object"] in failed_modules:
+                result(i, "failed", f"module {c['object']} was not created")
+            else:
+                by_obj.setdefault(c["object"], []).append(i)
+        created = {c["object"] for c in changes if c["action"] == "create_module"}
+        for obj, idx in by_obj.items():
+            if obj in created:  # a new module comes with fields of its own (Name, Owner)
+                fields = self.metadata(obj)["fields"].get("fields", [])
+                own = {f.get("api_name") for f in fields if isinstance(f, dict)}
+                for i in [i for i in idx if changes[i]["field"] in own]:
+                    result(i, "created", "comes with the new module")
+                idx = [i for i in idx if i not in results]
+            if not idx:
+                continue
+            specs = [zoho_field_spec(field_from_change(changes[i])) for i in idx]
+            try:
+                resp = self.create_fields(obj, specs)
+            except ZohoAPIError as exc:
+                for i in idx:
+                    result(i, "failed", str(exc))
+                continue
+            answers = [r for r in resp["fields"] if isinstance(r, dict)]
+            for k, i in enumerate(idx):
+                r = answers[k] if k < len(answers) else {}
+                if r.get("status") == "success":
+                    result(i, "created")
+                else:
+                    result(i, "failed", f"{r.get('code') or 'NO_ANSWER'} "
+                                        f"{r.get('message') or 'Zoho did not answer this field'}")
+        for i, c in enumerate(changes):
+            if i not in results:  # an action this connector does not know
+                result(i, "failed", f"unknown schema change {c.get('action')!r}")
+        return [results[i] for i in range(len(changes))]
+
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         if self._owns_http:
