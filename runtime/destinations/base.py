@@ -53,6 +53,9 @@ class DestinationCapabilities(BaseModel):
     batch_size: int = 100
     native_upsert: bool = True  # upsert by external id in one call
     bulk: bool = False
+    # records per batch the executor may hand over when a bulk API takes bigger batches than a
+    # synchronous call (the client picks sync or bulk per batch); None: batch_size
+    bulk_batch_size: int | None = None
     attachment_limit_bytes: int | None = None
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     max_retries: int = 6

@@ -102,7 +102,8 @@ class Loader:
         self.P = P
         self.opt = options or LoadOptions()
         caps = dest.capabilities
-        self.batch_size = min(self.opt.batch_size or caps.batch_size, caps.batch_size)
+        cap = caps.bulk_batch_size or caps.batch_size  # a bulk API takes bigger batches
+        self.batch_size = min(self.opt.batch_size or cap, cap)
         self.max_retries = self.opt.max_retries if self.opt.max_retries is not None else caps.max_retries
         self.sleep = self.opt.sleep or time.sleep
         rl = caps.rate_limit
