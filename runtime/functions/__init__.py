@@ -26,7 +26,9 @@ from .dates import (
     compile_date,
     compile_datetime,
     date,
+    date_reader,
     datetime,
+    datetime_reader,
     format_date,
     format_datetime,
     set_run_date,
@@ -97,5 +99,5 @@ __all__ = [
     # support
     "FUNCTIONS", "MISSING", "MissingType", "is_blank", "is_null",
     "ConversionError", "Report", "collect_reports", "report", "mask_value",
-    "compile_date", "compile_datetime", "set_run_date",
+    "compile_date", "compile_datetime", "date_reader", "datetime_reader", "set_run_date",
 ]

@@ -119,6 +119,50 @@ def _title_word(word: str, first: bool) -> str:
     return "".join(tokens)
 
 
+def _title_slow(s: str) -> str:
+    """The reference algorithm (every shape of name); ``_title_str`` must always agree with it."""
+    parts = _SPLIT_SPACE(s)
+    first = True
+    for i, part in enumerate(parts):
+        if not part or part.isspace():
+            continue
+        parts[i] = _title_word(part, first)
+        first = False
+    return "".join(parts)
+
+
+_SPLIT_SPACE = re.compile(r"(\s+)").split
+
+
+def _title_str(s: str) -> str:
+    """Title-case text. Most names are ASCII letters in words split by single spaces, for which
+    the whole word-by-word algorithm reduces to a few str methods: about 10x cheaper than the
+    general path, which everything else (hyphens, apostrophes, digits, other whitespace,
+    non-ASCII letters) takes. Tested equal to ``_title_slow`` on random text."""
+    if not s.isascii():
+        return _title_slow(s)
+    words = s.lower().split(" ")
+    for i, low in enumerate(words):
+        if not low.isalpha():  # "" (a double space or an edge), punctuation, digits, tabs
+            return _title_slow(s)
+        if i and low in _PARTICLES:
+            continue
+        if i and low in _ROMAN:
+            words[i] = low.upper()
+        elif low[:2] == "mc" and len(low) > 2:
+            words[i] = "Mc" + low[2:].capitalize()
+        else:
+            words[i] = low.capitalize()
+    return " ".join(words)
+
+
+# Names repeat (a few thousand first names cover most patients), so results are memoised. The
+# bound keeps memory flat on a long run: at most this many (name, result) pairs, least recently
+# used dropped first, ~1 MB at worst.
+_TITLE_MEMO = 4096
+_title_memo = lru_cache(maxsize=_TITLE_MEMO)(_title_str)
+
+
 def title(value: Any) -> Any:
     """Title-case a person's name.
 
@@ -129,17 +173,11 @@ def title(value: Any) -> Any:
     first, so ``"JOHN SMITH"`` -> ``"John Smith"``. ``Mac`` is not special-cased (Mack, Macy, Mace).
     Whitespace is preserved as is.
     """
+    if value.__class__ is str:
+        return _title_memo(value)
     if _null(value):
         return value
-    s = _str(value, "title")
-    parts = re.split(r"(\s+)", s)
-    first = True
-    for i, part in enumerate(parts):
-        if not part or part.isspace():
-            continue
-        parts[i] = _title_word(part, first)
-        first = False
-    return "".join(parts)
+    return _title_memo(_str(value, "title"))
 
 
 _SPACES = re.compile(r"\s+")
