@@ -11,7 +11,7 @@ from runtime.dialects.freshsales.metadata import load_freshsales_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "FreshsalesDialect", "open_sandbox", "open_client"]
+__all__ = ["DIALECT", "FreshsalesDialect", "open_sandbox", "open_client", "serve_sandbox"]
 
 
 class FreshsalesDialect(Dialect):
@@ -51,6 +51,85 @@ def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
     return default if v is None else str(v).strip().lower() not in ("0", "false", "no")
 
 
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _limit(options: dict[str, Any]) -> tuple[str, float]:
+    """(plan, requests per hour) from option text; a bad value raises :class:`ValueError`
+    naming the option (the CLI prints it instead of a traceback). No ``plan``/``limit``: the
+    sandbox does not meter."""
+    import math
+
+    from runtime.dialects.freshsales.client import per_hour
+
+    plan = str(options.get("plan") or "growth").strip().lower()
+    raw = options.get("limit")
+    if raw not in (None, ""):
+        try:
+            limit = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"freshsales option limit={raw!r} is not a number") from None
+        if limit <= 0:
+            raise ValueError(f"freshsales option limit={raw!r} must be positive")
+        return plan, limit
+    if options.get("plan"):
+        return plan, float(per_hour(plan))  # an unknown plan fails here, by name
+    return plan, math.inf
+
+
+def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any], **kw: Any):
+    from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD
+    from runtime.dialects.freshsales.sandbox import FreshsalesSandbox
+    from runtime.dialects.zoho import parse_faults
+
+    _, limit = _limit(options)
+    try:
+        polls = int(options.get("job_polls", 1))
+    except (TypeError, ValueError):
+        raise ValueError(f"freshsales option job_polls={options.get('job_polls')!r} is not "
+                         "a number") from None
+    window = options.get("window")
+    if window not in (None, ""):
+        try:
+            kw["window"] = float(window)
+        except (TypeError, ValueError):
+            raise ValueError(f"freshsales option window={window!r} is not a number") from None
+    if options.get("clock") is not None:
+        kw["clock"] = options["clock"]
+    return FreshsalesSandbox(schema, path, users=users, limit=limit,
+                             faults=parse_faults(options.get("faults")),
+                             external_id_field=options.get("external_id_field")
+                             or DEFAULT_EXTERNAL_ID_FIELD,
+                             job_polls=polls, rate_headers=_flag(options, "rate_headers", True),
+                             **kw)
+
+
+def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
+                  options: dict[str, Any]):
+    """``fmap sandbox serve --dialect freshsales``: the same :class:`FreshsalesSandbox` as
+    ``sandbox:freshsales``, served over loopback HTTP, demanding ``Authorization: Token
+    token=<token>`` (401 ``{"errors": {"code": 401, "message": ["Invalid API key"]}}`` without
+    it). Records carry the wall clock (people inspect a served org). Options (text): ``plan``
+    or ``limit`` (requests per hour), ``window`` (seconds of the limit's window, 3600; shorter
+    for rehearsals), ``faults``, ``external_id_field``, ``job_polls``, ``rate_headers``.
+
+    ``client_env`` carries ``FRESHSALES_API_KEY`` and ``FRESHSALES_FIELD_TYPE_CODES`` (the
+    sandbox's numbering of the create-field ``field_type``), so ``fmap run --target
+    freshsales://127.0.0.1:PORT`` and ``fmap schema apply`` work with it."""
+    from runtime.destinations.sandbox_store import real_clock
+    from runtime.dialects.base import ServedSandbox
+    from runtime.dialects.freshsales.auth import ENV_VAR
+    from runtime.dialects.freshsales.client import FIELD_TYPE_CODES_ENV
+    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES
+
+    sandbox = _sandbox(schema, path, users, options, api_key=token or None,
+                       store_clock=real_clock)
+    codes = ",".join(f"{k}={v}" for k, v in SANDBOX_FIELD_TYPE_CODES.items())
+    return ServedSandbox(app=sandbox, token=sandbox.api_key,
+                         client_env={ENV_VAR: sandbox.api_key, FIELD_TYPE_CODES_ENV: codes},
+                         base_path="/api", target_scheme="freshsales", close=sandbox.close)
+
+
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
     """``sandbox:freshsales``: a :class:`FreshsalesClient` speaking Freshsales' HTTP API to an
     in-process :class:`FreshsalesSandbox` over the SQLite file ``path`` (no network).
@@ -65,29 +144,12 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     import httpx
 
     from runtime.dialects.freshsales.auth import FreshsalesCredentials
-    from runtime.dialects.freshsales.client import (
-        DEFAULT_EXTERNAL_ID_FIELD,
-        FreshsalesClient,
-        per_hour,
-    )
-    from runtime.dialects.freshsales.sandbox import FreshsalesSandbox, SyncASGITransport
-    from runtime.dialects.zoho import parse_faults
+    from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD, FreshsalesClient
+    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES, SyncASGITransport
 
-    plan = str(options.get("plan") or "growth")
-    limit: float = math.inf
-    if options.get("limit"):
-        limit = float(options["limit"])
-    elif options.get("plan"):
-        limit = float(per_hour(plan))
-    ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
-    kwargs: dict[str, Any] = {}
-    if options.get("clock") is not None:
-        kwargs["clock"] = options["clock"]
-    sandbox = FreshsalesSandbox(schema, path, users=users, limit=limit,
-                                faults=parse_faults(options.get("faults")),
-                                external_id_field=ext,
-                                job_polls=int(options.get("job_polls", 1)),
-                                rate_headers=_flag(options, "rate_headers", True), **kwargs)
+    plan, limit = _limit(options)
+    ext = options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD
+    sandbox = _sandbox(schema, path, users, options)
     transport = SyncASGITransport(sandbox)
     http = httpx.Client(transport=transport, timeout=60.0)
     client = FreshsalesClient(
@@ -95,7 +157,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         credentials=FreshsalesCredentials(sandbox.api_key, source="sandbox"), http=http,
         plan=plan, limit=None if math.isinf(limit) else int(limit), schema=sandbox.schema(),
         external_id_field=ext, name="sandbox:freshsales", poll_interval=0.0,
-        sleep=options.get("sleep") or (lambda s: None), owns=(http, transport, sandbox))
+        sleep=options.get("sleep") or (lambda s: None), owns=(http, transport, sandbox),
+        field_type_codes=SANDBOX_FIELD_TYPE_CODES)
     if math.isinf(limit):  # the sandbox does not meter: neither should the executor
         client.capabilities.rate_limit.per_window = 0
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests inspect it
@@ -104,18 +167,30 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
 
 def open_client(uri: str, options: dict[str, Any]):
     """``freshsales://<bundle>.myfreshworks.com`` (or ``<domain>.freshsales.io``) -> the real
-    API over TLS, the key from ``FRESHSALES_API_KEY``. Options: ``plan`` (hourly limit:
-    ``free``/``growth``/``pro``/``enterprise``/``legacy_*``), ``limit``, ``external_id_field``,
-    ``schema``."""
+    API over TLS; ``freshsales://127.0.0.1:PORT`` -> a loopback ``fmap sandbox serve`` (plain
+    HTTP, loopback only). The key from ``FRESHSALES_API_KEY``; the create-field type numbers
+    from the ``field_type_codes`` option or ``FRESHSALES_FIELD_TYPE_CODES``. Options: ``plan``
+    (hourly limit: ``free``/``growth``/``pro``/``enterprise``/``legacy_*``), ``limit``,
+    ``external_id_field``, ``schema``."""
+    import os
     from urllib.parse import urlsplit
 
     from runtime.dialects.freshsales.auth import FreshsalesCredentials, api_base
-    from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD, FreshsalesClient
+    from runtime.dialects.freshsales.client import (
+        DEFAULT_EXTERNAL_ID_FIELD,
+        FIELD_TYPE_CODES_ENV,
+        FreshsalesClient,
+        parse_field_type_codes,
+    )
 
     parts = urlsplit(uri.split("?", 1)[0])
+    host = (parts.hostname or "").strip("[]")
+    base = f"http://{parts.netloc}" if host in _LOOPBACK else api_base(parts.netloc)
+    plan, limit = _limit(options)
     return FreshsalesClient(
-        base_url=api_base(parts.netloc), credentials=FreshsalesCredentials.discover(),
-        plan=str(options.get("plan") or "growth"),
-        limit=int(options["limit"]) if options.get("limit") else None,
+        base_url=base, credentials=FreshsalesCredentials.discover(), plan=plan,
+        limit=None if limit == float("inf") else int(limit),
         schema=options.get("schema"),
-        external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD))
+        external_id_field=options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD,
+        field_type_codes=parse_field_type_codes(options.get("field_type_codes")
+                                                or os.environ.get(FIELD_TYPE_CODES_ENV)))

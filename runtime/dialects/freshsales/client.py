@@ -21,8 +21,16 @@ count, list      ``POST {api}/api/filtered_search/{entity}`` (``meta.total``, pa
 list_users       ``GET {api}/api/selector/owners``
 files            ``POST {api}/api/documents`` (multipart, 150 MB), ``GET {api}/api/{e}/{id}/
                  document_associations``, ``DELETE {api}/api/documents/{id}``
-metadata         ``GET {api}/api/settings/{e}/fields``
+metadata         ``GET {api}/api/settings/{e}/fields`` (``{e}`` is a custom module's own entity name)
+custom module    ``POST {api}/api/settings/module_customizations`` ``{"module_customization": {..}}``
+custom field     ``GET {api}/api/settings/{e}/forms``, then ``POST {api}/api/settings/{e}/forms/
+                 {form_id}/fields`` ``{"field_type": <number>, "label", "required"}``
 ================ ==========================================================================
+
+The two settings calls are the official reference's "Create Custom Module" and "Create Custom
+Module Field" (developers.freshworks.com/crm/api/ anchors ``#create_custom_modules`` and
+``#create_custom_field``; that page is not readable in full here, so paths and body keys come from
+a third-party endpoint index linking each operation to those anchors, and API_NOTES.md 3.5 [3p]).
 
 Records: standard fields at the top level, custom fields (``cf_*``) under ``custom_field``
 (singular: the vendor silently ignores ``custom_fields``, so this client never sends that key).
@@ -73,7 +81,8 @@ from runtime.schema.model import FieldSchema, FieldType, SystemSchema
 __all__ = [
     "FreshsalesClient", "FreshsalesAPIError", "FreshsalesProtocolError", "ENTITIES",
     "DEFAULT_EXTERNAL_ID_FIELD", "MAX_BULK", "ATTACHMENT_LIMIT_BYTES", "DOCUMENT_TARGETS",
-    "entity_of", "per_hour",
+    "entity_of", "per_hour", "FS_FIELD_TYPES", "FIELD_TYPE_CODES_ENV", "parse_field_type_codes",
+    "settings_entity",
 ]
 
 DEFAULT_EXTERNAL_ID_FIELD = "cf_fmap_external_id"
@@ -105,6 +114,48 @@ def entity_of(obj: str) -> tuple[str, str, str, str]:
         path, single, search = ENTITIES[obj]
         return path, single, path, search
     return f"custom_module/{obj}", obj, obj, obj
+
+
+# our field type -> the Freshsales field type name (``type`` in ``settings/{e}/fields``)
+FS_FIELD_TYPES: dict[FieldType, str] = {
+    FieldType.text: "text", FieldType.textarea: "textarea", FieldType.integer: "number",
+    FieldType.decimal: "number", FieldType.currency: "number", FieldType.percent: "number",
+    FieldType.picklist: "dropdown", FieldType.multipicklist: "multi_select_dropdown",
+    FieldType.boolean: "checkbox", FieldType.date: "date", FieldType.datetime: "datetime",
+    FieldType.email: "email", FieldType.phone: "phone_number", FieldType.url: "url",
+    FieldType.lookup: "lookup", FieldType.owner: "dropdown",
+}
+FIELD_TYPE_CODES_ENV = "FRESHSALES_FIELD_TYPE_CODES"
+
+
+def parse_field_type_codes(spec: Any) -> dict[str, int]:
+    """``"text=1,number=3"`` (or a mapping) -> ``{"text": 1, "number": 3}``. The numbers the
+    create-field call takes per type are not in the public documentation, so they are given
+    (from the account's admin or the vendor) rather than guessed; a bad entry raises
+    :class:`ValueError` naming it."""
+    if not spec:
+        return {}
+    items = spec.items() if isinstance(spec, dict) else (
+        part.partition("=")[::2] for part in str(spec).split(",") if part.strip())
+    out: dict[str, int] = {}
+    for k, v in items:
+        try:
+            out[str(k).strip()] = int(str(v).strip())
+        except ValueError:
+            raise ValueError(f"field_type_codes entry {str(k).strip()}={str(v).strip()!r} is "
+                             "not a number") from None
+    return out
+
+
+def settings_entity(obj: str) -> str:
+    """The ``{entity}`` of ``/api/settings/{entity}/...``: ``contacts``... or a custom
+    module's own entity name."""
+    return ENTITIES[obj][0] if obj in ENTITIES else obj
+
+
+def _label_for(name: str) -> str:
+    """A label Freshsales turns back into ``name`` (``cf_invoice_no`` -> ``Invoice no``)."""
+    return name.removeprefix("cf_").replace("_", " ").strip().capitalize() or name
 
 
 def per_hour(plan: str) -> int:
@@ -220,8 +271,12 @@ class FreshsalesClient:
         max_polls: int = 600,
         sleep: Callable[[float], None] = time.sleep,
         owns: Iterable[Any] = (),
+        field_type_codes: dict[str, int] | None = None,
+        module_icon: str = "default",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.field_type_codes = dict(field_type_codes or {})
+        self.module_icon = module_icon  # the documented body requires one; its names are not listed
         self.credentials = credentials or FreshsalesCredentials.discover()
         self.external_id_field = external_id_field
         self.plan = plan
@@ -321,10 +376,157 @@ class FreshsalesClient:
 
     def metadata(self, obj: str) -> dict[str, Any]:
         """``GET /api/settings/{entity}/fields`` (the dialect's metadata loader reads it)."""
-        path = f"settings/{entity_of(obj)[0]}/fields"
+        path = f"settings/{settings_entity(obj)}/fields"
         status, body = self._request("GET", path, op="metadata")
         self._expect(f"GET /api/{path}", status, body, "fields")
         return body
+
+    def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
+        """``{"objects": {obj: <GET /api/settings/{entity}/fields response>}}``, verbatim per
+        object: what ``fmap schema pull`` saves and the dialect's ``load_metadata`` reads back
+        (the object name is the bundle key, since a fields response does not always name it)."""
+        return {"objects": {obj: self.metadata(obj) for obj in dict.fromkeys(objects)}}
+
+    # ------------------------------------------------------------------ schema changes
+    def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Create custom modules and custom fields through the two documented settings calls
+        (developers.freshworks.com/crm/api, anchors ``#create_custom_modules`` and
+        ``#create_custom_field``; API_NOTES.md 3.5):
+
+        - ``POST /api/settings/module_customizations`` ``{"module_customization":
+          {"entity_name", "singular_name", "plural_name", "icon", "description"}}``;
+        - ``GET /api/settings/{entity}/forms`` for the form id (anchor
+          ``#list_of_all_fields_in_your_custom_module``), then
+          ``POST /api/settings/{entity}/forms/{form_id}/fields`` ``{"field_type": <number>,
+          "label", "required"}``. Freshsales names the field ``cf_`` + the label in snake case,
+          so the label sent is one that yields the mapping's field name.
+
+        The documented field body has no choices, no uniqueness and no lookup target, and the
+        numbers ``field_type`` takes are not published: such fields, and every field when no
+        ``field_type_codes`` were given, are checked before anything is sent and raise
+        :class:`UnsupportedByDialect` with the admin steps, so a run never leaves half an org.
+        """
+        from runtime.dialects.base import UnsupportedByDialect
+
+        changes = [dict(c) for c in changes]
+        problems = [p for c in changes for p in [self._unsupported(c)] if p]
+        if problems:
+            head = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
+                                               if len(problems) > 5 else "")
+            raise UnsupportedByDialect(
+                "freshsales", f"{len(problems)} schema change(s) cannot be made through the "
+                f"Freshsales API; make them in the admin settings, then run again: {head}")
+        out: list[dict[str, Any]] = []
+        order = [c for c in changes if c["action"] == "create_module"] + \
+            [c for c in changes if c["action"] == "create_field"]
+        forms: dict[str, Any] = {}
+        for c in order:
+            obj, fld = c["object"], c.get("field")
+            try:
+                if c["action"] == "create_module":
+                    self._create_module(c)
+                    status, message = "created", "module created"
+                else:
+                    if obj not in forms:
+                        forms[obj] = self._form_id(obj)
+                    message = self._create_field(c, forms[obj])
+                    status = "created"
+            except FreshsalesAPIError as exc:
+                status, message = "failed", "; ".join(exc.messages) or str(exc)
+            out.append({"object": obj, "field": fld, "status": status, "message": message})
+        self._learned.clear()
+        self._refresh_schema([r["object"] for r in out if r["status"] == "created"])
+        return out
+
+    def _refresh_schema(self, objects: Sequence[str]) -> None:
+        """Overlay the org's metadata of ``objects`` on the schema, so records written next
+        (and read back) know the fields just created."""
+        from runtime.dialects.freshsales.metadata import load_freshsales_metadata
+        from runtime.schema.io import SchemaLoadError
+
+        objects = list(dict.fromkeys(objects))
+        if not objects:
+            return
+        try:
+            learned = load_freshsales_metadata(self.metadata_bundle(objects),
+                                               source_name="account metadata")
+        except (FatalError, TransientError, SchemaLoadError):
+            return  # the changes are made; the next run reads the metadata again
+        for o in learned.objects:
+            base = self.schema().object(o.api_name)
+            if base is not None:  # keep what the bundled schema says about the object
+                o = base.model_copy(update={"fields": o.fields})
+            self._schema = self.schema().merged(SystemSchema(system="freshsales", objects=[o]))
+
+    def _unsupported(self, c: dict[str, Any]) -> str | None:
+        from runtime.schema.changes import field_from_change
+
+        obj = c.get("object") or ""
+        if c.get("action") == "create_module":
+            return None
+        if c.get("action") != "create_field":
+            return f"{obj}: unknown change {c.get('action')!r}"
+        f = field_from_change(c)
+        fs_type = FS_FIELD_TYPES.get(f.type)
+        label = f.label or _label_for(f.api_name)
+        why: list[str] = []
+        if f.type in (FieldType.picklist, FieldType.multipicklist) and f.picklist_values:
+            why.append("choices " + ", ".join(f.picklist_values))
+        if f.unique or f.external_id:
+            why.append("property Unique")
+        if f.type == FieldType.lookup:
+            why.append(f"lookup to {', '.join(f.lookup_targets) or '?'}")
+        if fs_type is None:
+            why.append(f"a field type for {f.type.value}")
+        elif not why and fs_type not in self.field_type_codes:
+            why.append("(field_type_codes do not say which number the API takes for "
+                       f"{fs_type!r})")
+        if not why:
+            return None
+        return (f"{obj}.{f.api_name}: Admin Settings > Module customization > {obj} > Fields > "
+                f"Add field ({fs_type or f.type.value}, label {label!r}, "
+                f"{', '.join(why)})")
+
+    def _create_module(self, c: dict[str, Any]) -> None:
+        name = c["object"]
+        label = (c.get("details") or {}).get("label") or _label_for(name)
+        body = {"module_customization": {
+            "entity_name": name, "singular_name": label.rstrip("s") or label,
+            "plural_name": label, "icon": self.module_icon,
+            "description": "created by fmap schema apply"}}
+        status, resp = self._request("POST", "settings/module_customizations",
+                                     op="schema", json_body=body, write=True)
+        self._expect("POST /api/settings/module_customizations", status, resp,
+                     "module_customization")
+
+    def _form_id(self, obj: str) -> Any:
+        path = f"settings/{settings_entity(obj)}/forms"
+        status, resp = self._request("GET", path, op="schema")
+        forms = self._expect(f"GET /api/{path}", status, resp, "forms")
+        ids = [f.get("id") for f in forms if isinstance(f, dict) and f.get("id") is not None
+               and f.get("active", True)] if isinstance(forms, list) else []
+        if not ids:
+            raise FreshsalesProtocolError(f"GET /api/{path}: no active form to add fields to")
+        return ids[0]
+
+    def _create_field(self, c: dict[str, Any], form_id: Any) -> str:
+        from runtime.dialects.freshsales.naming import custom_api_name
+        from runtime.schema.changes import field_from_change
+
+        f = field_from_change(c)
+        label = f.label if f.label and custom_api_name(f.label, "field") == f.api_name \
+            else _label_for(f.api_name)
+        path = f"settings/{settings_entity(c['object'])}/forms/{form_id}/fields"
+        body = {"field_type": self.field_type_codes[FS_FIELD_TYPES[f.type]], "label": label,
+                "required": bool(f.required)}
+        status, resp = self._request("POST", path, op="schema", json_body=body, write=True)
+        made = self._expect(f"POST /api/{path}", status, resp, "field")
+        name = made.get("name") if isinstance(made, dict) else None
+        if name != f.api_name:
+            raise FreshsalesAPIError(f"POST /api/{path}", status, [
+                f"Freshsales named the field {name!r}, not {f.api_name!r}"])
+        return "field created" + ("" if label == f.label else
+                                  f" with label {label!r} (rename it in the admin settings)")
 
     def _learn_choices(self, obj: str) -> None:
         """Read the entity's field metadata once and keep its dropdown choices."""

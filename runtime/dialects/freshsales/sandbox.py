@@ -62,26 +62,37 @@ from runtime.dialects.freshsales.client import (
     DEFAULT_EXTERNAL_ID_FIELD,
     DOCUMENT_TARGETS,
     ENTITIES,
+    FS_FIELD_TYPES,
     MAX_BULK,
     is_dropdown,
 )
+from runtime.dialects.freshsales.metadata import FRESHSALES_TYPES
+from runtime.dialects.freshsales.naming import check_custom_name, custom_api_name
 from runtime.dialects.zoho.sandbox import DroppedConnection, SyncASGITransport
-from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
+from runtime.schema.model import (
+    FieldSchema,
+    FieldType,
+    ObjectCapabilities,
+    ObjectSchema,
+    SystemSchema,
+)
 
 __all__ = ["FreshsalesSandbox", "SyncASGITransport", "DroppedConnection", "ID_BASE",
-           "choice_id"]
+           "choice_id", "SANDBOX_FIELD_TYPE_CODES"]
 
 ID_BASE = 18_000_000_000  # integer ids, distinct from the seeded users' 16000000001...
 _SINGULAR_ENTITY = {single: obj for obj, (_, single, _) in ENTITIES.items()}
 _PLURAL_ENTITY = {plural: obj for obj, (plural, _, _) in ENTITIES.items()}
-_FS_TYPES = {
-    FieldType.text: "text", FieldType.textarea: "textarea", FieldType.integer: "number",
-    FieldType.decimal: "number", FieldType.currency: "number", FieldType.percent: "number",
-    FieldType.picklist: "dropdown", FieldType.multipicklist: "multi_select_dropdown",
-    FieldType.boolean: "checkbox", FieldType.date: "date", FieldType.datetime: "datetime",
-    FieldType.email: "email", FieldType.phone: "phone_number", FieldType.url: "url",
-    FieldType.lookup: "lookup", FieldType.owner: "dropdown",
+_FS_TYPES = FS_FIELD_TYPES
+# The sandbox's own numbering of ``field_type`` in the create-field call. Freshsales publishes
+# no such table; these numbers are this emulator's, handed to its clients through
+# ``FRESHSALES_FIELD_TYPE_CODES`` (``serve_sandbox``) or ``open_sandbox``.
+SANDBOX_FIELD_TYPE_CODES: dict[str, int] = {
+    "text": 1, "textarea": 2, "number": 3, "dropdown": 4, "checkbox": 5, "date": 6,
+    "datetime": 7, "email": 8, "phone_number": 9, "url": 10, "multi_select_dropdown": 11,
+    "radio": 12,
 }
+_TYPE_OF_CODE = {code: name for name, code in SANDBOX_FIELD_TYPE_CODES.items()}
 
 Response = tuple[int, dict[str, str], bytes]
 
@@ -169,28 +180,65 @@ class FreshsalesSandbox:
         store_clock: Callable[[], datetime] | None = None,
         job_polls: int = 1,
         rate_headers: bool = True,
+        window: float = 3600.0,
     ) -> None:
         self.path = Path(path)
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.external_id_field = external_id_field
         self.faults = faults
-        self.ledger = _HourlyLedger(limit, clock)
+        self.ledger = _HourlyLedger(limit, clock, window)
         self.job_polls = job_polls
         self.rate_headers = rate_headers
         self.requests = 0
         self.throttled = 0
         self.jobs: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
+        self._store_clock = store_clock
+        self._ids = _IdFactory()
+        self.store = self._open_store(self._with_saved_schema(schema), users)
+        self._save_schema()
+        self._upload_seq = 0
+
+    def _open_store(self, schema: SystemSchema, users: list[User] | None) -> SandboxStore:
         self._schema = self._prepare(schema)
         self._objects = {o.api_name: o for o in self._schema.objects}
-        self._ids = _IdFactory()
         caps = DestinationCapabilities(name="sandbox:freshsales", batch_size=MAX_BULK,
                                        attachment_limit_bytes=ATTACHMENT_LIMIT_BYTES,
                                        rate_limit=RateLimit())
-        self.store = SandboxStore(self._schema, self.path, capabilities=caps, faults=faults,
-                                  users=users, id_factory=self._ids, clock=store_clock)
-        self._ids.store = self.store
-        self._upload_seq = 0
+        store = SandboxStore(self._schema, self.path, capabilities=caps, faults=self.faults,
+                             users=users, id_factory=self._ids, clock=self._store_clock)
+        self._ids.store = store
+        return store
+
+    # An org keeps its customisation: the schema (custom modules and fields, choice ids) is
+    # saved next to the SQLite file, so a sandbox reopened on it, or served from it by
+    # ``fmap sandbox serve --db``, is the same org.
+    @property
+    def _schema_file(self) -> Path | None:
+        if str(self.path) == ":memory:":
+            return None
+        return self.path.with_name(self.path.name + ".freshsales-schema.json")
+
+    def _with_saved_schema(self, schema: SystemSchema) -> SystemSchema:
+        f = self._schema_file
+        if f is None or not f.is_file():
+            return schema
+        return schema.merged(SystemSchema.model_validate_json(f.read_text("utf-8")))
+
+    def _save_schema(self) -> None:
+        f = self._schema_file
+        if f is not None:
+            f.write_text(self._schema.model_dump_json(indent=1), "utf-8")
+
+    def _change_schema(self, obj: ObjectSchema) -> None:
+        """Add a module or fields (``obj`` holds only the new ones): reopen the store over the
+        same file with the new schema, as an admin's change is live for the next request."""
+        new = self._schema.merged(SystemSchema(system=self._schema.system, objects=[obj]))
+        faults, self.store.faults = self.store.faults, None
+        self.store.close()
+        self.store = self._open_store(new, None)
+        self.store.faults = faults
+        self._save_schema()
 
     # ------------------------------------------------------------------ schema
     def _prepare(self, schema: SystemSchema) -> SystemSchema:
@@ -306,8 +354,8 @@ class FreshsalesSandbox:
         if head == "filtered_search" and len(parts) == 2 and method == "POST":
             obj = _SINGULAR_ENTITY.get(parts[1]) or self._custom(parts[1])
             return self._filtered_search(obj, self._body(body))
-        if head == "settings" and len(parts) == 3 and parts[2] == "fields" and method == "GET":
-            return self._fields(self._entity(parts[1]))
+        if head == "settings":
+            return self._settings(method, parts[1:], body)
         if head == "documents":
             if len(parts) == 1 and method == "POST":
                 return self._upload(headers, body)
@@ -637,6 +685,90 @@ class FreshsalesSandbox:
                                       "is_active": u.active}
                                      for u in self.store.list_users()]})
 
+    # ------------------------------------------------------------------ settings
+    def _settings(self, method: str, rest: list[str], body: bytes) -> Response:
+        """``settings/{e}/fields``, ``settings/{e}/forms``, ``settings/{e}/forms/{id}/fields``
+        and ``settings/module_customizations`` (API_NOTES.md 3.4/3.5)."""
+        if rest == ["module_customizations"]:
+            if method == "POST":
+                return self._create_module(self._body(body))
+            if method == "GET":
+                mods = [self._module_meta(o) for o in self._schema.objects if o.custom]
+                return _json(200, {"module_customizations": mods})
+        if len(rest) == 2 and rest[0] == "module_customizations" and method == "GET":
+            o = next((o for o in self._schema.objects if o.custom and
+                      str(_module_id(o.api_name)) == rest[1]), None)
+            if o is None:
+                raise _HTTPError(404, ["Record not found"])
+            return _json(200, {"module_customization": self._module_meta(o)})
+        if len(rest) == 2 and rest[1] == "fields" and method == "GET":
+            return self._fields(self._entity(rest[0]))
+        if len(rest) == 2 and rest[1] == "forms" and method == "GET":
+            o = self._objects[self._entity(rest[0])]
+            return _json(200, {"forms": [{
+                "id": _form_id(o.api_name), "name": "DefaultForm", "active": True,
+                "field_class": o.api_name, "fields": [self._field_meta(o, f) for f in o.fields
+                                                      if f.api_name != "id"]}]})
+        if len(rest) == 4 and rest[1] == "forms" and rest[3] == "fields" and method == "POST":
+            obj = self._entity(rest[0])
+            if rest[2] != str(_form_id(obj)):
+                raise _HTTPError(404, ["Record not found"])
+            return self._create_field(obj, self._body(body))
+        raise _HTTPError(404, ["The requested URL was not found"])
+
+    def _module_meta(self, o: ObjectSchema) -> dict[str, Any]:
+        return {"id": _module_id(o.api_name), "entity_name": o.api_name,
+                "singular_name": o.label or o.api_name,
+                "plural_name": o.plural_label or o.label or o.api_name, "custom": True,
+                "icon": o.vendor.get("icon"), "description": o.vendor.get("description")}
+
+    def _create_module(self, data: dict[str, Any]) -> Response:
+        mod = data.get("module_customization")
+        if not isinstance(mod, dict):
+            raise _HTTPError(400, ["module_customization is missing in the request body"])
+        missing = [k for k in ("entity_name", "singular_name", "plural_name", "icon")
+                   if not isinstance(mod.get(k), str) or not mod[k].strip()]
+        if missing:
+            raise _HTTPError(400, [f"{k.replace('_', ' ').capitalize()} can't be blank"
+                                   for k in missing])
+        name = mod["entity_name"].strip()
+        if check_custom_name("module", name):
+            raise _HTTPError(400, ["Entity name is invalid"])
+        if name in self._objects or name in _PLURAL_ENTITY:
+            raise _HTTPError(400, ["Entity name has already been taken"])
+        obj = ObjectSchema(
+            api_name=name, label=mod["singular_name"], plural_label=mod["plural_name"],
+            custom=True, vendor={"icon": mod["icon"], "description": mod.get("description")},
+            capabilities=ObjectCapabilities(upsert=True, attachments=True, notes=True),
+            fields=[FieldSchema(api_name="id", type=FieldType.id, read_only=True),
+                    FieldSchema(api_name="name", type=FieldType.text, max_length=255,
+                                label="Name", required=True),
+                    FieldSchema(api_name="owner_id", type=FieldType.owner, label="Owner",
+                                lookup_targets=["User"])])
+        self._change_schema(obj)
+        return _json(200, {"module_customization": self._module_meta(self._objects[name])})
+
+    def _create_field(self, obj: str, data: dict[str, Any]) -> Response:
+        label = data.get("label")
+        code = data.get("field_type")
+        if not isinstance(label, str) or not label.strip():
+            raise _HTTPError(400, ["Label can't be blank"])
+        if isinstance(code, bool) or not isinstance(code, int) or code not in _TYPE_OF_CODE:
+            raise _HTTPError(400, ["Field type is invalid"])
+        name = custom_api_name(label.strip(), "field")
+        if self._objects[obj].field(name) is not None:
+            raise _HTTPError(400, ["Label has already been taken"])
+        fs_type = _TYPE_OF_CODE[code]
+        f = FieldSchema(api_name=name, label=label.strip(), type=FRESHSALES_TYPES[fs_type],
+                        required=bool(data.get("required")), custom=True,
+                        max_length=255 if fs_type in ("text", "email", "url", "phone_number")
+                        else None, vendor={"type": fs_type, "custom_field": True})
+        self._change_schema(self._objects[obj].model_copy(update={"fields": [f]}))
+        o = self._objects[obj]
+        meta = {**self._field_meta(o, o.field(name)), "form_id": _form_id(obj), "custom": True,
+                "editable": True, "visible": True}
+        return _json(200, {"field": meta})
+
     def _fields(self, obj: str) -> Response:
         o = self._objects[obj]
         return _json(200, {"fields": [self._field_meta(o, f) for f in o.fields]})
@@ -712,6 +844,14 @@ class FreshsalesSandbox:
         if not r.ok:
             raise _HTTPError(404, ["Record not found"])
         return _json(200, {"success": True})
+
+
+def _form_id(obj: str) -> int:
+    return 40_000_000 + zlib.crc32(f"form:{obj}".encode()) % 1_000_000
+
+
+def _module_id(obj: str) -> int:
+    return 50_000_000 + zlib.crc32(f"module:{obj}".encode()) % 1_000_000
 
 
 def _matches(rec: dict[str, Any], attr: str, op: str, value: Any) -> bool:
