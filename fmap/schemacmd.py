@@ -145,29 +145,25 @@ def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[st
     """The fields of each object ``changes`` touch that the org has (absent: the org lacks it).
 
     A dialect may refuse a bundle naming an object the org lacks (the contract leaves that
-    open). Then each object is asked for alone, and a refusal counts as "missing" only for an
-    object the mapping creates; a refused object the mapping only extends, or every object
-    refused, is a real error (a bad token, a permission) and is raised."""
+    open). Then an empty bundle is asked for first, so a bad token or a dead host still fails
+    here, and each object alone; a refusal counts as "missing" only for an object the mapping
+    creates (one it only extends must exist, so that refusal is an error)."""
     from runtime.destinations.base import FatalError
 
     objects = sorted({c["object"] for c in changes})
     created = {c["object"] for c in changes if c["action"] == "create_module"}
     try:
         bundles = [dest.metadata_bundle(objects)]
-    except FatalError as exc:
-        if len(objects) < 2 and not (set(objects) <= created):
+    except FatalError:
+        if not set(objects) & created:
             raise
-        first: FatalError = exc
-        bundles = []
+        bundles = [dest.metadata_bundle([])]
         for o in objects:
             try:
                 bundles.append(dest.metadata_bundle([o]))
-            except FatalError as exc2:
+            except FatalError:
                 if o not in created:
                     raise
-                first = exc2
-        if not bundles and len(objects) > 1:
-            raise first from None
     have: dict[str, set[str]] = {}
     for bundle in bundles:
         schema = _load(dialect, bundle, f"{dialect.name} org")

@@ -508,3 +508,78 @@ def test_write_cost_and_ledger():
     t[0] = 100
     assert ledger.charge(5) is None and ledger.remaining == 15  # both early charges expired
     assert Tier(edition="enterprise").concurrency_limit == 20
+
+
+# ---------------------------------------------------------------------- fmap schema methods
+def _change(action: str, obj: str, field: str | None = None, type_: str | None = None) -> dict:
+    return {"action": action, "object": obj, "field": field, "type": type_, "details": {}}
+
+
+def test_apply_schema_changes_reports_each_change():
+    """A module Zoho refuses fails its own fields too; fields are paired with Zoho's answers by
+    position; a field the new module came with counts as created without a request."""
+    sent: list[dict] = []
+
+    def modules(request):
+        body = json.loads(request.content)
+        sent.append(body)
+        name = body["modules"][0]["api_name"]
+        if name == "Bad_Module":
+            return httpx.Response(400, json={"modules": [{
+                "code": "INVALID_DATA", "message": "plural label taken", "status": "error",
+                "details": {}}]})
+        return httpx.Response(201, json={"modules": [{
+            "code": "SUCCESS", "message": "module created", "status": "success",
+            "details": {"api_name": name, "id": "1"}}]})
+
+    def fields(request):
+        body = json.loads(request.content)
+        sent.append(body)
+        return httpx.Response(207, json={"fields": [
+            {"code": "SUCCESS", "status": "success", "message": "field created",
+             "details": {"api_name": body["fields"][0]["api_name"]}},
+            {"code": "DUPLICATE_DATA", "status": "error", "message": "duplicate data",
+             "details": {"api_name": body["fields"][1]["api_name"]}}]})
+
+    script = (Script()
+              .on("POST", "/crm/v8/settings/modules", modules)
+              .on("GET", "/crm/v8/settings/fields", httpx.Response(200, json={"fields": [
+                  {"api_name": "Name", "data_type": "text"},
+                  {"api_name": "Owner", "data_type": "ownerlookup"}]}))
+              .on("GET", "/crm/v8/settings/layouts", httpx.Response(200, json={"layouts": []}))
+              .on("POST", "/crm/v8/settings/fields", fields))
+    changes = [_change("create_module", "Pets"), _change("create_module", "Bad_Module"),
+               _change("create_field", "Pets", "Name", "text(120)"),
+               _change("create_field", "Pets", "Species", "text(40)"),
+               _change("create_field", "Pets", "Chip", "text(20)"),
+               _change("create_field", "Bad_Module", "X", "text")]
+    with client_for(script) as client:
+        results = client.apply_schema_changes(changes)
+    assert [(r["object"], r["field"], r["status"]) for r in results] == [
+        ("Pets", None, "created"), ("Bad_Module", None, "failed"),
+        ("Pets", "Name", "created"), ("Pets", "Species", "created"),
+        ("Pets", "Chip", "failed"), ("Bad_Module", "X", "failed")]
+    assert "plural label taken" in results[1]["message"]
+    assert results[4]["message"] == "DUPLICATE_DATA duplicate data"
+    assert results[5]["message"] == "module Bad_Module was not created"
+    field_posts = [b for b in sent if "fields" in b]
+    assert [f["api_name"] for f in field_posts[0]["fields"]] == ["Species", "Chip"]
+    assert field_posts[0]["fields"][0]["length"] == 40
+
+
+def test_metadata_bundle_leaves_out_modules_the_org_lacks():
+    script = (Script()
+              .on("GET", "/crm/v8/settings/modules", httpx.Response(200, json={"modules": [
+                  {"api_name": "Leads", "id": "1"}]}))
+              .on("GET", "/crm/v8/settings/fields", httpx.Response(200, json={"fields": [
+                  {"api_name": "Last_Name", "data_type": "text", "system_mandatory": True}]}))
+              .on("GET", "/crm/v8/settings/layouts", httpx.Response(200, json={"layouts": []})))
+    with client_for(script) as client:
+        bundle = client.metadata_bundle(["Leads", "Pets", "Leads"])
+    assert list(bundle["objects"]) == ["Leads"]
+    assert [r.url.params.get("module") for r in script.requests
+            if r.url.path.endswith("/fields")] == ["Leads"]
+    from runtime.dialects import get_dialect
+
+    schema = get_dialect("zoho").load_metadata(bundle, source_name="t")
+    assert schema.object("Leads").field("Last_Name").required

@@ -1,0 +1,234 @@
+"""`fmap schema pull` / `apply` through the dialect contract (metadata_bundle,
+apply_schema_changes, emit_schema_package), against the Zoho sandbox in process and over
+loopback; every kind of bad input is a message with an exit code, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fmap.cli import app
+from fmap.schemacmd import target_dialect
+from runtime.dialects import UnknownDialect, UnsupportedByDialect, get_dialect
+from runtime.dialects.zoho.client import ZohoClient
+from tests.dialects.served import serve
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zoho"
+MAPPING = FIXTURES / "e2e.fmap"
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["schema", *args])
+
+
+def no_traceback(res) -> None:
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+
+
+@pytest.fixture
+def org(tmp_path, monkeypatch) -> str:
+    monkeypatch.chdir(tmp_path)
+    return f"sandbox:zoho?db={tmp_path / 'org.sqlite'}"
+
+
+def test_target_dialect_is_read_from_the_uri():
+    assert target_dialect("zoho://eu").name == "zoho"
+    assert target_dialect("sandbox:pipedrive?db=x").name == "pipedrive"
+    assert target_dialect("sfdc://login").name == "salesforce"
+    assert target_dialect("freshsales://acme.myfreshworks.com").name == "freshsales"
+    assert target_dialect("jsonl:out") is None
+    with pytest.raises(UnknownDialect):
+        target_dialect("hubspot://x")
+
+
+def test_pull_writes_a_bundle_the_dialect_loads(org, tmp_path):
+    out = tmp_path / "snap.json"
+    res = invoke("pull", org, "--object", "Contacts", "-m", "Leads", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    bundle = json.loads(out.read_text())
+    assert set(bundle["objects"]) == {"Contacts", "Leads"}
+    schema = get_dialect("zoho").load_metadata(bundle, source_name="snap")
+    n = len(schema.object("Contacts").fields) + len(schema.object("Leads").fields)
+    assert f"2 object(s), {n} field(s)" in res.output
+    assert schema.object("Contacts").field("Last_Name").required
+
+
+def test_pull_of_an_object_the_org_lacks_fails_by_name(org, tmp_path):
+    res = invoke("pull", org, "-m", "Contacts", "-m", "Patients", "-o", str(tmp_path / "s.json"))
+    assert res.exit_code == 1 and "the org has no Patients" in res.output
+    assert not (tmp_path / "s.json").exists()
+
+
+@pytest.mark.parametrize("target, code, message", [
+    ("jsonl:out", 2, "not a CRM target"),
+    ("hubspot://acme", 2, "unknown dialect 'hubspot'"),
+    ("zoho://mars", 2, "unknown Zoho data centre 'mars'"),
+    ("nonsense", 2, "not a CRM target"),
+])
+def test_pull_bad_targets(tmp_path, monkeypatch, target, code, message):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOHO_ACCESS_TOKEN", "x")
+    res = invoke("pull", target, "-m", "Contacts")
+    assert res.exit_code == code, res.output
+    assert message in res.output
+    no_traceback(res)
+
+
+def test_connector_without_the_schema_methods_is_refused(tmp_path, monkeypatch):
+    # generic=1: the dialect-neutral store, which speaks no vendor metadata
+    monkeypatch.chdir(tmp_path)
+    res = invoke("pull", f"sandbox:zoho?generic=1&db={tmp_path / 'g.sqlite'}", "-m", "Leads")
+    assert res.exit_code == 2 and "no metadata_bundle" in res.output
+    no_traceback(res)
+
+
+def test_unreachable_host_and_missing_credentials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for var in ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ACCESS_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("runtime.dialects.zoho.auth.ZohoCredentials.from_keyring",
+                        classmethod(lambda cls, service="": None))
+    res = invoke("pull", f"zoho://127.0.0.1:{port}", "-m", "Leads")
+    assert res.exit_code == 1 and "ZOHO_ACCESS_TOKEN" in res.output
+    no_traceback(res)
+    monkeypatch.setenv("ZOHO_ACCESS_TOKEN", "some-token")
+    res = invoke("pull", f"zoho://127.0.0.1:{port}", "-m", "Leads")
+    assert res.exit_code == 1 and "connection failed" in res.output
+    assert "some-token" not in res.output
+    no_traceback(res)
+
+
+def test_apply_dry_run_then_apply_then_nothing_left(org, tmp_path):
+    dry = invoke("apply", str(MAPPING), "--target", org)
+    assert dry.exit_code == 0, dry.output
+    assert "+ module Patient_Details" in dry.output
+    assert "+ field  Patient_Details.NHS_Number text(12) [unique]" in dry.output
+    assert "dry run" in dry.output
+    assert invoke("pull", org, "-m", "Patient_Details").exit_code == 1  # dry run changed nothing
+    done = invoke("apply", str(MAPPING), "--target", org, "--apply")
+    assert done.exit_code == 0, done.output
+    n = dry.output.count("\n+ ") + dry.output.startswith("+ ")
+    assert f"applied {n} change(s)" in done.output and "failed" not in done.output
+    snap = tmp_path / "after.json"
+    assert invoke("pull", org, "-m", "Patient_Details", "-o", str(snap)).exit_code == 0
+    schema = get_dialect("zoho").load_metadata(json.loads(snap.read_text()), source_name="s")
+    details = schema.object("Patient_Details")
+    assert details.field("NHS_Number").unique and details.field("Contact").required
+    again = invoke("apply", str(MAPPING), "--target", org)
+    assert again.exit_code == 0 and "already has every module" in again.output
+
+
+def test_apply_over_loopback_with_a_bad_token_is_a_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for var in ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with serve(tmp_path, "zoho", token="the-right-token") as port:
+        monkeypatch.setenv("ZOHO_ACCESS_TOKEN", "a-wrong-token")
+        dry = invoke("apply", str(MAPPING), "--target", f"zoho://127.0.0.1:{port}")
+        assert dry.exit_code == 1 and "rejected the access token" in dry.output
+        assert "+ module" not in dry.output  # not reported as pending on an org it cannot read
+        bad = invoke("apply", str(MAPPING), "--target", f"zoho://127.0.0.1:{port}", "--apply")
+        assert bad.exit_code == 1 and "rejected the access token" in bad.output
+        assert "a-wrong-token" not in bad.output and "the-right-token" not in bad.output
+        no_traceback(bad)
+        monkeypatch.setenv("ZOHO_ACCESS_TOKEN", "the-right-token")
+        good = invoke("apply", str(MAPPING), "--target", f"zoho://127.0.0.1:{port}", "--apply")
+        assert good.exit_code == 0, good.output
+        res = invoke("pull", f"zoho://127.0.0.1:{port}", "-m", "Patient_Details",
+                     "-o", str(tmp_path / "p.json"))
+        assert res.exit_code == 0, res.output
+
+
+def test_emit_package_is_refused_for_an_api_dialect(org):
+    res = invoke("apply", str(MAPPING), "--target", org, "--emit", "package", "pkg")
+    assert res.exit_code == 2 and "no package to emit" in res.output
+    res = invoke("apply", str(MAPPING), "--target", org, "--emit", "zip", "pkg")
+    assert res.exit_code == 2 and "--emit package DIR" in res.output
+    assert not Path("pkg").exists()
+
+
+def test_emit_package_calls_the_dialect_hook(org, tmp_path, monkeypatch):
+    import runtime.targets as targets
+
+    seen: dict = {}
+
+    def emit(changes, out_dir):
+        seen["changes"] = changes
+        out_dir.mkdir(parents=True)
+        (out_dir / "package.xml").write_text("<Package/>")
+        return [out_dir / "package.xml"]
+
+    real = targets._dialect_hook
+    monkeypatch.setattr(targets, "_dialect_hook",
+                        lambda name, attr: emit if attr == "emit_schema_package"
+                        else real(name, attr))
+    res = invoke("apply", str(MAPPING), "--target", org, "--emit", "package", "pkg")
+    assert res.exit_code == 0, res.output
+    assert f"wrote {Path('pkg') / 'package.xml'}" in res.output
+    assert seen["changes"][0] == {**seen["changes"][0], "action": "create_module",
+                                  "object": "Patient_Details"}
+    # emitting changed nothing in the org
+    assert "+ module Patient_Details" in invoke("apply", str(MAPPING), "--target", org).output
+
+
+def test_unsupported_change_prints_the_vendor_reason(org, monkeypatch):
+    def refuse(self, changes):
+        raise UnsupportedByDialect("zoho", "custom modules need the Professional edition")
+
+    monkeypatch.setattr(ZohoClient, "apply_schema_changes", refuse)
+    res = invoke("apply", str(MAPPING), "--target", org, "--apply")
+    assert res.exit_code == 2
+    assert "custom modules need the Professional edition" in res.output
+    assert "an admin must make this change" in res.output
+    no_traceback(res)
+
+
+def test_per_change_failures_are_listed_and_exit_1(org, monkeypatch):
+    real = ZohoClient.apply_schema_changes
+
+    def partly(self, changes):
+        out = real(self, changes)
+        out[-1] = {**out[-1], "status": "failed", "message": "DUPLICATE_DATA duplicate data"}
+        return out
+
+    monkeypatch.setattr(ZohoClient, "apply_schema_changes", partly)
+    res = invoke("apply", str(MAPPING), "--target", org, "--apply")
+    assert res.exit_code == 1
+    assert "! Patient_Details.NHS_Number: DUPLICATE_DATA duplicate data" in res.output
+    assert "1 failed" in res.output
+
+
+def test_apply_works_with_a_dialect_that_refuses_missing_objects(org, monkeypatch):
+    """The contract does not say whether metadata_bundle skips or refuses an object the org
+    lacks; a refusing dialect must still get its new objects created, and still fail on a bad
+    token rather than report everything as pending."""
+    from runtime.destinations.base import FatalError
+
+    real = ZohoClient.metadata_bundle
+
+    def strict(self, objects):
+        bundle = real(self, objects)
+        missing = [o for o in objects if o not in bundle["objects"]]
+        if missing:
+            raise FatalError(f"NOT_FOUND {missing}")
+        return bundle
+
+    monkeypatch.setattr(ZohoClient, "metadata_bundle", strict)
+    dry = invoke("apply", str(MAPPING), "--target", org)
+    assert dry.exit_code == 0 and "+ module Patient_Details" in dry.output, dry.output
+    assert invoke("apply", str(MAPPING), "--target", org, "--apply").exit_code == 0
+    assert "already has every" in invoke("apply", str(MAPPING), "--target", org).output
+
+    def dead(self, objects):
+        raise FatalError("HTTP 401 INVALID_TOKEN")
+
+    monkeypatch.setattr(ZohoClient, "metadata_bundle", dead)
+    res = invoke("apply", str(MAPPING), "--target", org)
+    assert res.exit_code == 1 and "INVALID_TOKEN" in res.output and "+ module" not in res.output
