@@ -145,8 +145,8 @@ def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[st
     """The fields of each object ``changes`` touch that the org has (absent: the org lacks it).
 
     A dialect may refuse a bundle naming an object the org lacks (the contract leaves that
-    open). Then an empty bundle is asked for first, so a bad token or a dead host still fails
-    here, and each object alone; a refusal counts as "missing" only for an object the mapping
+    open). Then the org's users are read first (every destination can, cheaply), so a bad token
+    or a dead host still fails here, and each object is asked for alone; a refusal counts as "missing" only for an object the mapping
     creates (one it only extends must exist, so that refusal is an error)."""
     from runtime.destinations.base import FatalError
 
@@ -157,7 +157,8 @@ def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[st
     except FatalError:
         if not set(objects) & created:
             raise
-        bundles = [dest.metadata_bundle([])]
+        dest.list_users()
+        bundles = []
         for o in objects:
             try:
                 bundles.append(dest.metadata_bundle([o]))

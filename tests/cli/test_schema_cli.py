@@ -226,9 +226,10 @@ def test_apply_works_with_a_dialect_that_refuses_missing_objects(org, monkeypatc
     assert invoke("apply", str(MAPPING), "--target", org, "--apply").exit_code == 0
     assert "already has every" in invoke("apply", str(MAPPING), "--target", org).output
 
-    def dead(self, objects):
+    def dead(self, *args):
         raise FatalError("HTTP 401 INVALID_TOKEN")
 
     monkeypatch.setattr(ZohoClient, "metadata_bundle", dead)
+    monkeypatch.setattr(ZohoClient, "list_users", dead)
     res = invoke("apply", str(MAPPING), "--target", org)
     assert res.exit_code == 1 and "INVALID_TOKEN" in res.output and "+ module" not in res.output
