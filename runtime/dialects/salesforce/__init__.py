@@ -11,7 +11,8 @@ from runtime.dialects.salesforce.metadata import load_salesforce_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox"]
+__all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox", "serve_sandbox",
+           "emit_schema_package", "bulk_settings"]
 
 
 class SalesforceDialect(Dialect):
@@ -55,7 +56,8 @@ def open_client(uri: str, options: dict[str, Any]):
     ``salesforce://127.0.0.1:PORT`` -> a loopback emulator (plain HTTP, loopback only).
     Credentials from ``SF_ACCESS_TOKEN`` or the refresh flow (``SF_CLIENT_ID``,
     ``SF_CLIENT_SECRET``, ``SF_REFRESH_TOKEN``, ``SF_LOGIN_URL``). Options: ``api_version``,
-    ``external_id_field``, ``edition`` + ``licences`` (the daily request allocation), ``schema``."""
+    ``external_id_field``, ``edition`` + ``licences`` (the daily request allocation), ``schema``,
+    and the Bulk API 2.0 options of :func:`bulk_settings`."""
     from urllib.parse import urlsplit
 
     from runtime.dialects.salesforce.auth import SalesforceCredentials
@@ -80,14 +82,36 @@ def open_client(uri: str, options: dict[str, Any]):
         schema=options.get("schema"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         daily_limit=daily_api_limit(options.get("edition", "enterprise"),
-                                    int(options.get("licences", 10))))
+                                    int(options.get("licences", 10))),
+        bulk=bulk_settings(options))
+
+
+def bulk_settings(options: dict[str, Any], **defaults: Any):
+    """Bulk API 2.0 settings from target options (text): ``bulk_threshold`` (records of one
+    object in one batch from which Bulk is used; ``off`` never), ``bulk_batch_size`` (records per
+    executor batch when Bulk is on), ``bulk_poll_interval`` / ``bulk_poll_timeout`` (seconds)."""
+    from runtime.dialects.salesforce.bulk import BulkSettings
+
+    s = BulkSettings(**defaults)
+    raw = options.get("bulk_threshold")
+    if raw is not None:
+        text = str(raw).strip().lower()
+        s.threshold = None if text in ("off", "none", "no", "false", "0", "") else int(text)
+    if options.get("bulk_batch_size") is not None:
+        s.batch_size = int(options["bulk_batch_size"])
+    if options.get("bulk_poll_interval") is not None:
+        s.poll_interval = float(options["bulk_poll_interval"])
+    if options.get("bulk_poll_timeout") is not None:
+        s.poll_timeout = float(options["bulk_poll_timeout"])
+    return s
 
 
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
     """``sandbox:salesforce``: a :class:`SalesforceClient` speaking the REST API to an in-process
     :class:`SalesforceSandbox` over the SQLite file ``path`` (no network). Options: ``edition``
     + ``licences`` or ``api_limit`` (the daily request allocation), ``external_id_field``,
-    ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``."""
+    ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``, and
+    the Bulk options of :func:`bulk_settings` (polls are not slept on: the emulator is local)."""
     import httpx
 
     from runtime.dialects.salesforce.auth import SalesforceCredentials
@@ -112,6 +136,49 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         credentials=SalesforceCredentials(instance_url="http://salesforce-sandbox.invalid",
                                           access_token=sandbox.token, source="sandbox"),
         http=http, schema=sandbox.schema(), external_id_field=ext, daily_limit=limit,
-        name="sandbox:salesforce", owns=(http, transport, sandbox))
+        name="sandbox:salesforce", owns=(http, transport, sandbox),
+        bulk=bulk_settings(options, poll_interval=0.0))
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
     return client
+
+
+def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
+                  options: dict[str, Any]):
+    """``fmap sandbox serve --dialect salesforce``: the :class:`SalesforceSandbox` of
+    :func:`open_sandbox` as an ASGI app on loopback, demanding ``Authorization: Bearer <token>``
+    (anything else: 401 ``INVALID_SESSION_ID``). Options (text): ``faults``,
+    ``external_id_field``, ``edition`` + ``licences`` or ``api_limit`` (the daily allocation),
+    ``page_size``, ``bulk_max_upload_bytes``. Custom objects come from deploying the package of
+    ``fmap schema apply --emit package`` to its ``/metadata/deployRequest``. A client reaches it
+    with ``SF_ACCESS_TOKEN`` and ``--target salesforce://127.0.0.1:PORT``."""
+    from runtime.destinations.sandbox_store import real_clock
+    from runtime.dialects.base import ServedSandbox
+    from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD, daily_api_limit
+    from runtime.dialects.salesforce.sandbox import SalesforceSandbox
+    from runtime.dialects.zoho import parse_faults
+
+    limit = int(options.get("api_limit") or daily_api_limit(
+        str(options.get("edition") or "enterprise"), int(options.get("licences") or 10)))
+    sandbox = SalesforceSandbox(
+        schema, path, users=users, token=token or None, api_limit=limit,
+        faults=parse_faults(options.get("faults")),
+        external_id_field=str(options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD),
+        page_size=int(options.get("page_size") or 2000), store_clock=real_clock)
+    if options.get("bulk_max_upload_bytes"):
+        sandbox.bulk.max_upload_bytes = int(options["bulk_max_upload_bytes"])
+    return ServedSandbox(app=sandbox, token=sandbox.token,
+                         client_env={"SF_ACCESS_TOKEN": sandbox.token},
+                         base_path=f"/services/data/v{sandbox.version}",
+                         target_scheme="salesforce", close=sandbox.close)
+
+
+def emit_schema_package(changes: Any, out_dir: Any, *, external_id_objects: Any = ()) -> list:
+    """``fmap schema apply --emit package DIR``: Salesforce creates objects and fields through a
+    Metadata API deployment, so write that package (``package.xml`` + ``objects/*.object``) for
+    the admin to deploy. ``changes`` are ``PLAN.schema_changes`` (dicts or models);
+    ``external_id_objects`` names objects loaded without changes, which still need the
+    connector's ``Fmap_External_ID__c``. Raises ``SchemaPackageError`` (a ValueError)."""
+    from runtime.dialects.salesforce.package import emit_package
+
+    items = [c.model_dump() if hasattr(c, "model_dump") else dict(c) for c in changes]
+    return emit_package(items, out_dir, external_id_objects=external_id_objects)

@@ -41,6 +41,7 @@ Choices on upsert) -> a failed ``WriteResult`` per item; other refused reads ->
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -67,6 +68,7 @@ from runtime.dialects.salesforce.auth import (
     SalesforceCredentials,
     TokenManager,
 )
+from runtime.dialects.salesforce.bulk import BulkSettings, bulk_delete, bulk_write
 from runtime.schema.model import FieldType, SystemSchema
 
 __all__ = ["SalesforceClient", "SalesforceAPIError", "SalesforceProtocolError",
@@ -83,6 +85,7 @@ EXTERNAL_ID_KEY = "$external_id"
 FILE_MARKER = "fmap:"
 _RETRYABLE = {"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK", "SERVER_UNAVAILABLE",
               "REQUEST_RUNNING_TOO_LONG"}
+RETRYABLE_CODES = frozenset(_RETRYABLE)
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 _EDITIONS = {"developer": (15_000, 0), "professional": (100_000, 1_000),
              "enterprise": (100_000, 1_000), "unlimited": (100_000, 5_000),
@@ -103,6 +106,14 @@ def parse_limit_info(value: str | None) -> tuple[int, int] | None:
 
 def soql_str(v: str) -> str:
     return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _delta_time(value: datetime) -> str:
+    """An aware instant as the delta resources take it (UTC, whole minutes)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(second=0, microsecond=0).strftime(
+        "%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def _soql_datetime(value: str) -> str:
@@ -177,6 +188,7 @@ class SalesforceClient:
         name: str = "salesforce",
         timeout: float = 120.0,
         owns: Iterable[Any] = (),
+        bulk: BulkSettings | None = None,
     ) -> None:
         creds = credentials or SalesforceCredentials.discover()
         self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
@@ -190,8 +202,11 @@ class SalesforceClient:
         self._schema = schema
         self.api_usage: tuple[int, int] | None = None
         limit = daily_limit or daily_api_limit()
+        self.bulk = bulk or BulkSettings()
+        on = self.bulk.threshold is not None
         self.capabilities = DestinationCapabilities(
-            name=name, batch_size=MAX_BATCH, native_upsert=True, bulk=False,
+            name=name, batch_size=MAX_BATCH, native_upsert=True, bulk=on,
+            bulk_batch_size=max(self.bulk.batch_size, MAX_BATCH) if on else None,
             attachment_limit_bytes=JSON_FILE_LIMIT,
             rate_limit=RateLimit(kind="requests", per_window=limit, window_seconds=86400.0,
                                  write_cost_per_call=1.0, read_cost_per_call=1.0,
@@ -214,9 +229,13 @@ class SalesforceClient:
         return url.rstrip("/")
 
     def _request(self, method: str, path: str, *, op: str, params: dict | None = None,
-                 json_body: Any = None, write: bool = False, n: int = 0) -> tuple[int, Any]:
+                 json_body: Any = None, write: bool = False, n: int = 0,
+                 content: bytes | None = None, content_type: str | None = None,
+                 text: bool = False) -> tuple[int, Any]:
         """One API call -> (status, parsed JSON or None). ``path`` is relative to the versioned
-        prefix, or absolute when it starts with ``/services/`` (``nextRecordsUrl``)."""
+        prefix, or absolute when it starts with ``/services/`` (``nextRecordsUrl``). ``content``
+        sends raw bytes (Bulk CSV uploads, deploy zips); ``text`` returns a successful answer
+        as text (Bulk result CSVs) instead of parsing it as JSON."""
         full = path if path.startswith("/services/") else self._prefix + path
         endpoint = f"{method} {full.split('?', 1)[0]}"
         refreshed = False
@@ -224,10 +243,13 @@ class SalesforceClient:
             token = self.auth.token()
             url = self._base() + full
             self.stats.count_call(op, n)
+            headers = {"Authorization": f"Bearer {token}",
+                       "Accept": "text/csv" if text else "application/json"}
+            if content_type:
+                headers["Content-Type"] = content_type
             try:
                 resp = self._http.request(method, url, params=params, json=json_body,
-                                          headers={"Authorization": f"Bearer {token}",
-                                                   "Accept": "application/json"})
+                                          content=content, headers=headers)
             except httpx.TimeoutException as exc:
                 raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
                                      maybe_committed=write) from None
@@ -238,6 +260,8 @@ class SalesforceClient:
             if usage is not None:
                 self.api_usage = usage
             status = resp.status_code
+            if text and status < 300:
+                return status, resp.text
             body = self._parse(resp, endpoint) if resp.content else None
             code, message, _ = _first_error(body) if isinstance(body, list) else ("", "", None)
             if status == 401:
@@ -337,6 +361,11 @@ class SalesforceClient:
         return rec
 
     def _write(self, op: str, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        if self.bulk.use_for(op, len(items)):
+            return bulk_write(self, op, obj, items)
+        return self._write_sync(op, obj, items)
+
+    def _write_sync(self, op: str, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         out: list[WriteResult] = []
         for chunk in _chunks(list(items), MAX_BATCH):
             out.extend(self._write_batch(op, obj, chunk))
@@ -399,6 +428,8 @@ class SalesforceClient:
                            retryable=code in _RETRYABLE)
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+        if self.bulk.use_for("delete", len(ids)):
+            return bulk_delete(self, obj, ids)
         out: list[WriteResult] = []
         for chunk in _chunks(list(dict.fromkeys(ids)), MAX_BATCH):
             out.extend(self._delete_ids(list(chunk), op="delete"))
@@ -492,6 +523,104 @@ class SalesforceClient:
             users.append(User(id=u["Id"], email=str(u.get("Email") or ""),
                               name=str(u.get("Name") or ""), active=u.get("IsActive") is not False))
         return users
+
+    # ------------------------------------------------------------------ metadata and schema
+    def describe_global(self) -> list[dict[str, Any]]:
+        """``GET /sobjects`` (describeGlobal): the org's objects, without their fields."""
+        status, resp = self._request("GET", "/sobjects", op="describe_global")
+        if status >= 400:
+            raise self._fail(f"GET {self._prefix}/sobjects", status, resp)
+        objs = resp.get("sobjects") if isinstance(resp, dict) else None
+        if not isinstance(objs, list):
+            raise SalesforceProtocolError(f"GET {self._prefix}/sobjects: no 'sobjects' list")
+        return [o for o in objs if isinstance(o, dict) and isinstance(o.get("name"), str)]
+
+    def describe(self, obj: str) -> dict[str, Any]:
+        """``GET /sobjects/{obj}/describe``, verbatim."""
+        path = f"/sobjects/{obj}/describe"
+        status, resp = self._request("GET", path, op="describe")
+        if status >= 400:
+            raise self._fail(f"GET {self._prefix}{path}", status, resp)
+        if not isinstance(resp, dict) or not isinstance(resp.get("fields"), list):
+            raise SalesforceProtocolError(f"GET {self._prefix}{path}: no 'fields' list")
+        return resp
+
+    def metadata_bundle(self, objects: Iterable[str] | None = None) -> dict[str, Any]:
+        """``{"objects": {name: describe}}`` (what ``load_metadata`` accepts); no ``objects``:
+        every createable object describeGlobal lists."""
+        names = list(objects or [])
+        if not names:
+            names = [o["name"] for o in self.describe_global() if o.get("createable")]
+        return {"objects": {n: self.describe(n) for n in dict.fromkeys(names)}}
+
+    def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Salesforce objects and fields are created by a Metadata API deployment, which the
+        REST API does not do: say how to get there instead of half-creating a schema."""
+        from runtime.dialects.base import UnsupportedByDialect
+
+        raise UnsupportedByDialect(
+            "salesforce", "custom objects and fields cannot be created through the REST API; "
+            "write a metadata package with `fmap schema apply --emit package DIR` and deploy it "
+            "(Setup > Deployment, or `sf project deploy start --metadata-dir DIR`), then grant "
+            "the migration user field access")
+
+    def deploy_package(self, package_dir: str | Path) -> dict[str, Any]:
+        """Deploy a package directory (``emit_schema_package``'s output) through the Metadata
+        REST ``deployRequest`` (multipart: deployOptions JSON + the zip). Returns the answer."""
+        import io
+        import zipfile
+
+        from runtime.dialects.salesforce.package import package_files
+
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for rel, data in package_files(package_dir).items():
+                zf.writestr(rel, data)
+        boundary = "fmap-" + base64.urlsafe_b64encode(__import__("os").urandom(9)).decode()
+        opts = json.dumps({"deployOptions": {"singlePackage": True, "rollbackOnError": True,
+                                             "checkOnly": False}})
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"json\"\r\n"
+                f"Content-Type: application/json\r\n\r\n{opts}\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"package.zip\"\r\nContent-Type: application/zip\r\n\r\n"
+                ).encode() + buf.getvalue() + f"\r\n--{boundary}--\r\n".encode()
+        path = "/metadata/deployRequest"
+        status, resp = self._request("POST", path, op="deploy", content=body, write=True,
+                                     content_type=f"multipart/form-data; boundary={boundary}")
+        if status >= 400 or not isinstance(resp, dict):
+            raise self._fail(f"POST {self._prefix}{path}", status, resp)
+        return resp
+
+    # ------------------------------------------------------------------ delta
+    def _delta(self, obj: str, kind: str, start: datetime, end: datetime) -> dict[str, Any]:
+        path = f"/sobjects/{obj}/{kind}/"
+        status, resp = self._request("GET", path, op=f"get_{kind}", params={
+            "start": _delta_time(start), "end": _delta_time(end)})
+        if status >= 400:
+            raise self._fail(f"GET {self._prefix}{path}", status, resp)
+        if not isinstance(resp, dict):
+            raise SalesforceProtocolError(f"GET {self._prefix}{path}: not an object")
+        return resp
+
+    def updated(self, obj: str, start: datetime, end: datetime) -> tuple[list[str], str | None]:
+        """Ids of ``obj`` records changed in [start, end) and ``latestDateCovered``. Salesforce
+        works in whole minutes (seconds are dropped) and keeps 30 days."""
+        resp = self._delta(obj, "updated", start, end)
+        ids = resp.get("ids")
+        if not isinstance(ids, list):
+            raise SalesforceProtocolError("updated: no 'ids' list")
+        return [i for i in ids if isinstance(i, str)], resp.get("latestDateCovered")
+
+    def deleted(self, obj: str, start: datetime, end: datetime
+                ) -> tuple[list[dict[str, str]], str | None]:
+        """``[{"id", "deletedDate"}]`` of ``obj`` records deleted in [start, end) and
+        ``latestDateCovered`` (same granularity and 30-day window as :meth:`updated`)."""
+        resp = self._delta(obj, "deleted", start, end)
+        recs = resp.get("deletedRecords")
+        if not isinstance(recs, list):
+            raise SalesforceProtocolError("deleted: no 'deletedRecords' list")
+        return [r for r in recs if isinstance(r, dict) and isinstance(r.get("id"), str)], \
+            resp.get("latestDateCovered")
 
     # ------------------------------------------------------------------ files
     def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,

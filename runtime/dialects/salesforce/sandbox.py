@@ -49,8 +49,9 @@ import secrets
 import tempfile
 import threading
 import zlib
+from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -68,6 +69,7 @@ from runtime.destinations.base import (
 )
 from runtime.destinations.faults import FaultPlan
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
+from runtime.dialects.salesforce.sandbox_bulk import BulkJobs
 from runtime.dialects.zoho.sandbox import DroppedConnection, SyncASGITransport
 from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
 
@@ -123,6 +125,38 @@ def _custom_prefix(name: str) -> str:
     return "a" + _B62[n // 62] + _B62[n % 62]
 
 
+_ID_SEGMENT = re.compile(r"^(?=.*\d)[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+
+
+def _endpoint(method: str, path: str) -> str:
+    """``PATCH /jobs/ingest/{id}``: a request's route with ids and query locators elided."""
+    parts = [p for p in re.sub(r"^/services/data/v[\d.]+", "", path).split("/") if p]
+    if parts[:1] == ["query"]:
+        parts = parts[:1]
+    return f"{method} /" + "/".join("{id}" if _ID_SEGMENT.match(p) else p for p in parts)
+
+
+def _store_ts(iso: str) -> str:
+    """An ISO instant in the store's sortable text form (UTC, microseconds)."""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _multipart_file(content_type: str, body: bytes) -> bytes | None:
+    """The ``file`` part of a multipart/form-data body, or None."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    if not content_type.lower().startswith("multipart/form-data"):
+        return None
+    msg = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
+    for part in msg.iter_parts() if msg.is_multipart() else []:
+        if part.get_param("name", header="content-disposition") == "file":
+            payload = part.get_payload(decode=True)
+            return payload if isinstance(payload, bytes) else None
+    return None
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None):
         super().__init__(message)
@@ -149,7 +183,8 @@ class SalesforceSandbox:
                  faults: FaultPlan | None = None,
                  external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
                  store_clock: Callable[[], datetime] | None = None,
-                 page_size: int = PAGE_SIZE) -> None:
+                 page_size: int = PAGE_SIZE, clock: Callable[[], datetime] | None = None,
+                 bulk_seed: int = 0) -> None:
         self.path = Path(path)
         self.token = token or secrets.token_urlsafe(24)
         self.api_limit = api_limit
@@ -161,6 +196,14 @@ class SalesforceSandbox:
         self.requests = 0
         self.limited = 0
         self._lock = threading.RLock()
+        self._store_clock = store_clock
+        self.clock = clock
+        self.calls: Counter[str] = Counter()  # requests by endpoint (tests, benchmarks)
+        self._set_schema(schema, users=users)
+        self.bulk = BulkJobs(self, seed=bulk_seed)
+
+    def _set_schema(self, schema: SystemSchema, *, users: list[User] | None = None) -> None:
+        """(Re)open the store over ``self.path`` with ``schema`` (a deploy adds objects)."""
         self._schema = self._prepare(schema)
         self._objects = {o.api_name: o for o in self._schema.objects}
         self._prefix = {name: KEY_PREFIXES.get(name) or _custom_prefix(name)
@@ -173,8 +216,11 @@ class SalesforceSandbox:
         caps = DestinationCapabilities(name="sandbox:salesforce", batch_size=MAX_BATCH,
                                        attachment_limit_bytes=2 * 1024 ** 3,
                                        rate_limit=RateLimit())
-        self.store = SandboxStore(self._schema, self.path, capabilities=caps, faults=faults,
-                                  users=users, id_factory=self._new_id, clock=store_clock)
+        old = getattr(self, "store", None)
+        if old is not None:
+            old.close()
+        self.store = SandboxStore(self._schema, self.path, capabilities=caps, faults=self.faults,
+                                  users=users, id_factory=self._new_id, clock=self._store_clock)
 
     # ------------------------------------------------------------------ schema and ids
     def _prepare(self, schema: SystemSchema) -> SystemSchema:
@@ -236,6 +282,7 @@ class SalesforceSandbox:
                headers: dict[str, str], body: bytes) -> Response:
         """One request -> (status, headers, body). Raises :class:`DroppedConnection`."""
         self.requests += 1
+        self.calls[_endpoint(method, path)] += 1
         status, h, out = self._handle(method, path, {k: v[-1] for k, v in query.items()},
                                       headers, body)
         h["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.api_limit}"
@@ -258,7 +305,7 @@ class SalesforceSandbox:
                     raise _HTTPError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
                 self.api_used += 1
             parts = [p for p in (m.group(2) or "").split("/") if p]
-            return self._route(method, parts, q, body)
+            return self._route(method, parts, q, body, headers)
         except _HTTPError as e:
             return _json(e.status, e.body)
         except TransientError as e:  # the store's injected faults
@@ -274,7 +321,8 @@ class SalesforceSandbox:
             return _json(403, [{"message": "TotalRequests Limit exceeded.",
                                 "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
 
-    def _route(self, method: str, parts: list[str], q: dict[str, str], body: bytes) -> Response:
+    def _route(self, method: str, parts: list[str], q: dict[str, str], body: bytes,
+               headers: dict[str, str] | None = None) -> Response:
         n = len(parts)
         if parts == ["limits"] and method == "GET":
             return _json(200, {"DailyApiRequests": {"Max": self.api_limit,
@@ -300,6 +348,17 @@ class SalesforceSandbox:
                                     q.get("allOrNone", "false").lower() == "true")
             if n == 3 and method == "GET":
                 return self._retrieve(parts[2], q)
+        if parts == ["sobjects"] and method == "GET":
+            return _json(200, self._describe_global())
+        if parts[:1] == ["sobjects"] and n == 3 and method == "GET" and \
+                parts[2] in ("describe", "updated", "deleted"):
+            if parts[2] == "describe":
+                return _json(200, self._describe(self._object(parts[1])))
+            return self._delta(parts[1], parts[2], q)
+        if parts[:2] == ["metadata", "deployRequest"]:
+            return self._deploy(method, parts[2:], headers or {}, body)
+        if parts[:2] == ["jobs", "ingest"]:
+            return self.bulk.route(method, parts[2:], body)
         if parts[:1] == ["sobjects"] and n >= 2:
             obj = parts[1]
             if n == 2 and method == "POST":
@@ -332,6 +391,214 @@ class SalesforceSandbox:
         if o is None:
             raise _HTTPError(404, "NOT_FOUND", "The requested resource does not exist")
         return o
+
+    # ------------------------------------------------------------------ metadata
+    _SF_TYPES = {FieldType.id: "id", FieldType.text: "string", FieldType.textarea: "textarea",
+                 FieldType.email: "email", FieldType.phone: "phone", FieldType.url: "url",
+                 FieldType.picklist: "picklist", FieldType.multipicklist: "multipicklist",
+                 FieldType.boolean: "boolean", FieldType.currency: "currency",
+                 FieldType.decimal: "double", FieldType.percent: "percent",
+                 FieldType.integer: "int", FieldType.date: "date",
+                 FieldType.datetime: "datetime", FieldType.lookup: "reference",
+                 FieldType.owner: "reference", FieldType.file: "base64"}
+
+    def _urls(self, name: str) -> dict[str, str]:
+        base = f"/services/data/v{self.version}/sobjects/{name}"
+        return {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"}
+
+    def _describe_global(self) -> dict[str, Any]:
+        """``GET /sobjects`` (describeGlobal): every object, without fields."""
+        out = []
+        for name in sorted(self._objects):
+            o = self._objects[name]
+            out.append({"name": name, "label": o.label or name,
+                        "labelPlural": o.plural_label or (o.label or name) + "s",
+                        "keyPrefix": self._prefix.get(name), "custom": name.endswith("__c"),
+                        "createable": o.capabilities.createable,
+                        "updateable": o.capabilities.updateable,
+                        "deletable": o.capabilities.deletable, "queryable": True,
+                        "searchable": True, "layoutable": True, "urls": self._urls(name)})
+        return {"encoding": "UTF-8", "maxBatchSize": MAX_BATCH, "sobjects": out}
+
+    def _field_describe(self, o: ObjectSchema, f: FieldSchema) -> dict[str, Any]:
+        sf_type = str(f.vendor.get("type") or self._SF_TYPES.get(f.type, "string"))
+        if f.type == FieldType.id:
+            sf_type = "id"
+        createable = not f.read_only and f.type != FieldType.id
+        updateable = createable and not f.create_only
+        nillable = not f.required and f.type not in (FieldType.boolean, FieldType.id)
+        refs = list(f.lookup_targets)
+        if f.type == FieldType.owner and not refs:
+            refs = ["User"]
+        rel = f.vendor.get("relationshipName")
+        if rel is None and sf_type == "reference":
+            rel = f.api_name[:-3] + "__r" if f.api_name.endswith("__c") else \
+                f.api_name.removesuffix("Id")
+        length = f.max_length or (18 if sf_type in ("id", "reference") else 0)
+        return {
+            "name": f.api_name, "label": f.label or f.api_name, "type": sf_type,
+            "length": length, "byteLength": length * 3, "precision": f.precision or 0,
+            "scale": f.scale or 0, "digits": 0, "nillable": nillable,
+            "defaultedOnCreate": f.type in (FieldType.id, FieldType.boolean) or f.audit
+            or f.api_name == "OwnerId",
+            "createable": createable, "updateable": updateable,
+            "calculated": bool(f.vendor.get("calculated")),
+            "autoNumber": bool(f.vendor.get("autoNumber")),
+            "custom": f.api_name.endswith("__c"), "externalId": f.external_id,
+            "unique": f.unique, "caseSensitive": False,
+            "idLookup": f.type == FieldType.id or f.external_id,
+            "nameField": bool(f.vendor.get("nameField")) or f.api_name == "Name",
+            "picklistValues": [{"value": v, "label": (f.vendor.get("labels") or {}).get(v, v),
+                                "active": True,
+                                "defaultValue": f.vendor.get("default_value") == v,
+                                "validFor": None} for v in f.picklist_values],
+            "restrictedPicklist": bool(f.vendor.get("restricted", bool(f.picklist_values))),
+            "dependentPicklist": bool(f.vendor.get("controllerName")),
+            "controllerName": f.vendor.get("controllerName"),
+            "referenceTo": refs if sf_type == "reference" else [],
+            "relationshipName": rel if sf_type == "reference" else None,
+            "soapType": "tns:ID" if sf_type in ("id", "reference") else f"xsd:{sf_type}",
+            "filterable": True, "sortable": True, "groupable": True,
+        }
+
+    def _describe(self, o: ObjectSchema) -> dict[str, Any]:
+        """``GET /sobjects/{o}/describe``: the shape of the documented example (name, label,
+        keyPrefix, flags, fields[], childRelationships[], urls), with the system fields every
+        record has (Id, CreatedDate, LastModifiedDate, SystemModstamp, IsDeleted)."""
+        fields = [self._field_describe(o, f) for f in o.fields]
+        names = {f["name"] for f in fields}
+        if "Id" not in names and "id" not in names:
+            fields.insert(0, self._field_describe(o, FieldSchema(api_name="Id", type=FieldType.id,
+                                                                 read_only=True)))
+        for f in fields:
+            if f["name"] == "id":
+                f["name"] = "Id"
+        for sys_name, ftype in (("CreatedDate", FieldType.datetime),
+                                ("LastModifiedDate", FieldType.datetime),
+                                ("SystemModstamp", FieldType.datetime),
+                                ("IsDeleted", FieldType.boolean)):
+            if sys_name not in names:
+                fields.append(self._field_describe(o, FieldSchema(api_name=sys_name, type=ftype,
+                                                                  read_only=True)))
+        children = [{"childSObject": c, "field": fld, "relationshipName": rel,
+                     "cascadeDelete": False, "deprecatedAndHidden": False}
+                    for c, fld, rel in (("Attachment", "ParentId", "Attachments"),
+                                        ("Note", "ParentId", "Notes"),
+                                        ("ContentDocumentLink", "LinkedEntityId",
+                                         "ContentDocumentLinks"))]
+        for other in sorted(self._objects.values(), key=lambda x: x.api_name):
+            for f in other.fields:
+                if f.type == FieldType.lookup and o.api_name in f.lookup_targets:
+                    children.append({"childSObject": other.api_name, "field": f.api_name,
+                                     "relationshipName": None, "cascadeDelete": False,
+                                     "deprecatedAndHidden": False})
+        return {"name": o.api_name, "label": o.label or o.api_name,
+                "labelPlural": o.plural_label or (o.label or o.api_name) + "s",
+                "keyPrefix": self._prefix.get(o.api_name), "custom": o.api_name.endswith("__c"),
+                "createable": o.capabilities.createable, "updateable": o.capabilities.updateable,
+                "deletable": o.capabilities.deletable, "queryable": True, "searchable": True,
+                "layoutable": True, "fields": fields, "childRelationships": children,
+                "recordTypeInfos": [], "urls": self._urls(o.api_name)}
+
+    def _deploy(self, method: str, rest: list[str], headers: dict[str, str],
+                body: bytes) -> Response:
+        """The Metadata REST ``deployRequest``: ``POST`` multipart/form-data with a ``json`` part
+        (deployOptions) and a ``file`` part (the package zip) deploys the package's objects and
+        fields; ``GET deployRequest/{id}`` reads the result. Deploys finish at once here."""
+        if method == "GET" and len(rest) == 1:
+            result = self._deploys.get(rest[0]) if hasattr(self, "_deploys") else None
+            if result is None:
+                raise _HTTPError(404, "NOT_FOUND", "The requested resource does not exist")
+            return _json(200, result)
+        if method != "POST" or rest:
+            raise _HTTPError(404, "NOT_FOUND", "The requested resource does not exist")
+        zipped = _multipart_file(headers.get("content-type", ""), body)
+        if zipped is None:
+            raise _HTTPError(400, "INVALID_MULTIPART_REQUEST", "a multipart/form-data body "
+                             "with a 'file' part (the package zip) is required")
+        import io
+        import zipfile
+
+        from runtime.dialects.salesforce.package import SchemaPackageError, read_package
+        from runtime.schema.changes import apply_changes
+
+        try:
+            with zipfile.ZipFile(io.BytesIO(zipped)) as zf:
+                files = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+            changes = read_package(files)
+        except (zipfile.BadZipFile, SchemaPackageError) as exc:
+            raise _HTTPError(400, "INVALID_PACKAGE", str(exc)[:300]) from None
+        from runtime.dialects import get_dialect
+
+        with self._lock:
+            self._set_schema(apply_changes(self._schema, changes, get_dialect("salesforce")))
+            self._deploys = getattr(self, "_deploys", {})
+            did = sf_id("0Af", len(self._deploys) + 1)
+            result = {"id": did, "deployResult": {
+                "id": did, "status": "Succeeded", "done": True, "success": True,
+                "numberComponentsDeployed": len(changes), "numberComponentErrors": 0,
+                "numberComponentsTotal": len(changes), "details": {"componentFailures": []}}}
+            self._deploys[did] = result
+        return _json(201, result)
+
+    def now(self) -> datetime:
+        """The org's current time: ``clock`` if given, else the store's (wall clock when it has
+        one, else the latest write time the store's counter clock reached)."""
+        if self.clock is not None:
+            return self.clock()
+        if self._store_clock is not None:
+            return self._store_clock()
+        with self.store._lock:  # noqa: SLF001
+            row = self.store._db.execute(  # noqa: SLF001
+                "SELECT MAX(t) FROM (SELECT MAX(modified_at) t FROM records UNION ALL "
+                "SELECT MAX(deleted_at) t FROM recycle_bin)").fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else datetime.now(UTC)
+
+    def _delta(self, obj_name: str, kind: str, q: dict[str, str]) -> Response:
+        """``GET /sobjects/{o}/updated|deleted/?start=&end=``: seconds are truncated (the API
+        works in whole minutes), start must be within the last 30 days and before end, and
+        end may not be in the future (it is capped at now)."""
+        self._object(obj_name)
+
+        def parse(name: str) -> datetime:
+            raw = q.get(name)
+            if not raw:
+                raise _HTTPError(400, "MISSING_ARGUMENT", f"{name} is required")
+            try:
+                dt = datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+"))
+            except ValueError:
+                raise _HTTPError(400, "INVALID_REPLICATION_DATE",
+                                 f"{name}: invalid date format: {raw[:40]}") from None
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            return dt.astimezone(UTC).replace(second=0, microsecond=0)
+
+        start, end = parse("start"), parse("end")
+        now = self.now().astimezone(UTC)
+        earliest = (now - timedelta(days=30)).replace(second=0, microsecond=0)
+        if start < earliest:
+            raise _HTTPError(400, "INVALID_REPLICATION_DATE",
+                             "startDate cannot be more than 30 days ago")
+        if end <= start:
+            raise _HTTPError(400, "INVALID_REPLICATION_DATE", "endDate must chronologically "
+                             "follow the startDate")
+        end = min(end, now.replace(second=0, microsecond=0))
+        lo, hi = start.isoformat(), end.isoformat()
+        db = self.store._db  # noqa: SLF001
+        with self.store._lock:  # noqa: SLF001
+            if kind == "updated":
+                rows = db.execute("SELECT id FROM records WHERE obj=? AND modified_at >= ? AND "
+                                  "modified_at < ? ORDER BY id",
+                                  (obj_name, _store_ts(lo), _store_ts(hi))).fetchall()
+                return _json(200, {"ids": [r[0] for r in rows],
+                                   "latestDateCovered": sf_time(hi)})
+            rows = db.execute("SELECT id, deleted_at FROM recycle_bin WHERE obj=? AND "
+                              "deleted_at >= ? AND deleted_at < ? ORDER BY deleted_at, id",
+                              (obj_name, _store_ts(lo), _store_ts(hi))).fetchall()
+        return _json(200, {"deletedRecords": [{"id": r, "deletedDate": sf_time(t)}
+                                              for r, t in rows],
+                           "earliestDateAvailable": sf_time(earliest.isoformat()),
+                           "latestDateCovered": sf_time(hi)})
 
     # ------------------------------------------------------------------ writes
     def _to_item(self, obj: ObjectSchema, i: int, rec: dict[str, Any], op: str) -> WriteItem:
