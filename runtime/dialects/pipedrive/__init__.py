@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from runtime.dialects.base import Dialect, NameKind
@@ -60,6 +61,17 @@ class VirtualClock:
         self.slept += max(seconds, 0.0)
 
 
+def _sent_log(options: dict[str, Any], default: Path) -> Path | None:
+    """Where the client keeps what a resumed process needs to find a write whose reply was lost
+    (``sentlog.py``): option ``sent_log`` (a path, or ``off``), else next to ``default``
+    (``<db>.sent`` for the sandbox; ``.fmap/pipedrive-<host>.db.sent`` for the API, the
+    default state directory)."""
+    v = options.get("sent_log")
+    if v in ("off", "none", "0"):
+        return None
+    return Path(v) if v else default.with_name(default.name + ".sent")
+
+
 def _int_opt(options: dict[str, Any], name: str) -> int | None:
     return int(options[name]) if options.get(name) not in (None, "") else None
 
@@ -107,7 +119,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         http=http, schema=sandbox.schema(), plan=plan, burst=_int_opt(options, "burst"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         max_429=_int_opt(options, "max_429") or 4, name="sandbox:pipedrive",
-        owns=(http, transport, sandbox), **timing)
+        owns=(http, transport, sandbox), sent_log=_sent_log(options, Path(path)), **timing)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests inspect it
     return client
 
@@ -128,4 +140,5 @@ def open_client(uri: str, options: dict[str, Any]):
         schema=options.get("schema"), plan=str(options.get("plan", "growth")),
         seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
-        currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4)
+        currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4,
+        sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{parts.netloc or 'api'}.db"))

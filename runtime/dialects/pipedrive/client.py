@@ -13,7 +13,9 @@ get              ``GET {base}/api/v2/{entity}?ids=`` (at most 100); ``GET /api/v
 find by ext id   ``GET /api/v2/{entity}/search?term=&fields=custom_fields&exact_match=true``
                  (then the hits are read back and the external-id field compared exactly);
                  activities have no search: ``GET /api/v2/activities?updated_since=``; notes
-                 have no custom fields: the notes of the parent are matched by content
+                 have no custom fields: their content ends with a ``[fmap-ref <id>]`` line,
+                 looked for among the parent's notes (``GET /api/v1/notes?person_id=``);
+                 files: by parent, name and size (``GET /api/v1/files?sort=id DESC``)
 list_records     ``GET /api/v2/{entity}?limit=500&cursor=``; ``GET /api/v1/notes?start=``
 list_users       ``GET /api/v1/users``
 files            ``POST /api/v1/files`` (multipart ``file`` + ``person_id``...);
@@ -25,7 +27,10 @@ There are no batch writes and no upsert (``capabilities.native_upsert = False``,
 the external id goes into a custom field (``Source_System_ID`` unless ``external_id_field``
 says otherwise; its 40-character hash key is read from the ``*Fields`` metadata by name), and
 :meth:`PipedriveClient.find_by_external_id` finds records by it, which the executor calls before
-it re-sends a write whose outcome is unknown. Custom fields go under ``custom_fields`` keyed by
+it re-sends a write whose outcome is unknown. What that lookup needs survives a restart: it is
+in the records themselves, and the send time, the parent and the mapping's own external-id value
+are kept in a small on-disk log (:mod:`~runtime.dialects.pipedrive.sentlog`) committed before
+each write goes out. Custom fields go under ``custom_fields`` keyed by
 hash, enum/set values as option ids, monetary values as ``{"value", "currency"}``.
 
 Rate limits: a daily token budget per company and a rolling 2 s burst window per token (search:
@@ -52,6 +57,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -67,6 +73,7 @@ from runtime.destinations.base import (
 )
 from runtime.dialects.pipedrive.auth import PipedriveAuthError, PipedriveCredentials
 from runtime.dialects.pipedrive.capabilities import RATE_LIMIT
+from runtime.dialects.pipedrive.sentlog import Sent, SentLog
 from runtime.schema.model import FieldSchema, FieldType, SystemSchema
 
 __all__ = ["PipedriveClient", "PipedriveAPIError", "PipedriveProtocolError", "TOKEN_COSTS",
@@ -201,6 +208,55 @@ def _int_id(v: Any) -> Any:
     return int(v) if isinstance(v, str) and v.isdigit() else v
 
 
+# Notes have no custom fields: the external id travels in the content as a last line
+# ``[fmap-ref <id>]`` (plain text survives Pipedrive's HTML sanitiser, which a comment or an
+# attribute might not), so a note is found by it after a restart and read back without it.
+NOTE_MARKER = "\n\n[fmap-ref {ext}]"
+_NOTE_MARKER_RE = re.compile(
+    r"(?:\s|<br\s*/?>|<p>)*\[fmap-ref ([^\]\s<]+)\](?:\s|</p>|<br\s*/?>)*$")
+NOTE_MAX = 100_000
+
+
+def note_marker(ext: str) -> str:
+    return NOTE_MARKER.format(ext=quote(str(ext), safe=":#.-_@/+=~"))
+
+
+def strip_note_marker(content: Any) -> tuple[Any, str | None]:
+    """(content without the marker, the external id it carried or None)."""
+    if not isinstance(content, str):
+        return content, None
+    m = _NOTE_MARKER_RE.search(content)
+    if m is None:
+        return content, None
+    return content[:m.start()], unquote(m.group(1))
+
+
+def _v1_epoch(ts: Any) -> float | None:
+    """A v1 ``YYYY-MM-DD HH:MM:SS`` (UTC) time as epoch seconds."""
+    try:
+        return datetime.strptime(str(ts), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _epoch(ts: Any) -> float | None:
+    """A journal ``sent_at`` (ISO 8601, epoch seconds or a datetime) as epoch seconds."""
+    if ts is None:
+        return None
+    if isinstance(ts, (int, float)):
+        return float(ts)
+    if isinstance(ts, datetime):
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).timestamp()
+    try:
+        d = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
+
+
+# how far before a recorded send a search window starts (clock skew between us and Pipedrive)
+SKEW_S = 600.0
+
 _INVALID_FIELD = re.compile(r"Invalid field\(s\) in the payload: ([\w, ]+)")
 _MULTI = {"emails", "phones"}
 _ADDRESS = {"postal_address", "address"}
@@ -231,6 +287,7 @@ class PipedriveClient:
         name: str = "pipedrive",
         timeout: float = 60.0,
         owns: Iterable[Any] = (),
+        sent_log: SentLog | str | Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._creds = credentials or PipedriveCredentials.from_env()
@@ -257,8 +314,12 @@ class PipedriveClient:
         self._lock = threading.RLock()
         self._fields: dict[str, dict[str, FieldSchema]] = {}  # obj -> api_name -> org field
         self._unsettled: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-        self._unsettled_uploads: set[str] = set()
+        # upload key -> when it was sent (None: unknown, e.g. named by a resumed run's recovery)
+        self._unsettled_uploads: dict[str, float | None] = {}
         self._ext_values: dict[tuple[str, str], str] = {}  # (obj, external id) -> field value
+        # what a resumed process needs to find an in-flight write (sentlog.py); None: memory only
+        self.sent_log = sent_log if isinstance(sent_log, SentLog) or sent_log is None \
+            else SentLog(sent_log)
         self.capabilities = DestinationCapabilities(
             name=name, batch_size=1, native_upsert=False, bulk=False,
             attachment_limit_bytes=None,
@@ -489,6 +550,12 @@ class PipedriveClient:
             out[k] = _jsonable(v)
         if custom:
             out["custom_fields"] = custom
+        if obj == "Note" and isinstance(out.get("content"), str):
+            # an update keeps the marker: the executor keys an update by the record's external id
+            ext = item.external_id if creating else (item.external_id or item.key)
+            limit = (std.get("content").max_length if std.get("content") else None) or NOTE_MAX
+            if ext and len(out["content"]) + len(note_marker(ext)) <= limit:
+                out["content"] += note_marker(ext)
         return out
 
     def _from_pd(self, obj: str, rec: dict[str, Any]) -> dict[str, Any]:
@@ -530,6 +597,12 @@ class PipedriveClient:
             elif isinstance(v, dict) and "value" in v and k.endswith("_id"):
                 v = str(v["value"]) if v["value"] is not None else None  # v1 expanded links
             out[k] = v
+        if obj == "Note":
+            ext = None
+            if "content" in out:
+                out["content"], ext = strip_note_marker(out["content"])
+            out[EXTERNAL_ID_KEY] = ext
+            return out
         out[EXTERNAL_ID_KEY] = out.get(self.external_id_field)
         return out
 
@@ -548,6 +621,12 @@ class PipedriveClient:
             body = self._to_pd(obj, it, creating=True)
             if it.external_id is not None:
                 self._unsettled[(obj, it.external_id)] = (time.time(), body)
+                if self.sent_log is not None:
+                    link = next((k for k in ("person_id", "org_id", "deal_id", "lead_id")
+                                 if body.get(k)), None) if obj == "Note" else None
+                    self.sent_log.record(obj, it.external_id, Sent(
+                        time.time(), own=self._ext_values.get((obj, it.external_id)),
+                        link=link, parent=str(body[link]) if link else None))
             status, resp = self._request("POST", version, f"/{seg}", op="create",
                                          json_body=body, write=True, n=1)
             r = self._result(it.key, status, resp, created=True)
@@ -641,12 +720,37 @@ class PipedriveClient:
                     out[str(rec["id"])] = self._from_pd(obj, rec)
         return out
 
-    def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
-        version, seg = self._entity(obj)
+    def find_by_external_id(self, obj: str, external_ids: Sequence[str], *,
+                            hints: dict[str, dict[str, Any]] | None = None) -> dict[str, str]:
+        """external id -> record id for those that exist.
+
+        Everything it needs survives a restart: the external id is in the record (a custom
+        field, a note's marker line), and without a search endpoint the records are scanned
+        (from a window around the send time when one is known). ``hints`` (optional, per
+        external id: ``sent_at`` and ``payload`` as the run journal holds them) narrow the scan
+        for a resumed process; this process's own unsettled sends narrow it the same way."""
+        version, seg = self._entity(obj) if obj != FILE_OBJECT else ("v1", "files")
         wanted = list(dict.fromkeys(e for e in external_ids if e))
+        hints = hints or {}
         out: dict[str, str] = {}
+        if obj == FILE_OBJECT:
+            # a file carries no id of ours; the upload that is retried looks for it by parent,
+            # name and size before sending again (upload_attachment)
+            for ext in wanted:
+                sent = self.sent_log.get(FILE_OBJECT, ext) if self.sent_log else None
+                if sent is not None and sent.link and sent.parent and sent.name:
+                    fid = self._find_file(sent.link, sent.parent, sent.name, sent.size or 0,
+                                          since=sent.sent_at)
+                    if fid is not None:
+                        out[ext] = fid
+                        continue
+                self._unsettled_uploads.setdefault(ext, _epoch((hints.get(ext) or {})
+                                                               .get("sent_at")))
+            return out
         key = self._ext_key(obj) if version == "v2" else None
-        if key is None:
+        if obj == "Note":
+            out = self._find_notes(wanted, hints)
+        elif key is None:
             out = self._find_by_content(obj, wanted)
         elif seg in _SEARCHABLE:
             for ext in wanted:
@@ -667,9 +771,8 @@ class PipedriveClient:
                         out[ext] = rid
                         break
         else:  # activities: no search endpoint; list what changed since the first send
-            since = min((self._unsettled.get((obj, e), (None,))[0] or 0.0) for e in wanted) \
-                if all((obj, e) in self._unsettled for e in wanted) else None
-            ts = (datetime.fromtimestamp(since - 600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            since = self._since(obj, wanted, hints)
+            ts = (datetime.fromtimestamp(since - SKEW_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                   if since else None)
             want = {t: e for e in wanted for t in reversed(self._ext_terms(obj, e))}
             for rec in self.list_records(obj, modified_since=ts):
@@ -680,11 +783,89 @@ class PipedriveClient:
             self._unsettled.pop((obj, ext), None)
         return out
 
+    def _since(self, obj: str, wanted: list[str], hints: dict[str, dict[str, Any]]
+               ) -> float | None:
+        """The earliest send time of ``wanted`` (this process's or the journal's), or None when
+        one of them is unknown (then the whole object is scanned)."""
+        times = []
+        for e in wanted:
+            t = self._unsettled.get((obj, e), (None,))[0]
+            if t is None:
+                t = _epoch((hints.get(e) or {}).get("sent_at"))
+            if t is None and self.sent_log is not None:
+                sent = self.sent_log.get(obj, e)
+                t = sent.sent_at if sent is not None else None
+            if t is None:
+                return None
+            times.append(t)
+        return min(times) if times else None
+
+    def _find_notes(self, wanted: list[str], hints: dict[str, dict[str, Any]]
+                    ) -> dict[str, str]:
+        """Notes by their marker line: the notes of the parent when the sent payload is known
+        (this process's, or the journal's ``payload`` hint), else every note (in the send-time
+        window when known). A note whose marker did not fit is matched by its content."""
+        out: dict[str, str] = {}
+        by_parent: dict[tuple[str, str], list[str]] = {}
+        bodies: dict[str, dict[str, Any]] = {}
+        rest: list[str] = []
+        for ext in wanted:
+            body = (self._unsettled.get(("Note", ext)) or (None, None))[1] or \
+                (hints.get(ext) or {}).get("payload")
+            parent = None
+            if isinstance(body, dict):
+                bodies[ext] = body
+                parent = next(((k, str(body[k])) for k in ("person_id", "org_id", "deal_id",
+                                                           "lead_id") if body.get(k)), None)
+            if parent is None and self.sent_log is not None:
+                sent = self.sent_log.get("Note", ext)
+                if sent is not None and sent.link and sent.parent:
+                    parent = (sent.link, sent.parent)
+            (by_parent.setdefault(parent, []) if parent else rest).append(ext)
+
+        def match(ext: str, rec: dict[str, Any]) -> bool:
+            if rec.get(EXTERNAL_ID_KEY) is not None:
+                return rec[EXTERNAL_ID_KEY] == ext
+            body = bodies.get(ext)
+            return body is not None and rec.get("content") == strip_note_marker(
+                body.get("content"))[0]
+
+        def scan(params: dict[str, Any], exts: list[str]) -> None:
+            todo = set(exts)
+            start = 0
+            while todo:
+                status, resp = self._request("GET", "v1", "/notes", op="find_by_external_id",
+                                             params={**params, "start": start,
+                                                     "limit": PAGE_LIMIT, "sort": "id DESC"})
+                for raw in self._ok_data("GET /api/v1/notes", status, resp) or []:
+                    if not isinstance(raw, dict) or raw.get("id") is None:
+                        continue
+                    rec = self._from_pd("Note", raw)
+                    for ext in [e for e in todo if match(e, rec)]:
+                        out[ext] = rec["id"]
+                        todo.discard(ext)
+                pag = ((resp.get("additional_data") or {}).get("pagination") or {})
+                if not pag.get("more_items_in_collection"):
+                    return
+                start = int(pag.get("next_start") or start + PAGE_LIMIT)
+
+        for (link, rid), exts in by_parent.items():
+            scan({link: rid}, exts)
+        if rest:
+            since = self._since("Note", rest, hints)
+            params = {"updated_since": datetime.fromtimestamp(
+                since - SKEW_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")} if since else {}
+            scan(params, rest)
+        return out
+
     def _ext_terms(self, obj: str, ext: str) -> list[str]:
         """Values the external-id field may hold for executor external id ``ext``: the value
         this client wrote, else ``ext`` itself and its key without the ``<map>:`` prefix (a
         mapping that writes its own source id, seen again after a restart)."""
         own = self._ext_values.get((obj, ext))
+        if own is None and self.sent_log is not None:
+            sent = self.sent_log.get(obj, ext)
+            own = sent.own if sent is not None else None
         if own is not None:
             return [own]
         terms = [ext]
@@ -693,8 +874,9 @@ class PipedriveClient:
         return terms
 
     def _find_by_content(self, obj: str, wanted: list[str]) -> dict[str, str]:
-        """Objects without an external-id field (notes): the payload this client sent (kept
-        while the outcome is unknown) is looked for among the parent's records."""
+        """Objects without an external-id field (leads, a v2 object whose org lacks the field):
+        the payload this client sent (kept while the outcome is unknown, so in this process
+        only) is looked for among the parent's records."""
         out: dict[str, str] = {}
         for ext in wanted:
             sent = self._unsettled.get((obj, ext))
@@ -780,17 +962,24 @@ class PipedriveClient:
         if link is None:
             return WriteResult(key=key, ok=False, code="NOT_SUPPORTED",
                                error=f"Pipedrive files cannot be attached to {obj}")
-        if key in self._unsettled_uploads:  # a retry after an unknown outcome: look first
-            existing = self._find_file(link, record_id, file_name, size)
+        earlier = self.sent_log.get(FILE_OBJECT, key) if self.sent_log is not None else None
+        if key in self._unsettled_uploads or earlier is not None:
+            # sent before (here, or by a process that died): look before sending again
+            since = self._unsettled_uploads.get(key) or (earlier.sent_at if earlier else None)
+            existing = self._find_file(link, record_id, file_name, size, since=since)
             if existing is not None:
-                self._unsettled_uploads.discard(key)
+                self._unsettled_uploads.pop(key, None)
                 return WriteResult(key=key, ok=True, dest_id=existing, created=False)
-        self._unsettled_uploads.add(key)
+        self._unsettled_uploads[key] = time.time()
+        if self.sent_log is not None:
+            self.sent_log.record(FILE_OBJECT, key, Sent(time.time(), link=link,
+                                                        parent=str(record_id), name=file_name,
+                                                        size=size))
         with p.open("rb") as fh:
             status, resp = self._request("POST", "v1", "/files", op="upload_attachment",
                                          files={"file": (file_name, fh)},
                                          data={link: str(record_id)}, write=True, n=1)
-        self._unsettled_uploads.discard(key)
+        self._unsettled_uploads.pop(key, None)
         return self._result(key, status, resp, created=True)
 
     def _files(self) -> list[dict[str, Any]]:
@@ -808,12 +997,28 @@ class PipedriveClient:
                 return out
             start = int(pag.get("next_start") or start + PAGE_LIMIT)
 
-    def _find_file(self, link: str, record_id: str, file_name: str, size: int) -> str | None:
-        for f in self._files():
-            if str(f.get(link)) == str(record_id) and f.get("name") == file_name \
-                    and int(f.get("file_size") or -1) == size:
-                return str(f["id"])
-        return None
+    def _find_file(self, link: str, record_id: str, file_name: str, size: int, *,
+                   since: float | None = None) -> str | None:
+        """The file on that record with that name and size, newest first; the listing stops at
+        files added before ``since`` (less the clock skew) when the send time is known."""
+        start = 0
+        while True:
+            status, resp = self._request("GET", "v1", "/files", op="find_by_external_id",
+                                         params={"start": start, "limit": PAGE_LIMIT,
+                                                 "sort": "id DESC"})
+            for f in self._ok_data("GET /api/v1/files", status, resp) or []:
+                if not isinstance(f, dict) or f.get("id") is None:
+                    continue
+                if str(f.get(link)) == str(record_id) and f.get("name") == file_name \
+                        and int(f.get("file_size") or -1) == size:
+                    return str(f["id"])
+                added = _v1_epoch(f.get("add_time"))
+                if since is not None and added is not None and added < since - SKEW_S:
+                    return None
+            pag = ((resp.get("additional_data") or {}).get("pagination") or {})
+            if not pag.get("more_items_in_collection"):
+                return None
+            start = int(pag.get("next_start") or start + PAGE_LIMIT)
 
     def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
         out = []
@@ -832,6 +1037,9 @@ class PipedriveClient:
         for thing in self._owns:
             thing.close()
         self._owns = []
+        if self.sent_log is not None:
+            self.sent_log.close()
+            self.sent_log = None
 
     def __enter__(self) -> PipedriveClient:
         return self
