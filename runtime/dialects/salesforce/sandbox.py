@@ -428,8 +428,8 @@ class SalesforceSandbox:
         updateable = createable and not f.create_only
         nillable = not f.required and f.type not in (FieldType.boolean, FieldType.id)
         refs = list(f.lookup_targets)
-        if f.type == FieldType.owner and not refs:
-            refs = ["User"]
+        if f.type == FieldType.owner:  # the org's users ("Users" is the generic spelling)
+            refs = list(dict.fromkeys("User" if r == "Users" else r for r in refs)) or ["User"]
         rel = f.vendor.get("relationshipName")
         if rel is None and sf_type == "reference":
             rel = f.api_name[:-3] + "__r" if f.api_name.endswith("__c") else \
