@@ -7,42 +7,39 @@ holds the watermark below its timestamp, so the next `--delta` run reads it agai
 after it: records that were fine come back as "unchanged" and cost no write). Records at exactly T
 are remembered by key (ties: many rows often share one export timestamp), so the next run skips
 exactly those and no other record at T. Rows arrive in any order; timestamps are compared as
-instants (ISO with offsets), not as text.
+instants (read with the source object's declared format and zone, ISO-8601 otherwise), never as
+text; a value that does not parse neither holds nor moves the watermark (the record is read by
+every delta run, and the run reports how many there were).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from runtime.executor.stage import Stage
 from runtime.plan import Plan
+from runtime.sources.base import instant_parser
 from runtime.state import StateStore
 
 __all__ = ["advance_watermarks", "settled_watermark"]
 
 
-def _instant(ts: str):
-    from datetime import UTC, datetime
-
-    try:
-        d = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    except ValueError:
-        return (1, ts)  # not a timestamp: order after parseable ones, as text
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=UTC)
-    return (0, d.timestamp())
-
-
-def settled_watermark(rows: Iterable[tuple[str, str | None]], bad: set[str]
-                      ) -> tuple[str, set[str]] | None:
+def settled_watermark(rows: Iterable[tuple[str, str | None]], bad: set[str],
+                      parse: Any = None) -> tuple[str, set[str]] | None:
     """(timestamp, keys at it) for the latest prefix of ``rows`` (key, modified_at) containing no
     bad key; None when the earliest instant already holds a bad key (or there are no rows).
-    Rows are grouped by the instant they stand for, so ``...Z`` and ``...+00:00`` are one tie."""
-    by_instant: dict[tuple, tuple[str, set[str]]] = {}
+    Rows are grouped by the instant they stand for (``parse``; ISO-8601 by default), so ``...Z``
+    and ``...+00:00`` are one tie; rows without a readable timestamp take no part.
+
+    The rule in memory, for reasoning and property tests; ``advance_watermarks`` computes the
+    same in SQL so that a run never holds every key."""
+    parse = parse or instant_parser()
+    by_instant: dict[float, tuple[str, set[str]]] = {}
     for key, ts in rows:
-        if ts is None:
+        inst = parse(ts)
+        if inst is None:
             continue
-        inst = _instant(ts)
         if inst not in by_instant:
             by_instant[inst] = (ts, set())
         by_instant[inst][1].add(key)
@@ -55,35 +52,64 @@ def settled_watermark(rows: Iterable[tuple[str, str | None]], bad: set[str]
     return best
 
 
-def _bad_roots(plan: Plan, stage: Stage, state: StateStore, run_id: int, obj: str) -> set[str]:
-    bad: set[str] = set()
+# the key a split part ("k#2") or a duplicate ("k#dup7") was recorded under belongs to record "k"
+_BASE = "CASE WHEN instr({k}, '#') > 0 THEN substr({k}, 1, instr({k}, '#') - 1) ELSE {k} END"
+
+
+def _first_unsettled(plan: Plan, state: StateStore, run_id: int, obj: str) -> float | None:
+    """The earliest instant of a root record of ``obj`` that some map did not settle (no outcome,
+    or failed), or None. Runs in SQL over the stage (attached as ``stg``) and the outcomes, so
+    memory does not grow with the source: the sets of every key this used to build in Python
+    were the largest thing a 1,000,000-record run held."""
+    first: float | None = None
+    sk, ok = _BASE.format(k="s.source_key"), _BASE.format(k="source_key")
     for st in plan.steps:
         if st.source != obj or st.kind == "merge":
             continue
-        present: set[str] = set()
-        failed: set[str] = set()
-        for key, outcome in state.conn.execute(
-            "SELECT source_key, outcome FROM outcomes WHERE run_id = ? AND map = ?",
-            (run_id, st.name),
-        ):
-            base = key.split("#", 1)[0]
-            present.add(base)
-            if outcome == "failed":
-                failed.add(base)
-        for source_key, root_key in stage.root_keys_by_step(st.name):
-            base = source_key.split("#", 1)[0]
-            if base not in present or base in failed:
-                bad.add(root_key)
-    return bad
+        row = state.conn.execute(
+            f"""SELECT MIN(r.instant) FROM stg.staged s
+                JOIN stg.roots r ON r.source_object = ? AND r.root_key = s.root_key
+                LEFT JOIN (SELECT {ok} AS b, MAX(outcome = 'failed') AS f FROM outcomes
+                           WHERE run_id = ? AND map = ? GROUP BY 1) o ON o.b = {sk}
+                WHERE s.step = ? AND r.instant IS NOT NULL AND (o.b IS NULL OR o.f = 1)""",
+            (obj, run_id, st.name, st.name)).fetchone()
+        if row[0] is not None and (first is None or row[0] < first):
+            first = row[0]
+    return first
 
 
-def advance_watermarks(plan: Plan, stage: Stage, state: StateStore, run_id: int) -> dict[str, str]:
+def advance_watermarks(plan: Plan, stage: Stage, state: StateStore, run_id: int,
+                       parsers: dict[str, Any] | None = None) -> dict[str, str]:
+    """Advance each source object's watermark to the latest instant before the first unsettled
+    record (``settled_watermark``'s rule, computed in SQL on the instants the stage recorded).
+    ``parsers``: per object, the instant parser its timestamps were read with."""
     moved: dict[str, str] = {}
-    for obj in sorted({st.source for st in plan.steps}):
-        bad = _bad_roots(plan, stage, state, run_id, obj)
-        found = settled_watermark(stage.roots(obj), bad)
-        if found is not None:
-            ts, keys = found
-            wm = state.advance_watermark(obj, ts, keys, run_id=run_id)
+    objects = sorted({st.source for st in plan.steps})
+    timed = [o for o in objects if stage.conn.execute(
+        "SELECT 1 FROM roots WHERE source_object = ? AND instant IS NOT NULL LIMIT 1",
+        (o,)).fetchone()]
+    if not timed:
+        return moved
+    stage.commit()
+    state.conn.execute("ATTACH DATABASE ? AS stg", (stage.path,))
+    try:
+        for obj in timed:
+            bound = _first_unsettled(plan, state, run_id, obj)
+            q = "SELECT MAX(instant) FROM stg.roots WHERE source_object = ? AND instant IS NOT NULL"
+            args: tuple = (obj,)
+            if bound is not None:
+                q += " AND instant < ?"
+                args = (obj, bound)
+            top = state.conn.execute(q, args).fetchone()[0]
+            if top is None:
+                continue  # the earliest instant already holds an unsettled record
+            rows = state.conn.execute(
+                "SELECT root_key, modified_at FROM stg.roots WHERE source_object = ? "
+                "AND instant = ?", (obj, top)).fetchall()
+            ts = min(m for _, m in rows)
+            wm = state.advance_watermark(obj, ts, [k for k, _ in rows], run_id=run_id,
+                                         parse=(parsers or {}).get(obj))
             moved[obj] = wm.modified_at
+    finally:
+        state.conn.execute("DETACH DATABASE stg")
     return moved

@@ -127,23 +127,45 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
                 groups[st.route_group].append(st)
         n = 0
         wm = (watermarks or {}).get(obj)
+        parse = source_instant_parser(source, obj)
+        unreadable = 0
         for srec in source.records(obj):
-            if wm is not None and not wm.admits(srec.modified_at, srec.key):
+            ts = srec.modified_at
+            instant = parse(ts) if ts is not None else None
+            if ts is not None and instant is None:
+                unreadable += 1  # always read, never moves the watermark (reported)
+            if wm is not None and not wm.admits(ts, srec.key, parse):
                 continue
             if include is not None and not include(obj, srec):
                 continue
             n += 1
-            stage.add_root(obj, srec.key, srec.modified_at)
+            stage.add_root(obj, srec.key, ts, instant)
             _stage_record(module, srec, steps, groups, stage, P, extracted, required)
             if progress is not None and n % 1000 == 0:
                 progress(obj, n)
         if progress is not None:
             progress(obj, n)
+        if unreadable:
+            stage.note_unreadable_modified(obj, unreadable)
     for st in plan.steps:
         if st.kind == "merge":
             extracted[st.name] = _stage_merge(module, st, stage, P)
     stage.commit()
     return dict(extracted)
+
+
+def source_instant_parser(source, obj: str):
+    """The object's modified-at parser (its declared format and zone); ISO-8601 for a source
+    that cannot say."""
+    from runtime.sources.base import SourceError, instant_parser
+
+    config = getattr(source, "config", None)
+    if config is None:
+        return instant_parser()
+    try:
+        return config(obj).instant_parser()
+    except (AttributeError, SourceError):  # an object it does not hold; an older connector
+        return instant_parser()
 
 
 def _route_decision(module, group: list[Step], data, parents, P) -> tuple[set[str], dict[str, str]]:

@@ -13,6 +13,7 @@ import gc
 import hashlib
 import importlib.util
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from runtime.destinations.base import Destination, FatalError
 from runtime.executor.delta import advance_watermarks
-from runtime.executor.extract import stage_all
+from runtime.executor.extract import source_instant_parser, stage_all
 from runtime.executor.load import Loader, LoadOptions, LoadStats, RunStopped
 from runtime.executor.stage import Stage
 from runtime.functions.dates import set_run_date
@@ -29,6 +30,9 @@ from runtime.plan import Plan
 from runtime.state import COUNT_KEYS, StateStore
 
 __all__ = ["RunOptions", "RunResult", "run_migration", "load_compiled", "InvariantError"]
+
+
+_log = logging.getLogger("fmap.run")
 
 
 class InvariantError(AssertionError):
@@ -54,6 +58,9 @@ class RunResult:
     stats: LoadStats
     unmatched_owners: dict[str, int]
     message: str | None = None
+    # per source object: records whose modified-at value does not parse with the declared format
+    # (a delta run reads them every time; they never move a watermark)
+    unreadable_modified: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -145,12 +152,18 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
         except FatalError as exc:
             status, message = "stopped", f"destination refused: {exc}"
         if opts.include is None:  # a sample run says nothing about the rest of the source
-            advance_watermarks(plan, stage, state, run_id)
+            objects = {st.source for st in plan.steps}
+            advance_watermarks(plan, stage, state, run_id,
+                               {o: source_instant_parser(source, o) for o in objects})
+        unreadable = stage.unreadable_modified()
+        if unreadable:
+            _log.warning("modified-at values that do not parse (delta runs read these records "
+                         "every time): %s", ", ".join(f"{o} {n}" for o, n in unreadable.items()))
         counts = state.finish_run(run_id, status)
         if status == "completed":
             check_invariant(counts)
         return RunResult(run_id, status, counts, loader.stats, loader.stats.unmatched_owners,
-                         message)
+                         message, unreadable)
     finally:
         stage.close()
 

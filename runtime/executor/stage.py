@@ -38,8 +38,10 @@ _SCHEMA = [
         source_object TEXT NOT NULL,
         root_key TEXT NOT NULL,
         modified_at TEXT,
+        instant REAL,                  -- modified_at as POSIX seconds; NULL: none or unreadable
         PRIMARY KEY (source_object, root_key)
     ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS roots_instant ON roots(source_object, instant)",
     "CREATE INDEX IF NOT EXISTS staged_seq ON staged(step, seq)",
     """CREATE TABLE IF NOT EXISTS merge_children (
         step TEXT NOT NULL,
@@ -51,6 +53,17 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS owners (email TEXT PRIMARY KEY, n INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)""",
 ]
+
+
+# Memory: the stage holds the whole run on disk; its connection's own memory is fixed here so it
+# does not scale with the source (page cache 2 MiB, sorts and temp tables spill to disk, no mmap),
+# and the WAL is checkpointed into the file every ~4 MiB (SQLite's default of 1,000 pages).
+_BOUNDED = (
+    "PRAGMA cache_size = -2048",
+    "PRAGMA temp_store = FILE",
+    "PRAGMA mmap_size = 0",
+    "PRAGMA wal_autocheckpoint = 1000",
+)
 
 
 class StagedRecord:
@@ -70,6 +83,12 @@ class Stage:
         self.conn = sqlite3.connect(self.path)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        for pragma in _BOUNDED:
+            self.conn.execute(pragma)
+        cols = {r[1] for r in self.conn.execute("PRAGMA table_info(roots)")}
+        if cols and "instant" not in cols:  # a stage from an older fmap: staged again
+            self.conn.execute("DROP TABLE roots")
+            self.conn.execute("DELETE FROM meta WHERE k = 'complete'")
         for stmt in _SCHEMA:
             self.conn.execute(stmt)
         self.conn.commit()
@@ -127,13 +146,23 @@ class Stage:
             return False
         return True
 
-    def add_root(self, source_object: str, root_key: str, modified_at: str | None) -> None:
-        self.conn.execute("INSERT OR IGNORE INTO roots VALUES (?, ?, ?)",
-                          (source_object, root_key, modified_at))
+    def add_root(self, source_object: str, root_key: str, modified_at: str | None,
+                 instant: float | None = None) -> None:
+        self.conn.execute("INSERT OR IGNORE INTO roots VALUES (?, ?, ?, ?)",
+                          (source_object, root_key, modified_at, instant))
 
     def roots(self, source_object: str) -> Iterator[tuple[str, str | None]]:
         yield from self.conn.execute(
             "SELECT root_key, modified_at FROM roots WHERE source_object = ?", (source_object,))
+
+    def note_unreadable_modified(self, source_object: str, n: int) -> None:
+        """How many records of an object carried a modified-at value that does not parse."""
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                          (f"unreadable_modified:{source_object}", str(n)))
+
+    def unreadable_modified(self) -> dict[str, int]:
+        return {k.split(":", 1)[1]: int(v) for k, v in self.conn.execute(
+            "SELECT k, v FROM meta WHERE k LIKE 'unreadable_modified:%' ORDER BY k")}
 
     def root_keys_by_step(self, step: str) -> Iterator[tuple[str, str]]:
         """(source_key, root_key) of every staged record of a step."""

@@ -153,4 +153,7 @@ def plan_source_options(source_config: Mapping[str, Mapping[str, Any]]) -> dict[
             out[f"key.{obj}"] = str(cfg["key"])
         if cfg.get("modified_at"):
             out[f"modified.{obj}"] = str(cfg["modified_at"])
+        for opt in ("modified_format", "modified_tz"):  # how the modified-at values are written
+            if cfg.get(opt):
+                out[f"{opt}.{obj}"] = str(cfg[opt])
     return out

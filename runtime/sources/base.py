@@ -11,10 +11,11 @@ column names, never values: source rows are patient data.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "SourceRecord",
@@ -25,6 +26,8 @@ __all__ = [
     "resolve_object_config",
     "key_of",
     "modified_since",
+    "instant_parser",
+    "InstantParser",
     "DEFAULT_KEY_FIELD",
 ]
 
@@ -88,17 +91,25 @@ class Source(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ObjectConfig:
-    """Per-object reading rules: the key field(s) and the modified-at field."""
+    """Per-object reading rules: the key field(s) and the modified-at field, with the strptime
+    format and time zone its values are written in (vendor exports rarely use ISO-8601: Clinic
+    Management writes ``07/01/2025 10:00 AM`` New York time, which compared as text is older
+    than ``12/30/2024``)."""
 
     key_fields: tuple[str, ...] = (DEFAULT_KEY_FIELD,)
     modified_field: str | None = None
     check_duplicates: bool = (
         True  # option check_duplicates=false when the source enforces uniqueness
     )
+    modified_format: str | None = None  # strptime format; None: ISO-8601
+    modified_tz: str | None = None  # IANA zone of naive values; None: UTC
 
     @property
     def key_label(self) -> str:
         return ",".join(self.key_fields)
+
+    def instant_parser(self) -> InstantParser:
+        return instant_parser(self.modified_format, self.modified_tz)
 
 
 def resolve_object_config(
@@ -118,7 +129,24 @@ def resolve_object_config(
     if not fields:
         raise SourceError(f"empty key field for object '{object}'")
     dup = options.get("check_duplicates", "true").strip().lower() not in ("0", "false", "no", "off")
-    return ObjectConfig(fields, modified, dup)
+    # the modified-at field's format: options, else the declared field's vendor date_format / tz
+    declared = obj_schema.field(modified) if obj_schema is not None and modified else None
+    vendor = getattr(declared, "vendor", None) or {}
+    fmt = (options.get(f"modified_format.{object}") or options.get("modified_format")
+           or vendor.get("date_format") or None)
+    tz = options.get(f"modified_tz.{object}") or options.get("modified_tz") or vendor.get("tz")
+    tz = tz or None
+    if tz is not None:
+        _zone(tz, object)  # a bad zone name is an error now, not a wrong delta later
+    return ObjectConfig(fields, modified, dup, fmt, tz)
+
+
+def _zone(name: str, object: str = "") -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        where = f" for object '{object}'" if object else ""
+        raise SourceError(f"unknown time zone '{name}'{where} (modified_tz)") from None
 
 
 def key_of(data: Mapping[str, Any], cfg: ObjectConfig) -> tuple[str | None, str | None]:
@@ -147,27 +175,64 @@ def modified_value(data: Mapping[str, Any], cfg: ObjectConfig) -> str | None:
     return str(v)
 
 
-def _parse_ts(value: str) -> datetime | None:
+InstantParser = Callable[[str | None], float | None]
+
+
+def _parse_iso(value: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(
-            value.replace("Z", "+00:00") if value.endswith("Z") else value
-        )
+        return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
     except ValueError:
         return None
 
 
-def modified_since(value: str | None, since: str | None) -> bool:
-    """Is ``value`` >= ``since``? Both are compared as ISO-8601 datetimes when both parse (and are
-    both naive or both aware), else as strings. A missing value is treated as changed."""
+def instant_parser(fmt: str | None = None, tz: str | None = None) -> InstantParser:
+    """A function from a modified-at string to the instant it stands for (POSIX seconds), or None
+    when the string does not parse. Values are read with ``fmt`` (strptime) when the source
+    declares one, else (and as a fallback: ISO cannot be mistaken for a vendor format) as
+    ISO-8601; a value without an offset is in ``tz`` (UTC when none is declared).
+
+    Instants, never text: two spellings of one instant (``Z``/``+00:00``, other offsets) are equal,
+    and ``07/01/2025`` is after ``12/30/2024``. Callers treat None as "cannot be ordered": such a
+    record is always read by a delta run and never moves a watermark."""
+    zone = _zone(tz) if tz else UTC
+
+    def parse(value: str | None) -> float | None:
+        if value is None:
+            return None
+        value = value.strip()
+        d = None
+        if fmt is not None:
+            try:
+                d = datetime.strptime(value, fmt)
+            except ValueError:
+                d = None
+        if d is None:
+            d = _parse_iso(value)
+            if d is None:
+                return None
+        if d.tzinfo is None:
+            d = d.replace(tzinfo=zone)
+        return d.timestamp()
+
+    return parse
+
+
+_ISO = instant_parser()
+
+
+def modified_since(value: str | None, since: str | None, parse: InstantParser | None = None
+                   ) -> bool:
+    """Is ``value`` at or after ``since``, as instants (``parse``: the object's
+    :meth:`ObjectConfig.instant_parser`; ISO-8601 in UTC by default)? A missing value, or one
+    that does not parse, counts as changed: it cannot be proved older, and comparing it as text
+    would silently drop records."""
     if since is None or value is None:
         return True
-    a, b = _parse_ts(value), _parse_ts(since)
-    if a is not None and b is not None:
-        try:
-            return a >= b
-        except TypeError:  # naive vs aware
-            pass
-    return value >= since
+    parse = parse or _ISO
+    a, b = parse(value), parse(since)
+    if a is None or b is None:
+        return True
+    return a >= b
 
 
 class KeyTracker:
@@ -221,9 +286,11 @@ class KeyTracker:
         return SourceRecord(object, key, data, modified_value(data, self.cfg), position, problem)
 
 
-def wanted(rec: SourceRecord, key: str | None, since: str | None) -> bool:
+def wanted(rec: SourceRecord, key: str | None, since: str | None,
+           parse: InstantParser | None = None) -> bool:
     if key is not None and rec.key != key:
         return False
-    if since is not None and rec.problem is None and not modified_since(rec.modified_at, since):
+    if since is not None and rec.problem is None and not modified_since(rec.modified_at, since,
+                                                                         parse):
         return False
     return True

@@ -128,6 +128,7 @@ class CsvDirSource:
         cfg = self.config(object)
         tracker = KeyTracker(cfg)
         filtering = key is not None or modified_at is not None
+        parse = cfg.instant_parser() if modified_at is not None else None
         name = path.name
         header: list[str] | None = None
         width = 0
@@ -166,7 +167,7 @@ class CsvDirSource:
                 if len(row) > width:
                     data["__extra__"] = row[width:]
             rec = tracker.make(object, data, f"{name}:{line}", problem)
-            if filtering is False or wanted(rec, key, modified_at):
+            if filtering is False or wanted(rec, key, modified_at, parse):
                 yield rec
 
     def close(self) -> None:

@@ -315,6 +315,7 @@ class JsonSource:
         cfg = resolve_object_config(object, self.options, self.schema)
         tracker = KeyTracker(cfg)
         filtering = key is not None or modified_at is not None
+        parse = cfg.instant_parser() if modified_at is not None else None
         items = self._jsonl(f) if how == "jsonl" else self._elements(f, how, object)
         for line, value, problem in items:
             if isinstance(value, dict):
@@ -323,7 +324,7 @@ class JsonSource:
                 data = {"__value__": value}
                 problem = problem or f"record is not a JSON object ({type(value).__name__})"
             rec = tracker.make(object, data, f"{f.name}:{line}", problem)
-            if filtering is False or wanted(rec, key, modified_at):
+            if filtering is False or wanted(rec, key, modified_at, parse):
                 yield rec
 
     def close(self) -> None:

@@ -158,6 +158,7 @@ class SqlSource:
         cfg = resolve_object_config(object, self.options, self.schema)
         tracker = KeyTracker(cfg)
         filtering = key is not None or modified_at is not None
+        parse = cfg.instant_parser() if modified_at is not None else None
         stmt = self._statement(object, cfg.key_fields)
         try:
             with self.engine.connect() as conn:
@@ -165,7 +166,7 @@ class SqlSource:
                 for n, row in enumerate(result.mappings(), start=1):
                     data = {k: _jsonable(v) for k, v in row.items()}
                     rec = tracker.make(object, data, f"{object} row {n}", None)
-                    if filtering is False or wanted(rec, key, modified_at):
+                    if filtering is False or wanted(rec, key, modified_at, parse):
                         yield rec
         except self.sa.exc.SQLAlchemyError as e:
             raise self._wrap(e, f"cannot read '{object}'") from None

@@ -206,12 +206,15 @@ class Watermark:
     modified_at: str
     keys: frozenset[str]
 
-    def admits(self, modified_at: str | None, key: str) -> bool:
-        """Should a delta run process this record? Newer: yes; same timestamp: only keys not yet
-        seen; older: no; no timestamp: yes (cannot be proved unchanged)."""
+    def admits(self, modified_at: str | None, key: str, parse: Any = None) -> bool:
+        """Should a delta run process this record? Newer: yes; same instant: only keys not yet
+        seen; older: no; no timestamp, or one that ``parse`` (the source object's instant parser,
+        ISO-8601 by default) cannot read: yes (cannot be proved unchanged)."""
         if modified_at is None:
             return True
-        c = _ts_cmp(modified_at, self.modified_at)
+        c = _ts_cmp(modified_at, self.modified_at, parse)
+        if c is None:
+            return True
         return c > 0 or (c == 0 and key not in self.keys)
 
 
@@ -228,23 +231,17 @@ class RunInfo:
     counts: dict[str, Any] | None
 
 
-def _ts(value: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-    except ValueError:
+def _ts_cmp(a: str, b: str, parse: Any = None) -> int | None:
+    """Compare two modified-at strings as the instants they stand for (``parse``: a
+    ``runtime.sources.base.instant_parser``; ISO-8601, naive = UTC, by default); None when either
+    does not parse. Never as text: ``07/01/2025`` is after ``12/30/2024``."""
+    from runtime.sources.base import instant_parser
+
+    parse = parse or instant_parser()
+    da, db = parse(a), parse(b)
+    if da is None or db is None:
         return None
-
-
-def _ts_cmp(a: str, b: str) -> int:
-    """Compare two modified-at strings as ISO datetimes when both parse (and are comparable),
-    else as strings. Same rule as ``runtime.sources.base.modified_since``."""
-    da, db = _ts(a), _ts(b)
-    if da is not None and db is not None:
-        try:
-            return (da > db) - (da < db)
-        except TypeError:
-            pass
-    return (a > b) - (a < b)
+    return (da > db) - (da < db)
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -838,17 +835,22 @@ class StateStore:
         keys: Iterable[str] = (),
         *,
         run_id: int | None = None,
+        parse: Any = None,
     ) -> Watermark:
         """Move the watermark forward after records up to ``modified_at`` were confirmed. ``keys``
         are the confirmed records' keys whose modified-at equals ``modified_at``. A later timestamp
         replaces the tie keys, the same timestamp adds to them, an earlier one changes nothing
-        (watermarks never move back). Returns the stored watermark."""
+        (watermarks never move back; ``parse`` reads the timestamps as instants, see
+        :meth:`Watermark.admits`; a stored value that does not parse is replaced). Returns the
+        stored watermark."""
         keys = set(keys)
         with self.transaction():
             current = self.get_watermark(source_object)
             if current is not None:
-                c = _ts_cmp(modified_at, current.modified_at)
-                if c < 0:
+                c = _ts_cmp(modified_at, current.modified_at, parse)
+                if c is None:
+                    pass  # an unreadable stored value (older fmap compared text): replace it
+                elif c < 0:
                     return current
                 if c == 0:
                     keys |= current.keys

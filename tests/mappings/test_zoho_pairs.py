@@ -444,11 +444,27 @@ def test_attachments_reach_the_sandbox(pair, tmp_path):
         p.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runtime limitation: runtime/sources/base.py modified_since() parses only ISO-8601 and "
-    "otherwise compares as text, ignoring the schema's vendor date_format, so a Clinic "
-    "Management modified_date of 07/01/2025 is 'older' than 12/30/2024"))
 def test_delta_watermark_reads_us_timestamps():
+    """Clinic Management's modified_date is "MM/DD/YYYY hh:mm AM" New York time (the schema's
+    vendor date_format/tz): the source reads it as instants, so 07/01/2025 is after 12/30/2024
+    (as text it is before), and a value in another shape is never ordered as text."""
+    from runtime.sources import open_source
     from runtime.sources.base import modified_since
 
-    assert modified_since("07/01/2025 10:00 AM", "12/30/2024 09:00 AM")
+    source = open_source(f"csv:{MAPPINGS / 'samples' / 'clinic_mgmt_csv'}",
+                         schema=load_schema(MAPPINGS / "schemas" / "clinic_mgmt_csv.yaml"))
+    try:
+        cfg = source.config("patients")
+        parse = cfg.instant_parser()
+        assert (cfg.modified_field, cfg.modified_tz) == ("modified_date", "America/New_York")
+        assert modified_since("07/01/2025 10:00 AM", "12/30/2024 09:00 AM", parse)
+        assert not modified_since("12/30/2024 09:00 AM", "07/01/2025 10:00 AM", parse)
+        # 9:00 AM in New York (EST, UTC-5) is 14:00 UTC
+        assert parse("12/30/2024 09:00 AM") == parse("2024-12-30T14:00:00Z")
+        assert parse("30/12/2024 09:00") is None  # unreadable: not compared as text
+        assert modified_since("30/12/2024 09:00", "07/01/2025 10:00 AM", parse)  # read again
+        # the sample export: every patient's modified_date reads with the declared format
+        stamps = [r.modified_at for r in source.records("patients")]
+        assert stamps and all(parse(s) is not None for s in stamps if s is not None)
+    finally:
+        source.close()

@@ -270,3 +270,103 @@ def test_failed_record_holds_the_watermark_and_is_retried(tmp_path, module):
     assert all(c["extracted"] == 0 for c in final.counts.values())
     assert env.writes() == w1
     env.check_unique()
+
+
+# -- advance_watermarks (SQL over the stage) agrees with settled_watermark ---------------------
+
+def _plan(*steps):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(steps=[SimpleNamespace(name=n, source="patients", kind="map")
+                                  for n in steps])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=row_sets, data=st.data())
+def test_advance_watermarks_in_sql_matches_the_rule(rows, data):
+    """The stage and the outcomes as a run leaves them (two maps over one object; the second
+    splits records into parts ``k#1``, ``k#2``; outcomes missing, failed or loaded per part):
+    the watermark stored is the one ``settled_watermark`` gives for the same rows."""
+    import tempfile
+
+    from runtime.executor.delta import advance_watermarks
+    from runtime.executor.stage import Stage
+    from runtime.sources.base import instant_parser
+    from runtime.state import Outcome
+
+    parse = instant_parser()
+    fates = data.draw(st.lists(st.sampled_from(["loaded", "failed", "none"]),
+                               min_size=2 * len(rows), max_size=2 * len(rows)))
+    with tempfile.TemporaryDirectory() as d:
+        stage = Stage(Path(d) / "stage")
+        state = StateStore(":memory:")
+        run_id = state.start_run("m")
+        bad: set[str] = set()
+        outs = []
+        for i, (key, ts) in enumerate(rows):
+            stage.add_root("patients", key, ts, parse(ts))
+            for j, step in enumerate(("A", "B")):
+                stage.add(step, key, "ready", payload={"x": 1}, source_object="patients")
+                fate = fates[2 * i + j]
+                if fate == "none":
+                    bad.add(key)
+                    continue
+                bad |= {key} if fate == "failed" else set()
+                parts = [key] if step == "A" else [f"{key}#1", f"{key}#2"]
+                for n, part in enumerate(parts):
+                    # a split record whose second part failed holds the watermark too
+                    o = fate if n == len(parts) - 1 else "loaded"
+                    outs.append(Outcome(step, part, o, "created" if o == "loaded" else "e"))
+        state.record_outcomes(run_id, outs)
+        stage.commit()
+        advance_watermarks(_plan("A", "B"), stage, state, run_id)
+        want = settled_watermark(rows, bad)
+        got = state.get_watermark("patients")
+        stage.close()
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and _inst(got.modified_at) == _inst(want[0])
+        assert got.keys == want[1]
+
+
+US = "%m/%d/%Y %I:%M %p"
+
+
+def test_delta_reads_us_timestamps_as_instants(tmp_path, module):
+    """A vendor format (Clinic Management's ``MM/DD/YYYY hh:mm AM``, New York time): a record
+    edited on 07/01/2025 is newer than the watermark 12/30/2024 (as text it is older and a delta
+    run would skip it); a value that does not parse is read by every delta run, never moves the
+    watermark, and is reported."""
+    class UsEnv(Env):
+        def run(self, **opts):
+            from runtime.sources import open_source
+
+            source = open_source(f"json:{self.src}", options={
+                **ops2fix.MODIFIED, "modified_format": US, "modified_tz": "America/New_York"})
+            try:
+                res = run_migration(self.module, source, self.dest, self.state,
+                                    self.tmp / "stage", source_id=str(self.src),
+                                    options=RunOptions(**opts))
+            finally:
+                source.close()
+            assert res.status == "completed", res.message
+            check_invariant(res.counts)
+            return res
+
+    rows = [_patient(1, "12/30/2024 09:00 AM"), _patient(2, "01/15/2025 10:00 AM"),
+            _patient(3, "12/30/2024 11:00 PM"), _patient(4, "sometime in May")]
+    env = UsEnv(tmp_path, module, rows)
+    env.run()
+    wm = env.state.get_watermark("patients")
+    assert wm.modified_at == "01/15/2025 10:00 AM" and wm.keys == {"p2"}  # text max: 12/30...
+    rows[0].update(last_name="Edited", updated_at="07/01/2025 10:00 AM")
+    env.write_patients(rows)
+    second = env.run(delta=True)
+    assert env.read_keys(second.run_id, "Patients") == {"p1", "p4"}
+    assert second.unreadable_modified == {"patients": 1}
+    assert env.by_ext("Patients")["Patients:p1"]["Last_Name"] == "Edited"
+    wm = env.state.get_watermark("patients")
+    assert wm.modified_at == "07/01/2025 10:00 AM" and wm.keys == {"p1"}
+    third = env.run(delta=True)
+    assert env.read_keys(third.run_id, "Patients") == {"p4"}  # only the unreadable one
