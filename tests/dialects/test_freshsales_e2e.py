@@ -169,3 +169,123 @@ def test_hourly_limit_429s_are_waited_out(compiled, clean, tmp_path):
         assert normalised(compiled, dest) == expected
     finally:
         dest.close()
+
+
+# ---------------------------------------------------------------------- loopback
+# What the documented create-field call cannot make (choices, uniqueness, lookup targets) an
+# admin makes in the UI; the served org starts with those, as the admin left it.
+_ADMIN_ONLY = {"unique", "external_id", "values", "lookup"}
+
+
+def _admin_changes(compiled) -> tuple[list[dict], list[dict]]:
+    changes = [dict(c) for c in compiled.PLAN.schema_changes]
+    admin = [c for c in changes if c["action"] == "create_field"
+             and set(c.get("details") or {}) & _ADMIN_ONLY]
+    modules = {c["object"] for c in admin}
+    admin += [c for c in changes if c["action"] == "create_module" and c["object"] in modules]
+    return admin, [c for c in changes if c not in admin]
+
+
+def _served_org(compiled, tmp_path: Path, monkeypatch, extra: list[str] = ()):
+    """An org customised by hand (admin-only changes) served by `fmap sandbox serve`, with the
+    rest created over loopback by `fmap schema apply`; yields the port."""
+    from typer.testing import CliRunner
+
+    from fmap.cli import app
+    from runtime.dialects import get_dialect
+    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES, FreshsalesSandbox
+    from runtime.schema.changes import apply_changes
+    from tests.dialects.served import serve
+
+    dialect = get_dialect("freshsales")
+    admin, api = _admin_changes(compiled)
+    db = tmp_path / "served.sqlite"
+    FreshsalesSandbox(apply_changes(dialect.standard_schema(), admin, dialect), db).close()
+    monkeypatch.setenv("FRESHSALES_API_KEY", "e2e-loopback-token")
+    monkeypatch.setenv("FRESHSALES_FIELD_TYPE_CODES",
+                       ",".join(f"{k}={v}" for k, v in SANDBOX_FIELD_TYPE_CODES.items()))
+    monkeypatch.chdir(tmp_path)
+    with serve(tmp_path, "freshsales", ["--db", str(db), "--users", str(USERS), *extra]) as port:
+        runner = CliRunner()
+        target = f"freshsales://127.0.0.1:{port}"
+        dry = runner.invoke(app, ["schema", "apply", str(FMAP), "--target", target])
+        assert dry.exit_code == 0, dry.output
+        assert f"{len(api)} change(s); dry run" in dry.output
+        done = runner.invoke(app, ["schema", "apply", str(FMAP), "--target", target, "--apply"])
+        assert done.exit_code == 0, done.output
+        again = runner.invoke(app, ["schema", "apply", str(FMAP), "--target", target])
+        assert "already has every module" in again.output, again.output
+        yield port
+
+
+def test_schema_apply_over_loopback_names_the_admin_steps(compiled, tmp_path, monkeypatch):
+    """On an untouched org, the mapping's unique, lookup and dropdown fields cannot be made
+    through the API: the CLI exits 2 with the admin steps and creates nothing."""
+    from typer.testing import CliRunner
+
+    from fmap.cli import app
+    from tests.dialects.served import serve
+
+    monkeypatch.setenv("FRESHSALES_API_KEY", "e2e-loopback-token")
+    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES
+
+    monkeypatch.setenv("FRESHSALES_FIELD_TYPE_CODES",
+                       ",".join(f"{k}={v}" for k, v in SANDBOX_FIELD_TYPE_CODES.items()))
+    monkeypatch.chdir(tmp_path)
+    with serve(tmp_path, "freshsales") as port:
+        target = f"freshsales://127.0.0.1:{port}"
+        r = CliRunner().invoke(app, ["schema", "apply", str(FMAP), "--target", target,
+                                     "--apply"])
+        assert r.exit_code == 2, r.output
+        assert "Admin Settings > Module customization" in r.output
+        admin, _ = _admin_changes(compiled)
+        steps = [line for line in r.output.splitlines() if "Admin Settings >" in line]
+        assert len(steps) == sum(c["action"] == "create_field" for c in admin)
+        assert "property Unique" in r.output and "lookup to Contact" in r.output
+        assert "choices Draft, Issued, Part Paid, Paid, Written Off" in r.output
+        again = CliRunner().invoke(app, ["schema", "apply", str(FMAP), "--target", target])
+        assert "+ module treatment_plans" in again.output  # nothing was created
+
+
+def test_loopback_matches_in_process(compiled, clean, tmp_path, monkeypatch):
+    result, expected, _, _ = clean
+    for port in _served_org(compiled, tmp_path, monkeypatch):
+        remote = open_target(f"freshsales://127.0.0.1:{port}", state_dir=tmp_path)
+        try:
+            assert remote.base_url == f"http://127.0.0.1:{port}"
+            r = _run(compiled, remote, tmp_path)
+            assert r.status == "completed", r.message
+            assert r.ok, r.counts
+            assert r.counts == result.counts
+            assert normalised(compiled, remote) == expected
+        finally:
+            remote.close()
+
+
+def test_loopback_faults_give_no_duplicate_and_no_lost_record(compiled, clean, tmp_path,
+                                                              monkeypatch):
+    _, expected, _, _ = clean
+    for port in _served_org(compiled, tmp_path, monkeypatch, ["--faults", FAULTS]):
+        remote = open_target(f"freshsales://127.0.0.1:{port}", state_dir=tmp_path)
+        try:
+            r = _run(compiled, remote, tmp_path)
+            assert r.status == "completed", r.message
+            assert r.ok, r.counts
+            assert remote.stats.throttled > 0
+        finally:
+            remote.close()
+    # read back undisturbed: the same org file served again without faults
+    for port in _served_org_again(tmp_path, monkeypatch):
+        check = open_target(f"freshsales://127.0.0.1:{port}", state_dir=tmp_path)
+        try:
+            assert normalised(compiled, check) == expected
+        finally:
+            check.close()
+
+
+def _served_org_again(tmp_path: Path, monkeypatch):
+    from tests.dialects.served import serve
+
+    with serve(tmp_path, "freshsales", ["--db", str(tmp_path / "served.sqlite"), "--users",
+                                        str(USERS)]) as port:
+        yield port

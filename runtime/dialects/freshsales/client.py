@@ -285,6 +285,8 @@ class FreshsalesClient:
         self.max_polls = max_polls
         self._sleep = sleep
         self._schema = schema
+        self._org_schema = schema is None  # learn each object's fields from the account
+        self._org_read: set[str] = set()
         self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
         self._owns_http = http is None
         self._owns = list(owns)
@@ -371,6 +373,11 @@ class FreshsalesClient:
         return self._schema
 
     def _fields(self, obj: str) -> dict[str, FieldSchema]:
+        if self._org_schema and obj not in self._org_read:
+            # no schema was given (a real account): learn the org's fields of this object once,
+            # so custom fields are known and dropdowns are written as the account's choice ids
+            self._org_read.add(obj)
+            self._refresh_schema([obj])
         o = self.schema().object(obj)
         return {f.api_name: f for f in o.fields} if o is not None else {}
 
@@ -410,12 +417,11 @@ class FreshsalesClient:
 
         changes = [dict(c) for c in changes]
         problems = [p for c in changes for p in [self._unsupported(c)] if p]
-        if problems:
-            head = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more"
-                                               if len(problems) > 5 else "")
+        if problems:  # every step, not the first few: the admin works through the list
             raise UnsupportedByDialect(
                 "freshsales", f"{len(problems)} schema change(s) cannot be made through the "
-                f"Freshsales API; make them in the admin settings, then run again: {head}")
+                "Freshsales API; make them in the admin settings (creating a custom module "
+                "there first where one is new), then run again:\n  " + "\n  ".join(problems))
         out: list[dict[str, Any]] = []
         order = [c for c in changes if c["action"] == "create_module"] + \
             [c for c in changes if c["action"] == "create_field"]
@@ -454,8 +460,15 @@ class FreshsalesClient:
             return  # the changes are made; the next run reads the metadata again
         for o in learned.objects:
             base = self.schema().object(o.api_name)
-            if base is not None:  # keep what the bundled schema says about the object
-                o = base.model_copy(update={"fields": o.fields})
+            if base is not None:  # keep what the bundled schema says; add the org's fields
+                known = {f.api_name: f for f in base.fields}
+                fields = [f.model_copy(deep=True) for f in base.fields]
+                for f in fields:
+                    lf = o.field(f.api_name)
+                    if lf is not None and lf.vendor.get("choices"):
+                        f.vendor["choices"] = dict(lf.vendor["choices"])
+                fields += [f for f in o.fields if f.api_name not in known]
+                o = base.model_copy(update={"fields": fields})
             self._schema = self.schema().merged(SystemSchema(system="freshsales", objects=[o]))
 
     def _unsupported(self, c: dict[str, Any]) -> str | None:

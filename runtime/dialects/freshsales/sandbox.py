@@ -245,6 +245,11 @@ class FreshsalesSandbox:
         schema = schema.model_copy(deep=True)
         for o in schema.objects:
             for f in o.fields:
+                # an account's custom fields have Freshsales' types only: integer, currency
+                # and percent fields are all "number" fields (read back as decimals)
+                fs_type = FS_FIELD_TYPES.get(f.type)
+                if f.custom and fs_type and f.type not in (FieldType.lookup, FieldType.owner):
+                    f.type = FRESHSALES_TYPES[fs_type]
                 if f.type in (FieldType.picklist, FieldType.multipicklist) and f.picklist_values \
                         and is_dropdown(f) and not f.vendor.get("choices"):
                     f.vendor["choices"] = {v: choice_id(o.api_name, f.api_name, i + 1)
