@@ -583,3 +583,68 @@ def test_metadata_bundle_leaves_out_modules_the_org_lacks():
 
     schema = get_dialect("zoho").load_metadata(bundle, source_name="t")
     assert schema.object("Leads").field("Last_Name").required
+
+
+# ---------------------------------------------------------------------- credits left in the window
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_credit_gauge_tracks_the_reported_remainder():
+    from runtime.dialects.zoho.ratelimit import CreditGauge
+
+    clock = _Clock()
+    gauge = CreditGauge(Tier(credits=1000, window_seconds=1000), clock=clock)  # 1 credit/s
+    assert gauge.estimate() is None and gauge.wait_for(50) == 0  # nothing reported yet
+    gauge.observe("5")
+    assert gauge.estimate() == 5 and gauge.wait_for(5) == 0
+    assert gauge.wait_for(8) == pytest.approx(3.0)
+    gauge.spend(5)
+    clock.t += 2
+    assert gauge.estimate() == pytest.approx(2.0)
+    clock.t += 10_000
+    assert gauge.estimate() == 1000  # never above the limit
+    gauge.observe("not a number")  # ignored
+    assert gauge.estimate() == 1000
+    gauge.observe(None)  # under 50 % used again: Zoho stops sending it
+    assert gauge.estimate() is None
+
+
+def test_bare_429_takes_its_wait_from_the_credits_header():
+    clock = _Clock()
+    script = Script().on("POST", "/crm/v8/Leads/upsert", httpx.Response(
+        429, json={"code": "TOO_MANY_REQUESTS", "message": "limit", "status": "error",
+                   "details": {}}, headers={"X-API-CREDITS-REMAINING": "4"}))
+    with client_for(script, tier=Tier(credits=1000, window_seconds=1000), clock=clock) as client:
+        with pytest.raises(TransientError) as info:
+            client.upsert("Leads", items(100, "leads"))  # costs 10 credits; 4 left; 1/s
+        assert info.value.retry_after == pytest.approx(6.0)
+        assert not info.value.maybe_committed
+        # the next call is held back without being sent until the credits are back
+        sent = len(script.requests)
+        with pytest.raises(TransientError) as info:
+            client.upsert("Leads", items(100, "leads"))
+        assert len(script.requests) == sent and client.paced == 1
+        assert info.value.retry_after == pytest.approx(6.0)
+
+
+def test_credits_too_far_off_stop_the_run_cleanly():
+    clock = _Clock()
+    script = Script().on("GET", "/crm/v8/users", httpx.Response(
+        200, json={"users": [], "info": {"more_records": False}},
+        headers={"X-API-CREDITS-REMAINING": "0"}))
+    with client_for(script, tier=Tier(credits=86_400, window_seconds=86_400), clock=clock,
+                    max_wait=60) as client:
+        client.list_users()
+        with pytest.raises(TransientError) as info:  # 10 credits at 1/s: 10 s, worth waiting
+            client.upsert("Leads", items(100, "leads"))
+        assert info.value.retry_after == pytest.approx(10.0)
+    with client_for(script, tier=Tier(credits=8_640, window_seconds=86_400), clock=clock,
+                    max_wait=60) as client:
+        client.list_users()
+        with pytest.raises(FatalError, match="resume the run later"):  # 0.1/s: 100 s > 60
+            client.upsert("Leads", items(100, "leads"))

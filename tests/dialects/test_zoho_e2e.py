@@ -195,13 +195,56 @@ def test_faults_and_429s_are_survived(compiled, tmp_path):
         assert result.ok, result.counts
         kinds = {k for _, _, k, _ in faults.outcomes()}
         assert {"lost_response", "throttle"} <= kinds
-        assert dest.sandbox.throttled > 0  # real credit-window 429s, not only injected ones
+        # the credit window bit: the client held calls back for credits (paced), or the sandbox
+        # answered 429s of its own, not only injected ones
+        print("paced", dest.paced, "throttled", dest.sandbox.throttled)
+        assert dest.paced + dest.sandbox.throttled > 0
         dest.sandbox.ledger.limit = 1e9  # read everything back without waiting for the window
+        dest.credits.observe(None)  # ...and the client forgets its (now wrong) estimate
         snap = normalised(dest)
         _check_complete(snap, 40)
         for m in MODULES:  # 0 duplicates: one record per external id
             exts = [r["$external_id"] for r in dest.list_records(m)]
             assert len(exts) == len(set(exts)), m
+    finally:
+        dest.close()
+
+
+@pytest.mark.parametrize("retry_after", ["1", "0"], ids=["429-with-retry_after", "429-bare"])
+def test_run_paces_from_the_credits_the_org_has_left(compiled, tmp_path, retry_after):
+    """Another integration already spent 297 of the org's 300 credits, spread over the rolling
+    window. The executor's bucket starts full regardless; the client paces from the credits Zoho
+    reports left (X-API-CREDITS-REMAINING), so the run completes without a single 429, whether or
+    not Zoho's 429s would say when to retry. (Before: 429s until a call ran out of retries.)"""
+    src = make_source(tmp_path, 80)
+
+    class FakeClock:
+        t = 0.0
+
+        def __call__(self) -> float:
+            return self.t
+
+        def sleep(self, s: float) -> None:
+            self.t += max(s, 0.001)
+
+    clock = FakeClock()
+    dest = _in_process(compiled, tmp_path, src, {"credits": "300", "window": "3000",
+                                                 "clock": clock, "retry_after": retry_after})
+    try:
+        for k in range(297):
+            clock.t = k * 3000 / 297
+            assert dest.sandbox.ledger.charge(1) is None
+        clock.t = 3000.0 - 0.001
+        result = _run(compiled, dest, src, tmp_path,
+                      opts=LoadOptions(clock=clock, sleep=clock.sleep))
+        assert result.status == "completed", result.message
+        assert result.ok, result.counts
+        assert dest.sandbox.throttled == 0
+        assert dest.paced > 0
+        assert dest.sandbox.ledger.used <= 300
+        dest.sandbox.ledger.limit = 1e9
+        dest.credits.observe(None)
+        _check_complete(normalised(dest), 80)
     finally:
         dest.close()
 

@@ -83,7 +83,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     Options (URI query or programmatic): ``edition``, ``users_count``, ``credits``, ``window``,
     ``concurrency`` (the tier); ``external_id_field``; ``faults`` (a :class:`FaultPlan`, or
     ``seed=..,throttle_rate=..`` text); ``clock`` (monotonic seconds, for the credit window);
-    ``strict_picklists`` (``0`` stores unlisted picklist values, as older Zoho did)."""
+    ``strict_picklists`` (``0`` stores unlisted picklist values, as older Zoho did);
+    ``retry_after`` (``0``: 429s without ``details.retry_after``, as Zoho may answer)."""
     import httpx
 
     from runtime.dialects.zoho.auth import ZohoCredentials
@@ -98,6 +99,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     sandbox = ZohoSandbox(schema, path, users=users, tier=tier, faults=parse_faults(
         options.get("faults")), external_id_field=ext,
         strict_picklists=str(options.get("strict_picklists", "1")) not in ("0", "false"),
+        send_retry_after=str(options.get("retry_after", "1")).lower() not in ("0", "false"),
         **kwargs)
     transport = SyncASGITransport(sandbox)
     http = httpx.Client(transport=transport, timeout=60.0)
@@ -105,7 +107,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
                         accounts_domain="http://zoho-sandbox.invalid",
                         credentials=ZohoCredentials(access_token=sandbox.token, source="sandbox"),
                         http=http, tier=tier, schema=sandbox.schema(), external_id_field=ext,
-                        name="sandbox:zoho", owns=(http, transport, sandbox))
+                        name="sandbox:zoho", owns=(http, transport, sandbox),
+                        clock=options.get("clock"))
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
     return client
 
@@ -117,7 +120,7 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
     the wall clock (a served org is a rehearsal target people inspect), unlike the in-process
     sandbox. Options (text, from the CLI): ``edition``, ``licences`` (or ``users_count``),
     ``credits``, ``window``, ``concurrency``, ``faults``, ``external_id_field``,
-    ``strict_picklists``."""
+    ``strict_picklists``, ``retry_after`` (``0``: 429s without ``details.retry_after``)."""
     from runtime.destinations.sandbox_store import real_clock
     from runtime.dialects.base import ServedSandbox
     from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD
@@ -128,6 +131,8 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
                           external_id_field=options.get("external_id_field")
                           or DEFAULT_EXTERNAL_ID_FIELD,
                           strict_picklists=str(options.get("strict_picklists", "1")).lower()
+                          not in ("0", "false"),
+                          send_retry_after=str(options.get("retry_after", "1")).lower()
                           not in ("0", "false"),
                           store_clock=real_clock)
     return ServedSandbox(app=sandbox, token=sandbox.token,

@@ -59,7 +59,12 @@ from runtime.destinations.base import (
     WriteResult,
 )
 from runtime.dialects.zoho.auth import TokenManager, ZohoAuthError, ZohoCredentials
-from runtime.dialects.zoho.ratelimit import Tier, destination_rate_limit
+from runtime.dialects.zoho.ratelimit import (
+    CreditGauge,
+    Tier,
+    destination_rate_limit,
+    write_cost,
+)
 from runtime.schema.model import FieldType, SystemSchema
 
 __all__ = ["ZohoClient", "ZohoAPIError", "ZohoProtocolError", "DEFAULT_EXTERNAL_ID_FIELD",
@@ -71,6 +76,7 @@ COQL_IN_LIMIT = 50
 MAX_FIELDS = 50  # `fields` parameter and COQL select columns
 ATTACHMENT_LIMIT_BYTES = 100 * 1024 * 1024
 EXTERNAL_ID_KEY = "$external_id"
+_CREDITS_PER_10 = {"create", "update", "upsert"}  # 1 credit per 10 records; other calls 1
 _RETRYABLE_CODES = {"RECORD_LOCKED", "INTERNAL_ERROR", "RECORD_IN_BLUEPRINT"}
 _AUTH_CODES = {"INVALID_TOKEN", "AUTHENTICATION_FAILURE"}
 _PATH_FIELD = re.compile(r"^\$\.data\[\d+\]\.([^.\[]+)")
@@ -136,6 +142,7 @@ class ZohoClient:
         timeout: float = 60.0,
         max_wait: float = 900.0,
         owns: Iterable[Any] = (),
+        clock: Any = None,
     ) -> None:
         self.api_domain = api_domain.rstrip("/")
         self.external_id_field = external_id_field
@@ -152,6 +159,10 @@ class ZohoClient:
             attachment_limit_bytes=ATTACHMENT_LIMIT_BYTES,
             rate_limit=destination_rate_limit(self.tier))
         self.stats = CallStats()
+        import time
+
+        self.credits = CreditGauge(self.tier, clock=clock or time.monotonic)
+        self.paced = 0  # calls held back because the org's credits were estimated short
         self._module_of: dict[str, str] = {}  # record id -> module (Notes' Parent_Id)
         self._unknown_modules: set[str] = set()
         self._module_ids: dict[str, str] | None = None
@@ -162,10 +173,15 @@ class ZohoClient:
     # ------------------------------------------------------------------ transport
     def _request(self, method: str, path: str, *, op: str, params: dict | None = None,
                  json_body: Any = None, headers: dict[str, str] | None = None,
-                 files: Any = None, write: bool = False, n: int = 0) -> tuple[int, Any]:
-        """One API call -> (status, parsed JSON or None for an empty body)."""
+                 files: Any = None, write: bool = False, n: int = 0,
+                 cost: float | None = None) -> tuple[int, Any]:
+        """One API call -> (status, parsed JSON or None for an empty body). ``cost``: its
+        credits, when not the usual (``ceil(n / 10)`` for record writes, else 1)."""
         endpoint = f"{method} /crm/v8{path}"
         url = f"{self.api_domain}/crm/v8{path}"
+        if cost is None:
+            cost = write_cost(n) if op in _CREDITS_PER_10 else 1
+        self._pace(endpoint, cost)
         refreshed = False
         while True:
             token = self.auth.token()
@@ -181,6 +197,9 @@ class ZohoClient:
                 raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
                                      maybe_committed=write) from None
             status = resp.status_code
+            if status not in (401, 429):
+                self.credits.spend(cost)
+            self.credits.observe(resp.headers.get("x-api-credits-remaining"))
             body = self._parse(resp, endpoint) if resp.content else None
             if status == 401 and (not isinstance(body, dict) or body.get("code") in _AUTH_CODES
                                   or "code" not in body):
@@ -196,6 +215,8 @@ class ZohoClient:
             if status == 429:
                 self.stats.throttled += 1
                 retry_after = self._retry_after(resp, body)
+                if retry_after is None:  # Zoho may not say; the credits header still does
+                    retry_after = self.credits.wait_for(cost) or None
                 if retry_after is not None and retry_after > self.max_wait:
                     raise FatalError(
                         f"{endpoint}: Zoho API credits for the rolling 24 h window are spent "
@@ -208,6 +229,24 @@ class ZohoClient:
                 raise ZohoProtocolError(f"{endpoint}: expected a JSON object, got "
                                         f"{type(body).__name__}")
             return status, body
+
+    def _pace(self, endpoint: str, cost: float) -> None:
+        """Hold a call back while the org's credits are estimated short (see
+        :class:`CreditGauge`), as a :class:`TransientError` with ``retry_after``: the executor
+        already sleeps on those (with its own, injectable clock), and nothing was sent."""
+        wait = self.credits.wait_for(cost)
+        if wait <= 0:
+            return
+        self.paced += 1
+        left = self.credits.estimate() or 0.0
+        if wait > self.max_wait:
+            raise FatalError(
+                f"{endpoint}: Zoho API credits for the rolling 24 h window are nearly spent "
+                f"(about {left:.0f} left, {wait:.0f} s until this call's {cost:g}); resume the "
+                "run later with --resume")
+        raise TransientError(f"{endpoint}: waiting {wait:.1f} s for API credits (about "
+                             f"{left:.1f} left in the 24 h window)", retry_after=wait,
+                             maybe_committed=False)
 
     @staticmethod
     def _parse(resp: httpx.Response, endpoint: str) -> Any:
@@ -545,6 +584,9 @@ class ZohoClient:
             return WriteResult(key=key, ok=False, code="INVALID_DATA",
                                error="Zoho does not accept .exe attachments")
         path_s = f"/{obj}/{record_id}/Attachments"
+        # the look-up and the upload cost a credit each: wait for both, or when credits are
+        # scarce every retry's look-up would eat the credit the upload was waiting for
+        self._pace(f"POST /crm/v8{path_s}", 2)
         # Zoho does not deduplicate uploads: look first, so a retry after a lost response (or a
         # resumed run) does not attach the file twice (same name and size = already there)
         existing = self._find_attachment(obj, record_id, file_name, size)
@@ -658,17 +700,17 @@ class ZohoClient:
         body = {"modules": [{"api_name": api_name, "plural_label": label or api_name,
                              "singular_label": label or api_name,
                              **({"fields": fields} if fields else {})}]}
-        return self._settings_write("/settings/modules", body, "modules", None)
+        return self._settings_write("/settings/modules", body, "modules", None, cost=500)
 
     def create_fields(self, module: str, fields: list[dict[str, Any]]) -> dict[str, Any]:
         return self._settings_write("/settings/fields", {"fields": fields}, "fields",
                                     {"module": module})
 
-    def _settings_write(self, path: str, body: dict, key: str, params: dict | None
-                        ) -> dict[str, Any]:
+    def _settings_write(self, path: str, body: dict, key: str, params: dict | None,
+                        cost: float = 1) -> dict[str, Any]:
         endpoint = f"POST /crm/v8{path}"
         status, resp = self._request("POST", path, op="schema", json_body=body, params=params,
-                                     write=True)
+                                     write=True, cost=cost)
         if not isinstance(resp, dict) or not isinstance(resp.get(key), list):
             raise self._fail(endpoint, status, resp)
         return resp

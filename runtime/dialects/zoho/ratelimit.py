@@ -24,7 +24,7 @@ from runtime.dialects.zoho.capabilities import RATE_LIMIT
 
 __all__ = [
     "WINDOW_SECONDS", "EDITIONS", "Tier", "credits_for", "write_cost", "coql_cost",
-    "CreditLedger", "destination_rate_limit",
+    "CreditLedger", "CreditGauge", "destination_rate_limit",
 ]
 
 WINDOW_SECONDS = 24 * 3600.0
@@ -129,6 +129,66 @@ class CreditLedger:
                 if freed >= need:
                     return max(0.001, t + self.window - now)
             return self.window
+
+
+class CreditGauge:
+    """The client's estimate of the credits the org has left, from ``X-API-CREDITS-REMAINING``.
+
+    Why: the executor paces with a token bucket that starts full, but the window is the org's,
+    not the run's: other integrations (or yesterday's run) may have spent most of it. Zoho sends
+    the header once usage passes 50 %, so from then on the client knows what is left and can wait
+    for credits instead of spending its retries on 429s (which may carry no ``retry_after``).
+
+    Between readings the estimate drops by what the client spends and refills at the tier's
+    average rate (limit / window): a rolling window frees credits as old calls age out, which
+    that rate approximates when usage was spread out; a wrong guess costs one 429, not the run.
+    Without a reading the estimate is unknown (``None``) and nothing is held back.
+    """
+
+    def __init__(self, tier: Tier, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = tier.credit_limit
+        self.rate = (0.0 if math.isinf(self.limit) or tier.window_seconds <= 0
+                     else self.limit / tier.window_seconds)
+        self.clock = clock
+        self._remaining: float | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def estimate(self) -> float | None:
+        with self._lock:
+            return self._estimate(self.clock())
+
+    def _estimate(self, now: float) -> float | None:
+        if self._remaining is None:
+            return None
+        return min(self.limit, self._remaining + (now - self._at) * self.rate)
+
+    def observe(self, header: str | None) -> None:
+        """Record a response's ``X-API-CREDITS-REMAINING`` (absent: usage is under 50 %)."""
+        try:
+            value = float(header) if header is not None else None
+        except ValueError:
+            return
+        with self._lock:
+            if value is None:
+                self._remaining = None
+            else:
+                self._remaining, self._at = max(0.0, value), self.clock()
+
+    def spend(self, cost: float) -> None:
+        with self._lock:
+            now = self.clock()
+            est = self._estimate(now)
+            if est is not None:
+                self._remaining, self._at = max(0.0, est - cost), now
+
+    def wait_for(self, cost: float) -> float:
+        """Seconds until ``cost`` credits are estimated to be there (0: now, or unknown)."""
+        with self._lock:
+            est = self._estimate(self.clock())
+        if est is None or self.rate <= 0 or est >= cost - 1e-9:
+            return 0.0
+        return (min(cost, self.limit) - est) / self.rate
 
 
 def destination_rate_limit(tier: Tier) -> DestinationRateLimit:

@@ -161,8 +161,12 @@ class ZohoSandbox:
         external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
         store_clock: Callable[[], datetime] | None = None,
         strict_picklists: bool = True,
+        send_retry_after: bool = True,
     ) -> None:
         self.path = Path(path)
+        # Zoho's docs show details.retry_after on a 429 but third-party notes say none is sent;
+        # False answers like the latter, so a client is tested without relying on it
+        self.send_retry_after = send_retry_after
         self.token = token or secrets.token_urlsafe(24)
         self.tier = tier or Tier()
         self.ledger = CreditLedger(self.tier.credit_limit, self.tier.window_seconds, clock=clock)
@@ -291,9 +295,11 @@ class ZohoSandbox:
         self.throttled += 1
         msg = ("the concurrency limit of the user for the app is exceeded" if why == "concurrency"
                else "Number of API requests for the 24 hour period is exceeded")
-        return _json(429, {"code": "TOO_MANY_REQUESTS", "details": {
-            "retry_after": math.ceil(retry_after * 1000) / 1000, "limit": self.ledger.limit,
-            "window": self.ledger.window}, "message": msg, "status": "error"},
+        details: dict[str, Any] = {"limit": self.ledger.limit, "window": self.ledger.window}
+        if self.send_retry_after:
+            details["retry_after"] = math.ceil(retry_after * 1000) / 1000
+        return _json(429, {"code": "TOO_MANY_REQUESTS", "details": details, "message": msg,
+                           "status": "error"},
             {"X-API-CREDITS-REMAINING": str(int(self.ledger.remaining))})
 
     def _check_auth(self, headers: dict[str, str]) -> None:
