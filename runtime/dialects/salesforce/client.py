@@ -200,6 +200,9 @@ class SalesforceClient:
         self.api_version = api_version.lstrip("v")
         self.external_id_field = external_id_field
         self._schema = schema
+        # no schema given: the org's own describe of each object read (custom fields included)
+        self._learn = schema is None
+        self._described: set[str] = set()
         self.api_usage: tuple[int, int] | None = None
         limit = daily_limit or daily_api_limit()
         self.bulk = bulk or BulkSettings()
@@ -316,8 +319,24 @@ class SalesforceClient:
         every object: a mapped ``Source_System_ID__c`` does not always hold the same value)."""
         return self.external_id_field
 
+    def _object(self, obj: str):
+        """``obj``'s schema; against a real org, from its describe (once per object), so custom
+        objects and fields an admin deployed are read back too."""
+        if self._learn and obj not in self._described:
+            self._described.add(obj)
+            from runtime.dialects import get_dialect
+
+            try:
+                learnt = get_dialect("salesforce").load_metadata(
+                    self.describe(obj), source_name=f"describe {obj}", object_name=obj)
+            except FatalError:
+                learnt = None  # not describable: the bundled standard schema has to do
+            if learnt is not None:
+                self._schema = self.schema().merged(learnt)
+        return self.schema().object(obj)
+
     def _read_fields(self, obj: str) -> list[str]:
-        o = self.schema().object(obj)
+        o = self._object(obj)
         ext = self.ext_field(obj)
         names = [f.api_name for f in o.fields if f.type != FieldType.id and f.api_name != ext
                  ] if o is not None else []
@@ -325,7 +344,7 @@ class SalesforceClient:
 
     def _from_sf(self, obj: str, rec: dict[str, Any]) -> dict[str, Any]:
         ext = self.ext_field(obj)
-        o = self.schema().object(obj)
+        o = self._object(obj)
         multi = {f.api_name for f in o.fields if f.type == FieldType.multipicklist} \
             if o is not None else set()
         out: dict[str, Any] = {}

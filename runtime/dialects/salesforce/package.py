@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from runtime.dialects.base import UnsupportedByDialect
 from runtime.dialects.salesforce import naming
 
 __all__ = ["emit_package", "read_package", "SchemaPackageError", "METADATA_NS",
@@ -39,14 +40,15 @@ _MAX_LONG_TEXT = 131_072
 _MAX_PRECISION = 18
 
 
-class SchemaPackageError(ValueError):
-    """The changes cannot be written as a valid package (bad names, unknown types)."""
+class SchemaPackageError(UnsupportedByDialect):
+    """The changes cannot be written as a package Salesforce would deploy (bad names, types it
+    does not have): an :class:`UnsupportedByDialect`, so ``fmap schema apply`` reports it."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         shown = "; ".join(problems[:5])
         more = f" ... and {len(problems) - 5} more" if len(problems) > 5 else ""
-        super().__init__(f"cannot write the Salesforce metadata package: {shown}{more}")
+        super().__init__("salesforce", f"cannot write the metadata package: {shown}{more}")
 
 
 def _type_args(type_text: str) -> tuple[str, list[str]]:
