@@ -12,7 +12,10 @@ from runtime.dialects.pipedrive.metadata import load_pipedrive_metadata
 from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
-__all__ = ["DIALECT", "PipedriveDialect", "open_sandbox", "open_client", "VirtualClock"]
+__all__ = ["DIALECT", "PipedriveDialect", "open_sandbox", "open_client", "serve_sandbox",
+           "VirtualClock"]
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class PipedriveDialect(Dialect):
@@ -135,10 +138,67 @@ def open_client(uri: str, options: dict[str, Any]):
     from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
 
     parts = urlsplit(uri.split("?", 1)[0])
+    host = (parts.hostname or "").strip("[]")
+    # a loopback `fmap sandbox serve --dialect pipedrive` speaks plain HTTP on this machine
+    base = f"http://{parts.netloc}" if host in _LOOPBACK else company_base_url(parts.netloc)
     return PipedriveClient(
-        base_url=company_base_url(parts.netloc), credentials=PipedriveCredentials.from_env(),
+        base_url=base, credentials=PipedriveCredentials.from_env(),
         schema=options.get("schema"), plan=str(options.get("plan", "growth")),
         seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4,
         sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{parts.netloc or 'api'}.db"))
+
+
+def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
+                  options: dict[str, Any]):
+    """``fmap sandbox serve --dialect pipedrive``: the same :class:`PipedriveSandbox` as
+    ``sandbox:pipedrive`` as an ASGI app, on the wall clock (its burst windows and daily ledger
+    run in real time), demanding ``x-api-token: <token>`` (or ``Authorization: Bearer``).
+
+    Options (text): ``plan``, ``seats``, ``daily_budget``, ``burst``, ``lockout_after``,
+    ``faults``, ``external_id_field`` (the name clients look the external id up by; the field
+    itself is created by ``fmap schema apply``), and ``mapping``: a ``.fmap`` whose custom
+    fields Pipedrive's API cannot create (activity fields) exist from the start, as an admin
+    would have added them in Settings > Data fields. The client reads the token from
+    ``PIPEDRIVE_API_TOKEN``."""
+    from runtime.dialects.base import ServedSandbox
+    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
+    from runtime.dialects.zoho import parse_faults
+
+    if options.get("mapping"):
+        schema = _with_admin_fields(schema, Path(str(options["mapping"])))
+    sandbox = PipedriveSandbox(
+        schema, path, users=users, token=token, plan=str(options.get("plan", "growth")),
+        seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
+        burst=_int_opt(options, "burst"),
+        lockout_after=_int_opt(options, "lockout_after") or 6,
+        faults=parse_faults(options.get("faults")))
+    return ServedSandbox(app=sandbox, token=sandbox.token,
+                         client_env={"PIPEDRIVE_API_TOKEN": sandbox.token}, base_path="/api/v2",
+                         target_scheme="pipedrive", close=sandbox.close)
+
+
+def _with_admin_fields(schema: SystemSchema, mapping: Path) -> SystemSchema:
+    """``schema`` plus the mapping's fields on objects whose fields the API cannot create."""
+    import tempfile
+
+    from compiler.compile import compile_path
+    from runtime.executor import load_compiled
+    from runtime.schema.changes import apply_changes
+
+    if not mapping.is_file():
+        raise ValueError(f"mapping={mapping}: no such file")
+    result = compile_path(mapping)
+    if not result.ok:
+        raise ValueError(f"mapping={mapping} does not compile: "
+                         + "; ".join(d.message for d in result.diagnostics[:3]))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "admin_fields.py"
+        out.write_text(result.python, "utf-8")
+        module = load_compiled(out, name="fmap_pipedrive_admin_fields")
+    changes = [dict(c) if not hasattr(c, "model_dump") else c.model_dump()
+               for c in module.PLAN.schema_changes]
+    admin = [c for c in changes if c.get("action") == "create_field"
+             and c.get("object") == "Activity"]
+    return apply_changes(schema, admin, DIALECT) if admin else schema

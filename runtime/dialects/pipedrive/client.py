@@ -257,6 +257,29 @@ def _epoch(ts: Any) -> float | None:
 # how far before a recorded send a search window starts (clock skew between us and Pipedrive)
 SKEW_S = 600.0
 
+def _field_name(f: FieldSchema) -> str:
+    """The name to create a field with: its label when that reads back (``api_safe_name``) as
+    the field's API name, else the API name spelled with spaces."""
+    from runtime.dialects._loader import api_safe_name
+
+    if f.label and api_safe_name(f.label) == f.api_name:
+        return f.label
+    return f.api_name.replace("_", " ")
+
+
+def _create_type(f: FieldSchema) -> str | None:
+    """The ``field_type`` for ``POST /{entity}Fields`` (no boolean, no datetime in Pipedrive)."""
+    t = f.type
+    if t in (FieldType.text, FieldType.email, FieldType.url, FieldType.datetime):
+        return "text" if (f.max_length or 0) > 255 else "varchar"
+    return {FieldType.textarea: "text", FieldType.phone: "phone", FieldType.integer: "double",
+            FieldType.decimal: "double", FieldType.percent: "double",
+            FieldType.currency: "monetary", FieldType.date: "date", FieldType.picklist: "enum",
+            FieldType.multipicklist: "set", FieldType.owner: "user",
+            FieldType.lookup: {"Organization": "org", "Person": "people"}.get(
+                (f.lookup_targets or [""])[0])}.get(t)
+
+
 _INVALID_FIELD = re.compile(r"Invalid field\(s\) in the payload: ([\w, ]+)")
 _MULTI = {"emails", "phones"}
 _ADDRESS = {"postal_address", "address"}
@@ -476,23 +499,74 @@ class PipedriveClient:
         if ent is not None and ent[2] is not None:
             from runtime.dialects.pipedrive.metadata import load_pipedrive_metadata
 
-            items: list[Any] = []
-            cursor = None
-            while True:
-                params: dict[str, Any] = {"limit": PAGE_LIMIT}
-                if cursor:
-                    params["cursor"] = cursor
-                status, body = self._request("GET", "v2", f"/{ent[2]}", op="metadata",
-                                             params=params)
-                items.extend(self._ok_data(f"GET /api/v2/{ent[2]}", status, body) or [])
-                cursor = (body.get("additional_data") or {}).get("next_cursor")
-                if not cursor:
-                    break
-            schema = load_pipedrive_metadata({"success": True, "data": items},
+            schema = load_pipedrive_metadata(self._fields_response(obj),
                                              source_name=f"{ent[2]} (org)", object_name=obj)
             o = schema.object(obj)
             out = {f.api_name: f for f in o.fields} if o is not None else {}
         self._fields[obj] = out
+        return out
+
+    def _fields_response(self, obj: str) -> dict[str, Any]:
+        """``GET /api/v2/{entity}Fields``, every page, as one response."""
+        seg = (ENTITIES.get(obj) or (None, None, None))[2]
+        if seg is None:
+            raise FatalError(f"Pipedrive has no fields endpoint for {obj!r} (one of "
+                             f"{', '.join(o for o, e in ENTITIES.items() if e[2])})")
+        items: list[Any] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": PAGE_LIMIT}
+            if cursor:
+                params["cursor"] = cursor
+            status, body = self._request("GET", "v2", f"/{seg}", op="metadata", params=params)
+            items.extend(self._ok_data(f"GET /api/v2/{seg}", status, body) or [])
+            cursor = (body.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return {"success": True, "data": items, "additional_data": {"next_cursor": None}}
+
+    def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
+        """``{"objects": {name: GET /api/v2/{entity}Fields response}}``, what ``fmap schema
+        pull`` saves and :func:`load_pipedrive_metadata` reads."""
+        return {"objects": {o: self._fields_response(o) for o in dict.fromkeys(objects)}}
+
+    def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Custom fields through ``POST /api/v2/{entity}Fields`` (persons, organizations, deals,
+        products). Pipedrive has no custom objects (:class:`UnsupportedByDialect`, before
+        anything is created) and no API for activity fields (that change fails, naming the
+        admin step); the new field's hash key is then found by its name like any other."""
+        from runtime.dialects.base import UnsupportedByDialect
+        from runtime.schema.changes import field_from_change
+
+        modules = [c for c in changes if c.get("action") != "create_field"]
+        if modules:
+            raise UnsupportedByDialect("pipedrive", "custom objects do not exist in Pipedrive "
+                                       f"({', '.join(sorted({c['object'] for c in modules}))})")
+        out: list[dict[str, Any]] = []
+        for c in changes:
+            obj, name = c["object"], c["field"]
+            res = {"object": obj, "field": name, "status": "failed", "message": None}
+            out.append(res)
+            seg = (ENTITIES.get(obj) or (None, None, None))[2]
+            if seg is None or obj == "Activity":
+                res["message"] = (f"Pipedrive's API cannot create {obj} fields; an admin adds "
+                                  f"{name!r} in Settings > Data fields")
+                continue
+            f = field_from_change(c)
+            body: dict[str, Any] = {"field_name": _field_name(f), "field_type": _create_type(f)}
+            if body["field_type"] is None:
+                res["message"] = f"Pipedrive custom fields have no {f.type.value} type"
+                continue
+            if body["field_type"] in ("enum", "set"):
+                if not f.picklist_values:
+                    res["message"] = "a picklist needs its values"
+                    continue
+                body["options"] = [{"label": v} for v in f.picklist_values]
+            status, resp = self._request("POST", "v2", f"/{seg}", op="schema", json_body=body)
+            if status < 400 and resp.get("success") is not False:
+                res["status"] = "created"
+                self._fields.pop(obj, None)  # read again: the new hash key, found by name
+            else:
+                res["message"] = self._error_text(resp)
         return out
 
     def _custom(self, obj: str, name: str) -> FieldSchema | None:

@@ -83,6 +83,10 @@ _V2 = {seg: obj for obj, (ver, seg, _) in ENTITIES.items() if ver == "v2"}
 _FIELDS = {fseg: obj for obj, (ver, _, fseg) in ENTITIES.items() if fseg}
 _SEARCHABLE = {"persons", "organizations", "deals", "products"}
 _SEARCH_TYPES = {"varchar", "varchar_auto", "text", "double", "monetary", "phone", "address"}
+# ``POST /api/v2/{entity}Fields`` field_type values (openapi-v2.yaml addPersonField)
+CREATABLE_FIELD_TYPES = ("varchar", "text", "double", "phone", "date", "daterange", "time",
+                         "timerange", "set", "enum", "varchar_auto", "address", "monetary",
+                         "org", "people", "user")
 _FILE_LINKS = {"person_id": "Person", "org_id": "Organization", "deal_id": "Deal",
                "product_id": "Product", "activity_id": "Activity"}
 _NOTE_LINKS = ("deal_id", "person_id", "org_id", "lead_id", "project_id")
@@ -188,12 +192,83 @@ class PipedriveSandbox:
         self._lock = threading.RLock()
         self.requests = 0
         self.throttled = 0
-        self._schema = _pipedrive_schema(schema)
-        self._objects = {o.api_name: o for o in self._schema.objects}
+        self._users = users
+        self._store_clock = store_clock
+        self.store = self._open_store(self._with_saved_fields(_pipedrive_schema(schema)))
+
+    def _open_store(self, schema: SystemSchema) -> SandboxStore:
+        self._schema = schema
+        self._objects = {o.api_name: o for o in schema.objects}
         caps = DestinationCapabilities(name="sandbox:pipedrive", batch_size=1,
                                        native_upsert=False, rate_limit=RateLimit())
-        self.store = SandboxStore(self._schema, self.path, capabilities=caps, faults=faults,
-                                  users=users, id_factory=self._new_id, clock=store_clock)
+        return SandboxStore(schema, self.path, capabilities=caps, faults=self.faults,
+                            users=self._users, id_factory=self._new_id, clock=self._store_clock)
+
+    # ------------------------------------------------------------------ custom fields
+    @property
+    def _fields_file(self) -> Path:
+        """Fields created through ``POST /{entity}Fields``, kept so a served org keeps them
+        across a restart (the store's file only holds records)."""
+        return self.path.with_name(self.path.name + ".pipedrive-fields.json")
+
+    def _with_saved_fields(self, schema: SystemSchema) -> SystemSchema:
+        f = self._fields_file
+        if str(self.path) == ":memory:" or not f.is_file():
+            return schema
+        return schema.merged(SystemSchema.model_validate_json(f.read_text("utf-8")))
+
+    def add_fields(self, obj: str, fields: list[FieldSchema]) -> None:
+        """Add custom fields to ``obj`` (an admin's settings change, or the fields API): the
+        store is reopened over the same file with the new schema."""
+        with self._lock:
+            overlay = SystemSchema(system=self._schema.system, objects=[
+                self._objects[obj].model_copy(update={"fields": fields})])
+            self.store.close()
+            self.store = self._open_store(self._schema.merged(overlay))
+            if str(self.path) != ":memory:":
+                f = self._fields_file
+                saved = (SystemSchema.model_validate_json(f.read_text("utf-8")) if f.is_file()
+                         else SystemSchema(system=self._schema.system))
+                f.write_text(saved.merged(overlay).model_dump_json(indent=1), "utf-8")
+
+    def _create_field(self, obj: str, data: dict[str, Any]) -> Response:
+        """``POST /api/v2/{entity}Fields`` (``field_name``, ``field_type``, ``options`` for
+        enum/set): a new custom field with a 40-character hash ``field_code``."""
+        from runtime.dialects._loader import api_safe_name
+        from runtime.dialects.pipedrive.metadata import PIPEDRIVE_TYPES
+
+        name = data.get("field_name")
+        ptype = data.get("field_type")
+        if not isinstance(name, str) or not name.strip() or len(name) > 255:
+            raise _Err(400, "field_name must be given.")
+        if ptype not in CREATABLE_FIELD_TYPES:
+            raise _Err(400, f"Invalid field_type: {ptype!r}")
+        opts = data.get("options")
+        labels: list[str] = []
+        if ptype in ("enum", "set"):
+            if not isinstance(opts, list) or not opts or not all(
+                    isinstance(o, dict) and isinstance(o.get("label"), str) and o["label"]
+                    for o in opts):
+                raise _Err(400, "options must be given for enum and set fields.")
+            labels = [o["label"] for o in opts]
+        api = api_safe_name(name)
+        if not api or any(f.api_name.lower() == api.lower() for f in self._objects[obj].fields):
+            raise _Err(400, f"A field named {name!r} already exists.")
+        code = field_code(obj, api)
+        ftype = PIPEDRIVE_TYPES[ptype]
+        f = FieldSchema(api_name=api, label=name, type=ftype, custom=True,
+                        max_length={"varchar": 255, "varchar_auto": 255, "phone": 255,
+                                    "address": 255, "text": 65_535}.get(ptype),
+                        picklist_values=labels or None,
+                        lookup_targets={"org": ["Organization"], "people": ["Person"],
+                                        "user": ["Users"]}.get(ptype, []),
+                        vendor={"key": code, "field_type": ptype, "field_name": name})
+        if labels:
+            base = int(code[:4], 16) * 100
+            f.vendor["options"] = {v: base + i + 1 for i, v in enumerate(labels)}
+        self.add_fields(obj, [f])
+        return _json(200, {"success": True, "data": self._field_out(f),
+                           "additional_data": None})
 
     def _new_id(self, obj: str) -> str:
         return str(self.store._next_counter(f"pipedrive:{obj}"))  # noqa: SLF001 (in the store's tx)
@@ -340,6 +415,10 @@ class PipedriveSandbox:
         seg = rest[0]
         if seg in _FIELDS and method == "GET" and len(rest) == 1:
             return self._fields(_FIELDS[seg])
+        if seg in _FIELDS and method == "POST" and len(rest) == 1:
+            if seg == "activityFields":  # not in the API (v1 or v2): Settings > Data fields
+                raise _Err(404, "Unknown method .")
+            return self._create_field(_FIELDS[seg], self._body(body))
         if seg == "itemSearch" and rest[1:] == ["field"] and method == "GET":
             return self._item_search(q)
         obj = _V2.get(seg)
@@ -628,22 +707,25 @@ class PipedriveSandbox:
         return _json(200, {"success": True, "data": out, "additional_data": {"next_cursor": None}})
 
     def _fields(self, obj: str) -> Response:
-        out = []
-        for f in self._objects[obj].fields:
-            if f.type == FieldType.file:
-                continue
-            item: dict[str, Any] = {
-                "field_code": f.vendor.get("key", f.api_name) if f.custom else f.api_name,
-                "field_name": f.api_name if f.custom else (f.label or f.api_name),
-                "field_type": f.vendor.get("field_type") or _TYPE_OF.get(f.type, "varchar"),
-                "is_custom_field": f.custom, "is_optional_response_field": False,
-                "required_fields": {"enabled": f.required},
-            }
-            if f.vendor.get("options"):
-                item["options"] = [{"id": i, "label": lab}
-                                   for lab, i in f.vendor["options"].items()]
-            out.append(item)
+        out = [self._field_out(f) for f in self._objects[obj].fields if f.type != FieldType.file]
         return _json(200, {"success": True, "data": out, "additional_data": {"next_cursor": None}})
+
+    @staticmethod
+    def _field_out(f: FieldSchema) -> dict[str, Any]:
+        """One field as ``GET /api/v2/{entity}Fields`` answers. A custom field's name is the one
+        it was created with (``vendor['field_name']``); fields set up from a mapping's schema
+        changes answer their API name, which the loader maps back to itself."""
+        item: dict[str, Any] = {
+            "field_code": f.vendor.get("key", f.api_name) if f.custom else f.api_name,
+            "field_name": (f.vendor.get("field_name") or f.api_name) if f.custom
+            else (f.label or f.api_name),
+            "field_type": f.vendor.get("field_type") or _TYPE_OF.get(f.type, "varchar"),
+            "is_custom_field": f.custom, "is_optional_response_field": False,
+            "required_fields": {"enabled": f.required},
+        }
+        if f.vendor.get("options"):
+            item["options"] = [{"id": i, "label": lab} for lab, i in f.vendor["options"].items()]
+        return item
 
     # ------------------------------------------------------------------ v1
     def _v1(self, method: str, rest: list[str], q: dict[str, str], headers: dict[str, str],
