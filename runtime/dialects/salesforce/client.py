@@ -204,6 +204,8 @@ class SalesforceClient:
         self._learn = schema is None
         self._described: set[str] = set()
         self.api_usage: tuple[int, int] | None = None
+        # called before every request (e.g. a RollingWindowPacer); None: the executor paces
+        self.pacer: Any = None
         limit = daily_limit or daily_api_limit()
         self.bulk = bulk or BulkSettings()
         on = self.bulk.threshold is not None
@@ -245,6 +247,8 @@ class SalesforceClient:
         while True:
             token = self.auth.token()
             url = self._base() + full
+            if self.pacer is not None:
+                self.pacer()
             self.stats.count_call(op, n)
             headers = {"Authorization": f"Bearer {token}",
                        "Accept": "text/csv" if text else "application/json"}

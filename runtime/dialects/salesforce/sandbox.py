@@ -49,7 +49,7 @@ import secrets
 import tempfile
 import threading
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -184,7 +184,8 @@ class SalesforceSandbox:
                  external_id_field: str = DEFAULT_EXTERNAL_ID_FIELD,
                  store_clock: Callable[[], datetime] | None = None,
                  page_size: int = PAGE_SIZE, clock: Callable[[], datetime] | None = None,
-                 bulk_seed: int = 0) -> None:
+                 bulk_seed: int = 0, api_window: float | None = None,
+                 api_clock: Callable[[], float] | None = None) -> None:
         self.path = Path(path)
         self.token = token or secrets.token_urlsafe(24)
         self.api_limit = api_limit
@@ -197,6 +198,11 @@ class SalesforceSandbox:
         self.limited = 0
         self._lock = threading.RLock()
         self._store_clock = store_clock
+        # api_window (seconds) makes api_limit a rolling window on api_clock (the 24 h
+        # allocation scaled down, for the ceiling benchmark); None: a count since start
+        self.api_window = api_window
+        self.api_clock = api_clock or __import__("time").monotonic
+        self._ledger: deque[float] = deque()
         self.clock = clock
         self.calls: Counter[str] = Counter()  # requests by endpoint (tests, benchmarks)
         self._set_schema(schema, users=users)
@@ -300,6 +306,13 @@ class SalesforceSandbox:
                 raise _HTTPError(404, "NOT_FOUND", "The requested resource does not exist")
             self.version = m.group(1)
             with self._lock:
+                if self.api_window is not None:
+                    now = self.api_clock()
+                    while self._ledger and self._ledger[0] <= now - self.api_window:
+                        self._ledger.popleft()
+                    self.api_used = len(self._ledger)
+                    if self.api_used < self.api_limit:
+                        self._ledger.append(now)
                 if self.api_used >= self.api_limit:
                     self.limited += 1
                     raise _HTTPError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")

@@ -1,0 +1,128 @@
+"""Share of Salesforce's rolling request allocation that the connector reaches.
+
+    .venv/bin/python bench/ceiling_salesforce.py [--records 20000] [--limit 10] [--window 60]
+
+Salesforce allows an org L API requests in any rolling 24 h (100,000 + 1,000 per licence on
+Enterprise; API_NOTES.md 2.7) and answers 403 ``REQUEST_LIMIT_EXCEEDED`` once they are spent, which
+the connector treats as fatal (the day is gone). The run is ``SalesforceClient.upsert`` of
+``--records`` contacts in executor-sized batches over httpx -> the ASGI sandbox -> SQLite, with the
+sandbox enforcing ``--limit`` requests per rolling ``--window`` seconds (the 24 h allocation scaled
+down) on a **fake clock** shared with the client's :class:`RollingWindowPacer`, so many windows
+pass in seconds and no 403 is ever met.
+
+Main figures: sObject Collections (200 records per request, Bulk off). The ceiling is in requests
+per simulated second, ``limit / window``; the rolling window starts full, so a run of ``elapsed``
+seconds may send at most ``limit x (elapsed / window + 1)``; achieved = requests /
+(elapsed + window); share = achieved / ceiling. Target: >= 90 %. A second run with Bulk API 2.0
+(10,000-record jobs) under the same limit gives ``bulk_records_per_call`` and its records per
+simulated second, the reason Bulk is used above ``bulk_threshold``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from runtime.destinations.base import WriteItem  # noqa: E402
+from runtime.dialects import get_dialect  # noqa: E402
+from runtime.dialects.salesforce.auth import SalesforceCredentials  # noqa: E402
+from runtime.dialects.salesforce.bulk import BulkSettings  # noqa: E402
+from runtime.dialects.salesforce.client import SalesforceClient  # noqa: E402
+from runtime.dialects.salesforce.ratelimit import RollingWindowPacer  # noqa: E402
+from runtime.dialects.salesforce.sandbox import SalesforceSandbox, SyncASGITransport  # noqa: E402
+
+COLLECTION = 200
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.t += max(s, 0.0)
+
+
+def _run(n: int, db: Path, limit: int, window: float, *, bulk: bool) -> dict:
+    clock = FakeClock()
+    sb = SalesforceSandbox(get_dialect("salesforce").standard_schema(), db, token="bench",
+                           api_limit=limit, api_window=window, api_clock=clock)
+    http = httpx.Client(transport=SyncASGITransport(sb), timeout=60.0)
+    settings = BulkSettings(threshold=2_000 if bulk else None, poll_interval=1.0,
+                            sleep=clock.sleep, clock=clock)
+    client = SalesforceClient(
+        credentials=SalesforceCredentials(instance_url="http://sf.invalid", access_token="bench",
+                                          source="bench"),
+        http=http, schema=sb.schema(), owns=(http, sb), bulk=settings)
+    client.pacer = RollingWindowPacer(limit, window, clock=clock, sleep=clock.sleep)
+    batch = client.capabilities.bulk_batch_size or client.capabilities.batch_size
+    written = 0
+    try:
+        t0 = time.perf_counter()
+        for start in range(0, n, batch):
+            items = [WriteItem(f"c{i}", f"c{i}", {"LastName": f"Patient {i}", "FirstName": "Bench",
+                                                  "Email": f"p{i}@example.org"})
+                     for i in range(start, min(start + batch, n))]
+            written += sum(r.ok for r in client.upsert("Contact", items))
+        wall = time.perf_counter() - t0
+        stored = sb.store.count("Contact")
+        calls, limited = sb.requests, sb.limited
+    finally:
+        client.close()
+    elapsed = clock.t
+    return {"records": written, "stored": stored, "calls": calls, "limited_403": limited,
+            "simulated_s": elapsed, "wall_s": wall}
+
+
+def ceiling(n: int, tmp: Path, limit: int = 10, window: float = 60.0) -> dict:
+    """Upsert ``n`` contacts under ``limit`` requests per rolling ``window`` s and measure."""
+    sync = _run(n, tmp / "collections.sqlite", limit, window, bulk=False)
+    bulk = _run(n, tmp / "bulk.sqlite", limit, window, bulk=True)
+    per_s = limit / window
+    achieved = sync["calls"] / (sync["simulated_s"] + window)
+    return {
+        "dialect": "salesforce",
+        "model": (f"requests per rolling window (24 h allocation scaled to {limit} per "
+                  f"{window:g} s, 403 REQUEST_LIMIT_EXCEEDED beyond); sObject Collections, "
+                  f"{COLLECTION} records per request"),
+        "records": sync["records"], "stored": sync["stored"], "calls": sync["calls"],
+        "ceiling": round(per_s, 4), "ceiling_records_per_s": round(per_s * COLLECTION, 2),
+        "achieved": round(achieved, 4),
+        "achieved_records_per_s": round(sync["records"] / (sync["simulated_s"] + window), 2),
+        "share": round(achieved / per_s, 4),
+        "limited_403": sync["limited_403"], "simulated_s": round(sync["simulated_s"], 1),
+        "windows": round(sync["simulated_s"] / window, 2), "wall_s": round(sync["wall_s"], 2),
+        "bulk_records": bulk["records"], "bulk_calls": bulk["calls"],
+        "bulk_records_per_call": round(bulk["records"] / bulk["calls"], 1),
+        "bulk_limited_403": bulk["limited_403"],
+        "bulk_records_per_simulated_s": round(bulk["records"] / (bulk["simulated_s"] + window),
+                                              2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--limit", type=int, default=10, help="requests per window (scaled down)")
+    ap.add_argument("--window", type=float, default=60.0, help="window seconds (simulated)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as d:
+        out = ceiling(args.records, Path(d), args.limit, args.window)
+    print(json.dumps(out))
+    ok = out["share"] >= 0.9 and out["stored"] == args.records and out["limited_403"] == 0
+    print(f"ceiling share {out['share']:.1%} (target >= 90%): {'ok' if ok else 'LOW'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
