@@ -130,7 +130,10 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
 def open_client(uri: str, options: dict[str, Any]):
     """``pipedrive://<company>.pipedrive.com`` -> the real API (TLS verified). Credentials from
     ``PIPEDRIVE_API_TOKEN`` (``x-api-token``) or ``PIPEDRIVE_ACCESS_TOKEN`` (OAuth bearer).
+    ``pipedrive://127.0.0.1:PORT``: a loopback ``fmap sandbox serve --dialect pipedrive``.
     Options: ``plan``, ``seats`` or ``daily_budget`` (the client stops before overdrawing it),
+    ``burst`` (requests per 2 s, when the token's limit differs from the plan's),
+    ``sent_log`` (path or ``off``),
     ``external_id_field``, ``currency`` (of monetary custom fields), ``max_429``."""
     from urllib.parse import urlsplit
 
@@ -145,6 +148,7 @@ def open_client(uri: str, options: dict[str, Any]):
         base_url=base, credentials=PipedriveCredentials.from_env(),
         schema=options.get("schema"), plan=str(options.get("plan", "growth")),
         seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
+        burst=_int_opt(options, "burst"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4,
         sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{parts.netloc or 'api'}.db"))

@@ -259,7 +259,7 @@ class PipedriveSandbox:
         f = FieldSchema(api_name=api, label=name, type=ftype, custom=True,
                         max_length={"varchar": 255, "varchar_auto": 255, "phone": 255,
                                     "address": 255, "text": 65_535}.get(ptype),
-                        picklist_values=labels or None,
+                        picklist_values=labels,
                         lookup_targets={"org": ["Organization"], "people": ["Person"],
                                         "user": ["Users"]}.get(ptype, []),
                         vendor={"key": code, "field_type": ptype, "field_name": name})
@@ -392,7 +392,9 @@ class PipedriveSandbox:
                 if "429" in str(e):
                     self.throttled += 1
                     h = self._limit_headers(token)
-                    h.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "1"})
+                    # the plan's throttle_retry_after when it sets one (a fast loopback test)
+                    reset = e.retry_after if e.retry_after is not None else 1
+                    h.update({"x-ratelimit-remaining": "0", "x-ratelimit-reset": f"{reset:g}"})
                     return _json(429, {"success": False, "error": "Rate limit exceeded",
                                        "errorCode": 429, "error_info": _ERROR_INFO,
                                        "data": None, "additional_data": None}, h)
