@@ -138,10 +138,13 @@ def _v1time(ts: str | None) -> str | None:
 class _Ledger:
     """Daily tokens (reset at midnight UTC of the injected clock's day) and per-token windows."""
 
-    def __init__(self, budget: int, burst: int, clock: Callable[[], float]) -> None:
+    def __init__(self, budget: int, burst: int, clock: Callable[[], float],
+                 day_seconds: float = 86_400.0) -> None:
         self.budget = budget
-        self.spent = 0
+        self._spent = 0
         self.clock = clock
+        self.day_seconds = day_seconds  # scaled down by benchmarks on a fake clock
+        self._day: int | None = None
         self.burst_limit = burst
         self._windows: dict[str, tuple[BurstWindow, BurstWindow]] = {}
         self.consecutive_429: dict[str, int] = {}
@@ -152,6 +155,23 @@ class _Ledger:
             self._windows[token] = (BurstWindow(self.burst_limit, BURST_WINDOW_S, self.clock),
                                     BurstWindow(SEARCH_BURST, BURST_WINDOW_S, self.clock))
         return self._windows[token]
+
+    def _roll(self) -> None:
+        day = int(self.clock() // self.day_seconds)
+        if day != self._day:  # a new day: the budget is back
+            self._day = day
+            self._spent = 0
+
+    @property
+    def spent(self) -> int:
+        """Tokens spent today."""
+        self._roll()
+        return self._spent
+
+    @spent.setter
+    def spent(self, value: int) -> None:
+        self._roll()
+        self._spent = value
 
     @property
     def remaining(self) -> int:
@@ -174,6 +194,7 @@ class PipedriveSandbox:
         burst: int | None = None,
         lockout_after: int = 6,
         lockout_seconds: float = 60.0,
+        day_seconds: float = 86_400.0,
         faults: FaultPlan | None = None,
         clock: Callable[[], float] = time.monotonic,
         store_clock: Callable[[], datetime] | None = real_clock,
@@ -185,7 +206,7 @@ class PipedriveSandbox:
         users = _int_users(users)
         n_seats = seats or max(1, len(users or []))
         self.ledger = _Ledger(daily_budget if daily_budget is not None else per_day * n_seats,
-                              burst or plan_burst, clock)
+                              burst or plan_burst, clock, day_seconds)
         self.lockout_after = lockout_after
         self.lockout_seconds = lockout_seconds
         self.faults = faults
