@@ -65,3 +65,31 @@ def test_pacer_sends_the_most_the_window_allows_and_never_a_403(org):
     assert clock.t == pytest.approx(240.0)
     reserve = RollingWindowPacer(100, 60.0, reserve=0.2, clock=clock, sleep=clock.sleep)
     assert reserve.limit == 80
+
+
+# ---------------------------------------------------------------------- audit fields, ContentNote
+@pytest.mark.parametrize("granted", [False, True], ids=["default", "audit-permission"])
+def test_audit_fields_only_with_the_permission_and_on_insert(tmp_path, granted):
+    from runtime.destinations.base import WriteItem
+    from runtime.dialects.salesforce import open_sandbox
+
+    c = open_sandbox(get_dialect("salesforce").standard_schema(), tmp_path / "o.sqlite", None,
+                     {"audit_fields": "1" if granted else "0"})
+    try:
+        made = c.upsert("Contact", [WriteItem("a", "a", {
+            "LastName": "L", "CreatedDate": "2019-04-01T10:00:00+00:00"})])[0]
+        if not granted:
+            assert (made.ok, made.code, made.field) == (False, "INVALID_FIELD_FOR_INSERT_UPDATE",
+                                                        "CreatedDate")
+            return
+        assert made.ok
+        rec = c.get("Contact", [made.dest_id])[made.dest_id]
+        assert rec["CreatedDate"].startswith("2019-04-01T10:00:00")
+        upd = c.update("Contact", [WriteItem("a", None, {"CreatedDate": "2020-01-01T00:00:00Z"},
+                                             dest_id=made.dest_id)])[0]
+        assert not upd.ok and upd.code == "INVALID_FIELD_FOR_INSERT_UPDATE"  # insert only
+        note = c.create("ContentNote", [WriteItem("n", "n", {"Title": "Call",
+                                                            "Content": "Rang back"})])[0]
+        assert note.ok and note.dest_id.startswith("069") and len(note.dest_id) == 18
+    finally:
+        c.close()

@@ -110,7 +110,9 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     """``sandbox:salesforce``: a :class:`SalesforceClient` speaking the REST API to an in-process
     :class:`SalesforceSandbox` over the SQLite file ``path`` (no network). Options: ``edition``
     + ``licences`` or ``api_limit`` (the daily request allocation), ``external_id_field``,
-    ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``, and
+    ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``,
+    ``audit_fields`` (``1``: CreatedDate & co. settable on insert, as with the "Set Audit Fields
+    upon Record Creation" permission; otherwise refused), and
     the Bulk options of :func:`bulk_settings` (polls are not slept on: the emulator is local)."""
     import httpx
 
@@ -129,7 +131,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     sandbox = SalesforceSandbox(schema, path, users=users, api_limit=limit,
                                 faults=parse_faults(options.get("faults")),
                                 external_id_field=ext,
-                                page_size=int(options.get("page_size", 2000)))
+                                page_size=int(options.get("page_size", 2000)),
+                                audit_fields=_flag(options.get("audit_fields")))
     transport = SyncASGITransport(sandbox)
     http = httpx.Client(transport=transport, timeout=60.0)
     client = SalesforceClient(
@@ -142,13 +145,18 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     return client
 
 
+def _flag(value: Any) -> bool:
+    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
                   options: dict[str, Any]):
     """``fmap sandbox serve --dialect salesforce``: the :class:`SalesforceSandbox` of
     :func:`open_sandbox` as an ASGI app on loopback, demanding ``Authorization: Bearer <token>``
     (anything else: 401 ``INVALID_SESSION_ID``). Options (text): ``faults``,
     ``external_id_field``, ``edition`` + ``licences`` or ``api_limit`` (the daily allocation),
-    ``page_size``, ``bulk_max_upload_bytes``. Custom objects come from deploying the package of
+    ``page_size``, ``bulk_max_upload_bytes``, ``audit_fields`` (``1``: the org granted "Set Audit
+    Fields upon Record Creation"). Custom objects come from deploying the package of
     ``fmap schema apply --emit package`` to its ``/metadata/deployRequest``. A client reaches it
     with ``SF_ACCESS_TOKEN`` and ``--target salesforce://127.0.0.1:PORT``."""
     from runtime.destinations.sandbox_store import real_clock
@@ -163,7 +171,8 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
         schema, path, users=users, token=token or None, api_limit=limit,
         faults=parse_faults(options.get("faults")),
         external_id_field=str(options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD),
-        page_size=int(options.get("page_size") or 2000), store_clock=real_clock)
+        page_size=int(options.get("page_size") or 2000), store_clock=real_clock,
+        audit_fields=_flag(options.get("audit_fields")))
     if options.get("bulk_max_upload_bytes"):
         sandbox.bulk.max_upload_bytes = int(options["bulk_max_upload_bytes"])
     return ServedSandbox(app=sandbox, token=sandbox.token,

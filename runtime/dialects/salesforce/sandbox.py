@@ -185,7 +185,8 @@ class SalesforceSandbox:
                  store_clock: Callable[[], datetime] | None = None,
                  page_size: int = PAGE_SIZE, clock: Callable[[], datetime] | None = None,
                  bulk_seed: int = 0, api_window: float | None = None,
-                 api_clock: Callable[[], float] | None = None) -> None:
+                 api_clock: Callable[[], float] | None = None,
+                 audit_fields: bool = False) -> None:
         self.path = Path(path)
         self.token = token or secrets.token_urlsafe(24)
         self.api_limit = api_limit
@@ -198,6 +199,8 @@ class SalesforceSandbox:
         self.limited = 0
         self._lock = threading.RLock()
         self._store_clock = store_clock
+        # "Set Audit Fields upon Record Creation" granted: CreatedDate & co. settable on insert
+        self.audit_fields = audit_fields
         # api_window (seconds) makes api_limit a rolling window on api_clock (the 24 h
         # allocation scaled down, for the ceiling benchmark); None: a count since start
         self.api_window = api_window
@@ -226,7 +229,8 @@ class SalesforceSandbox:
         if old is not None:
             old.close()
         self.store = SandboxStore(self._schema, self.path, capabilities=caps, faults=self.faults,
-                                  users=users, id_factory=self._new_id, clock=self._store_clock)
+                                  users=users, id_factory=self._new_id, clock=self._store_clock,
+                                  allow_audit_fields=self.audit_fields)
 
     # ------------------------------------------------------------------ schema and ids
     def _prepare(self, schema: SystemSchema) -> SystemSchema:
@@ -887,8 +891,10 @@ class SalesforceSandbox:
         ext = self._ext.get(obj)
         if ext:
             out[ext] = rec.get(EXTERNAL_ID_KEY)
-        out["CreatedDate"] = sf_time(rec.get("$created_at"))
-        out["LastModifiedDate"] = out["SystemModstamp"] = sf_time(rec.get("$modified_at"))
+        # audit fields set on insert (with the permission) win over the system's own times
+        out["CreatedDate"] = sf_time(rec.get("CreatedDate") or rec.get("$created_at"))
+        out["LastModifiedDate"] = sf_time(rec.get("LastModifiedDate") or rec.get("$modified_at"))
+        out["SystemModstamp"] = sf_time(rec.get("$modified_at"))
         out["IsDeleted"] = False
         return out
 
