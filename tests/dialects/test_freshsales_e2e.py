@@ -6,6 +6,7 @@ up the same, with no duplicate and no lost record or file."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,14 @@ def _served_org(compiled, tmp_path: Path, monkeypatch, extra: list[str] = ()):
         assert done.exit_code == 0, done.output
         again = runner.invoke(app, ["schema", "apply", str(FMAP), "--target", target])
         assert "already has every module" in again.output, again.output
+        pulled = runner.invoke(app, ["schema", "pull", target, "-m", "Deal", "-m",
+                                     "treatment_plans", "-o", str(tmp_path / "snap.json")])
+        assert pulled.exit_code == 0, pulled.output
+        snap = dialect.load_metadata(json.loads((tmp_path / "snap.json").read_text("utf-8")),
+                                     source_name="snap.json")
+        made = [c["field"] for c in api if c["object"] == "Deal"]
+        assert made and all(snap.object("Deal").field(f).custom for f in made)
+        assert snap.object("treatment_plans").field("cf_contact").type.value == "lookup"
         yield port
 
 

@@ -25,6 +25,15 @@ committed), record errors -> 500 on single calls and a 500 failure item in a bul
 
 Every writable entity gets the external-id field (``cf_fmap_external_id``: unique, custom), as
 the migration's org setup adds. Custom dropdowns without choice ids get deterministic ones.
+
+Settings (API_NOTES.md 3.4/3.5): ``GET settings/{e}/fields`` in the documented keys (``id``,
+``name``, ``label``, ``type``, ``required``, ``visible``, ``default``, ``base_model``,
+``choices[{id, value, position}]``); ``GET settings/{e}/forms``; ``POST settings/{e}/forms/{id}/
+fields`` ``{"field_type", "label", "required"}`` (the field is named ``cf_`` + the label in snake
+case; ``field_type`` numbers are this sandbox's own, :data:`SANDBOX_FIELD_TYPE_CODES`);
+``POST``/``GET settings/module_customizations``. Custom fields take Freshsales' types (every
+numeric field is a "number"). The org's schema is saved beside the SQLite file, so a served or
+reopened sandbox keeps its customisation.
 """
 
 from __future__ import annotations
