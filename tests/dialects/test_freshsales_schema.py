@@ -282,3 +282,32 @@ def test_loopback_target_uses_plain_http_and_env_codes(monkeypatch):
     finally:
         local.close()
         remote.close()
+
+
+def test_legacy_plans_add_the_per_minute_cap(tmp_path):
+    """freshsales.io legacy plans: 400 requests a minute on top of the hourly limit (API_NOTES.md
+    3.7); the 401st request in a minute is a 429 whose Retry-After reaches the next minute."""
+    clock = [30.0]
+    served = serve_sandbox(org_schema(), tmp_path / "legacy.sqlite", None, "t",
+                           {"plan": "legacy_blossom", "clock": lambda: clock[0]})
+    transport = SyncASGITransport(served.app)
+    http = httpx.Client(transport=transport, base_url="http://127.0.0.1:1",
+                        headers={"Authorization": "Token token=t"})
+    try:
+        codes = [http.get("/api/selector/owners").status_code for _ in range(401)]
+        assert codes[:400] == [200] * 400 and codes[400] == 429
+        over = http.get("/api/selector/owners")
+        assert over.status_code == 429 and 1 <= int(over.headers["retry-after"]) <= 30
+        clock[0] = 61.0
+        assert http.get("/api/selector/owners").status_code == 200
+    finally:
+        http.close()
+        transport.close()
+        served.close()
+    growth = serve_sandbox(org_schema(), tmp_path / "growth.sqlite", None, "t",
+                           {"plan": "growth"})
+    try:
+        assert growth.app.minute_ledger.limit == float("inf")
+        assert growth.app.ledger.limit == 1000
+    finally:
+        growth.close()

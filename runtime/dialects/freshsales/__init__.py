@@ -96,6 +96,12 @@ def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any
             raise ValueError(f"freshsales option window={window!r} is not a number") from None
     if options.get("clock") is not None:
         kw["clock"] = options["clock"]
+    if options.get("plan"):  # legacy plans add a per-minute cap
+        from runtime.dialects.freshsales.capabilities import RATE_LIMIT
+
+        minute = RATE_LIMIT.plans[str(options["plan"]).strip().lower()].per_minute
+        if minute:
+            kw["per_minute"] = float(minute)
     return FreshsalesSandbox(schema, path, users=users, limit=limit,
                              faults=parse_faults(options.get("faults")),
                              external_id_field=options.get("external_id_field")

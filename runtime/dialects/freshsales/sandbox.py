@@ -190,12 +190,15 @@ class FreshsalesSandbox:
         job_polls: int = 1,
         rate_headers: bool = True,
         window: float = 3600.0,
+        per_minute: float = math.inf,
     ) -> None:
         self.path = Path(path)
         self.api_key = api_key or secrets.token_urlsafe(24)
         self.external_id_field = external_id_field
         self.faults = faults
         self.ledger = _HourlyLedger(limit, clock, window)
+        # legacy freshsales.io plans: 400 requests a minute on top of the hourly limit
+        self.minute_ledger = _HourlyLedger(per_minute, clock, 60.0)
         self.job_polls = job_polls
         self.rate_headers = rate_headers
         self.requests = 0
@@ -332,7 +335,9 @@ class FreshsalesSandbox:
             if scheme.strip() != "Token" or not secrets.compare_digest(token.strip(),
                                                                       self.api_key):
                 raise _HTTPError(401, ["Invalid API key"])
-            wait = self.ledger.charge()
+            wait = self.minute_ledger.charge()
+            if wait is None:
+                wait = self.ledger.charge()
             if wait is not None:
                 return self._too_many(wait)
             _, sep, rest = path.partition("/api/")
