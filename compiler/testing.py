@@ -268,6 +268,22 @@ class _VmProbe:
         return self.fn(value, P)
 
 
+class _VmTableProbe(dict):
+    """A value map's dict constant recording the text values transforms look up inline."""
+
+    def __init__(self, table: dict, seen: list[Any]) -> None:
+        super().__init__(table)
+        self.seen = seen
+
+    def get(self, value, default=None):
+        self.seen.append(value)
+        return super().get(value, default)
+
+    def __contains__(self, value) -> bool:
+        self.seen.append(value)
+        return super().__contains__(value)
+
+
 def _key_matches(value: Any, key: Any) -> bool:
     if isinstance(value, bool) or isinstance(key, bool):
         return type(value) is type(key) and value == key
@@ -291,6 +307,8 @@ class _Runner:
         for vm_name, fname in valuemap_functions(module, valuemaps).items():
             probe = _VmProbe(getattr(mod, fname))
             setattr(mod, fname, probe)  # transforms look value maps up as module globals
+            if isinstance(getattr(mod, fname.upper(), None), dict):  # and inline, text values
+                setattr(mod, fname.upper(), _VmTableProbe(getattr(mod, fname.upper()), probe.seen))
             self.probes[vm_name] = probe
         self.valuemaps = valuemaps
 

@@ -104,6 +104,9 @@ def py_literal(value) -> str:
 class ExprCompiler:
     def __init__(self, consts: ModuleConsts) -> None:
         self.k = consts
+        # value-map function -> (its dict constant, the str-path fallback: a literal's Python
+        # text, "" for passthrough, None for error/quarantine); only maps made of literals
+        self.vm_inline: dict[str, tuple[str, str | None]] = {}
 
     # ----------------------------------------------------------------- entry point
     def compile(self, e, s: Scope) -> str:
@@ -194,7 +197,7 @@ class ExprCompiler:
 
     def _apply(self, name: str, args: list, kwargs: list, s: Scope) -> str:
         if name in s.valuemaps:
-            return f"{s.valuemaps[name]}({unparen(self.compile(args[0], s))}, P)"
+            return self._valuemap(s.valuemaps[name], args[0], s)
         if name in _INLINE_STR and len(args) == 1 and not kwargs:
             v = s.temp()
             inner = self.compile(args[0], s)
@@ -202,13 +205,33 @@ class ExprCompiler:
                     f"else {self.k.fn(name)}({v}))")
         if name in ("date", "datetime") and len(args) == 2 and args[1].kind == "string":
             return self._fast_date(name, args, kwargs, s)
+        if name == "count" and len(args) == 1 and not kwargs:
+            v = s.temp()
+            inner = self.compile(args[0], s)
+            return f"(len({v}) if ({v} := {inner}).__class__ is list else {self.k.fn(name)}({v}))"
         allowed = BUILTINS[name].kwargs
         for kw in kwargs:  # keyword names become Python text: only the catalog's own names
             if kw.name.value not in allowed:
                 raise ValueError(f"`{name}` has no keyword argument {kw.name.value!r}")
         return f"{self.k.fn(name)}({', '.join(self._args(args, kwargs, s))})"
 
+    def _valuemap(self, fname: str, arg, s: Scope) -> str:
+        """A value map over text (the usual case) is one dict lookup inline; other values, and
+        misses under `error`/`quarantine`, call the generated function, which has every rule."""
+        inner = self.compile(arg, s)
+        if fname not in self.vm_inline:
+            return f"{fname}({unparen(inner)}, P)"
+        table, fallback = self.vm_inline[fname]
+        v = s.temp()
+        if fallback is None:
+            return (f"({table}[{v}] if ({v} := {inner}).__class__ is str and {v} in {table} "
+                    f"else {fname}({v}, P))")
+        return (f"({table}.get({v}, {fallback or v}) if ({v} := {inner}).__class__ is str "
+                f"else {fname}({v}, P))")
+
     def _fast_date(self, name, args, kwargs, s: Scope) -> str:
+        """``date(x, "fmt")``: a reader built once per module for the format (its fixed-width
+        fast path skips strptime; every other value goes through ``date`` itself)."""
         fmt = args[1].value
         tz = None
         other = []
@@ -220,16 +243,12 @@ class ExprCompiler:
         if other:
             return f"{self.k.fn(name)}({', '.join(self._args(args, kwargs, s))})"
         if name == "date":
-            parser = self.k.const(f"{self.k.rt('compile_date')}({fmt!r})", f"date {fmt}")
-            tail = f"{self.k.fn('date')}({{v}}, {fmt!r})"
+            reader = self.k.const(f"{self.k.rt('date_reader')}({fmt!r})", f"date {fmt}")
         else:
             tz = tz or "UTC"
-            parser = self.k.const(f"{self.k.rt('compile_datetime')}({fmt!r}, {tz!r})",
+            reader = self.k.const(f"{self.k.rt('datetime_reader')}({fmt!r}, {tz!r})",
                                   f"datetime {fmt} in {tz}")
-            tail = f"{self.k.fn('datetime')}({{v}}, {fmt!r}, tz={tz!r})"
-        v = s.temp()
-        inner = self.compile(args[0], s)
-        return f"({parser}({v}) if ({v} := {inner}).__class__ is str else {tail.format(v=v)})"
+        return f"{reader}({unparen(self.compile(args[0], s))})"
 
     # ----------------------------------------------------------------- operators
     def _binop(self, e: ir.BinOp, s: Scope) -> str:
@@ -251,7 +270,7 @@ class ExprCompiler:
             expr = f"{self.k.rt('op_in')}({needle}, {self.compile(e.right, s)})"
             return f"(not {expr})" if op == "not in" else expr
         if op in ("==", "!="):
-            if _is_text_literal(e.right) or _is_text_literal(e.left):
+            if _is_text_literal(e.right) or _is_text_literal(e.left) or _int_pair(e.left, e.right, s.valuemaps):
                 return f"({self.compile(e.left, s)} {op} {self.compile(e.right, s)})"
             f = "op_eq" if op == "==" else "op_ne"
             return f"{self.k.rt(f)}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
@@ -265,9 +284,21 @@ class ExprCompiler:
                 if node.kind == "binop" and node.op == "++":
                     stack.extend((node.right, node.left))
                 else:
-                    parts.append(unparen(self.compile(node, s)))
-            return f"{self.k.rt('op_concat')}({', '.join(parts)})"
+                    parts.append(self._text_part(node, s))
+            return "(" + " + ".join(parts) + ")"
         return f"{self.k.rt(_ARITH[op])}({self.compile(e.left, s)}, {self.compile(e.right, s)})"
+
+    def _text_part(self, e, s: Scope) -> str:
+        """One operand of `++` as text: literals as is; a field read inline when it is text;
+        anything else (null, missing, numbers, dates, computed values) through ``op_concat``,
+        which has the conversion rules (kept as one call so the generated line stays readable)."""
+        if e.kind == "string":
+            return repr(e.value)
+        if e.kind != "path":
+            return f"{self.k.rt('op_concat')}({unparen(self.compile(e, s))})"
+        v = s.temp()
+        return (f"({v} if ({v} := {unparen(self.compile(e, s))}).__class__ is str "
+                f"else {self.k.rt('op_concat')}({v}))")
 
     def _const_set(self, e) -> str | None:
         if e.kind != "list" or not e.items:
@@ -309,6 +340,17 @@ class ExprCompiler:
 
 def _is_text_literal(e) -> bool:
     return e.kind == "string"
+
+
+_INT_FUNCS = frozenset({"count", "length"})  # always return an int (or raise)
+
+
+def _int_pair(a, b, valuemaps: dict[str, str]) -> bool:
+    """An int literal against `count(...)`/`length(...)`: plain ``==`` is exactly ``op_eq``."""
+    def is_int_call(e) -> bool:
+        return (e.kind in ("call", "pipe") and e.func.value in _INT_FUNCS
+                and e.func.value not in valuemaps)
+    return (a.kind == "int" and is_int_call(b)) or (b.kind == "int" and is_int_call(a))
 
 
 _BOOL_OPS = frozenset({"==", "!=", "<", "<=", ">", ">=", "and", "or", "in", "not in"})

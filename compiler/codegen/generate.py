@@ -201,6 +201,14 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
         w.outdent()
         w.writeline("}")
         w.blank(2)
+    u = vm.unmapped
+    if literal_only:  # text values are looked up inline by the transforms (ExprCompiler)
+        if u is None or u.policy in ("error", "quarantine"):
+            ec.vm_inline[fname] = (dict_name, None)
+        elif u.policy == "passthrough":
+            ec.vm_inline[fname] = (dict_name, "")
+        elif u.default is not None and u.default.kind in _LITERALS:
+            ec.vm_inline[fname] = (dict_name, ec.compile(u.default, scope))
     w.writeline(f"def {fname}(value, P):", line, f"valuemap {vm.name.value}")
     w.indent()
     w.writeline(f'"""value map {_pycomment(vm.name.value)} (line {line})"""')
@@ -229,7 +237,6 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
             w.writeline(f"return {ec.compile(e.value, scope)}", e.span.line,
                         f"valuemap {vm.name.value}")
             w.outdent()
-    u = vm.unmapped
     rule = f"valuemap {vm.name.value}"
     uline = u.span.line if u else line
     if u is None or u.policy == "error":

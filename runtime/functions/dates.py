@@ -305,7 +305,9 @@ def compile_datetime(fmt: str, tz: str | _dt.tzinfo = "UTC") -> Callable[[str], 
 
 
 # Formats whose usual spelling has a fixed width: (length, separator positions, year/month/day
-# slices). "01/02/2020" is read by slicing; "1/2/2020" and anything unusual take the general path.
+# slices). "01/02/2020" is read by slicing into ISO form for ``date.fromisoformat`` (C, strict:
+# only ASCII digits, only real dates; with a separator at both positions, an ISO week date cannot
+# be formed); "1/2/2020" and anything unusual take the general path.
 _FIXED_WIDTH: dict[str, tuple[int, tuple[int, ...], tuple[slice, slice, slice]]] = {
     "%d/%m/%Y": (10, (2, 5), (slice(6, 10), slice(3, 5), slice(0, 2))),
     "%m/%d/%Y": (10, (2, 5), (slice(6, 10), slice(0, 2), slice(3, 5))),
@@ -345,16 +347,14 @@ def date_reader(fmt: str | None = None) -> Callable[[Any], Any]:
     Date = _Date
     if seps:
         i, j = seps
+        iso = _Date.fromisoformat  # strict: exactly ASCII digits, and a real calendar date
 
         def read(value: Any) -> Any:
-            if (value.__class__ is str and len(value) == width and value[i] == sep
-                    and value[j] == sep and value.isascii()):
-                y, m, d = value[ys], value[ms], value[ds]
-                if y.isdigit() and m.isdigit() and d.isdigit():
-                    try:
-                        return Date(int(y), int(m), int(d))
-                    except ValueError:  # Feb 30, month 13: date() says why
-                        pass
+            if value.__class__ is str and len(value) == width and value[i] == sep == value[j]:
+                try:
+                    return iso(f"{value[ys]}-{value[ms]}-{value[ds]}")
+                except ValueError:  # not digits; Feb 30 or month 13: date() says why
+                    pass
             return general(value, fmt)
 
         return read

@@ -113,6 +113,11 @@ date_text = st.one_of(
 @example("+1/02/2020", "%d/%m/%Y")
 @example("1_0/02/2020", "%d/%m/%Y")
 @example("０１/02/2020", "%d/%m/%Y")
+@example("0\ud800/02/2020", "%d/%m/%Y")
+@example("01/-1/2020", "%d/%m/%Y")
+@example("2020-W1-01", None)
+@example("2020-W1-01", "%Y-%m-%d")
+@example("0000-01-01", None)
 def test_date_reader_equals_date(s, fmt):
     read = date_reader(fmt)
     assert _outcome(read, s) == _outcome(date, s, fmt)

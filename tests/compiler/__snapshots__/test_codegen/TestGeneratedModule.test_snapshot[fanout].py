@@ -45,7 +45,11 @@ def k_1(rec, parents, P):
 def t_2(rec, parents, P):
     """map patients -> Patient_Details (line 16)"""
     out = {
-        'Name': op_concat(rec.get('first_name', MISSING), ' ', rec.get('last_name', MISSING)),
+        'Name': (
+            (_v1 if (_v1 := rec.get('first_name', MISSING)).__class__ is str else op_concat(_v1))
+            + ' '
+            + (_v2 if (_v2 := rec.get('last_name', MISSING)).__class__ is str else op_concat(_v2))
+        ),
         'Contact': Ref(('Contacts',), ref_key(rec.get('id', MISSING))),
         'NHS_Number': rec.get('nhs_number', MISSING),
     }
@@ -171,16 +175,20 @@ FMAP_LINES = {
     46: (16, 'Patient_Details'),
     47: (16, 'Patient_Details'),
     48: (18, 'Patient_Details.Name'),
-    49: (19, 'Patient_Details.Contact'),
-    50: (20, 'Patient_Details.NHS_Number'),
-    51: (16, 'Patient_Details'),
-    52: (20, 'Patient_Details.NHS_Number'),
-    53: (20, 'Patient_Details.NHS_Number'),
-    54: (16, 'Patient_Details'),
-    57: (17, 'Patient_Details key'),
-    58: (17, 'Patient_Details key'),
-    59: (17, 'Patient_Details key'),
-    60: (17, 'Patient_Details key'),
+    49: (18, 'Patient_Details.Name'),
+    50: (18, 'Patient_Details.Name'),
+    51: (18, 'Patient_Details.Name'),
+    52: (16, 'Patient_Details'),
+    53: (19, 'Patient_Details.Contact'),
+    54: (20, 'Patient_Details.NHS_Number'),
+    55: (16, 'Patient_Details'),
+    56: (20, 'Patient_Details.NHS_Number'),
+    57: (20, 'Patient_Details.NHS_Number'),
+    58: (16, 'Patient_Details'),
     61: (17, 'Patient_Details key'),
     62: (17, 'Patient_Details key'),
+    63: (17, 'Patient_Details key'),
+    64: (17, 'Patient_Details key'),
+    65: (17, 'Patient_Details key'),
+    66: (17, 'Patient_Details key'),
 }

@@ -54,7 +54,11 @@ def t_1(rec, parents, P):
         'Div': op_div(rec.get('a', MISSING), rec.get('b', MISSING)),
         'Mod': op_mod(rec.get('a', MISSING), rec.get('b', MISSING)),
         'Neg': op_neg(rec.get('a', MISSING)),
-        'Concat': op_concat(rec.get('s', MISSING), '-', rec.get('t', MISSING)),
+        'Concat': (
+            (_v1 if (_v1 := rec.get('s', MISSING)).__class__ is str else op_concat(_v1))
+            + '-'
+            + (_v2 if (_v2 := rec.get('t', MISSING)).__class__ is str else op_concat(_v2))
+        ),
         'Eq_Text': (rec.get('s', MISSING) == 'x'),
         'Ne_Text': (rec.get('s', MISSING) != 'x'),
         'Eq': op_eq(rec.get('a', MISSING), rec.get('b', MISSING)),
@@ -70,34 +74,34 @@ def t_1(rec, parents, P):
         'Not_In': (rec.get('s', MISSING) not in _K1),
         'In_Param': (not op_in(rec.get('s', MISSING), P['excluded'])),
         'Coalesce': (
-            _v1
+            _v3
             if (
-                _v1 := (
-                    _v2
-                    if (_v2 := rec.get('s', MISSING)).__class__ is str
-                    and _v2.strip()
-                    or present(_v2)
+                _v3 := (
+                    _v4
+                    if (_v4 := rec.get('s', MISSING)).__class__ is str
+                    and _v4.strip()
+                    or present(_v4)
                     else rec.get('t', MISSING)
                 )
             ).__class__
             is str
-            and _v1.strip()
-            or present(_v1)
+            and _v3.strip()
+            or present(_v3)
             else 'none'
         ),
         'Cond': ('positive' if op_gt(rec.get('a', MISSING), 0) else 'not positive'),
         'Pipe': (
-            _v3.upper()
+            _v5.upper()
             if (
-                _v3 := (
-                    _v4.strip() if (_v4 := rec.get('s', MISSING)).__class__ is str else fn_trim(_v4)
+                _v5 := (
+                    _v6.strip() if (_v6 := rec.get('s', MISSING)).__class__ is str else fn_trim(_v6)
                 )
             ).__class__
             is str
-            else fn_upper(_v3)
+            else fn_upper(_v5)
         ),
         'Lower': (
-            _v5.lower() if (_v5 := rec.get('s', MISSING)).__class__ is str else fn_lower(_v5)
+            _v7.lower() if (_v7 := rec.get('s', MISSING)).__class__ is str else fn_lower(_v7)
         ),
         'Call': fn_coalesce(rec.get('s', MISSING), rec.get('t', MISSING)),
         'Nested': get_path(rec, ('address', 'postcode')),
@@ -250,24 +254,24 @@ FMAP_LINES = {
     55: (14, 'Contacts.Mod'),
     56: (15, 'Contacts.Neg'),
     57: (16, 'Contacts.Concat'),
-    58: (17, 'Contacts.Eq_Text'),
-    59: (18, 'Contacts.Ne_Text'),
-    60: (19, 'Contacts.Eq'),
-    61: (20, 'Contacts.Ne'),
-    62: (21, 'Contacts.Lt'),
-    63: (22, 'Contacts.Le'),
-    64: (23, 'Contacts.Gt'),
-    65: (24, 'Contacts.Ge'),
-    66: (25, 'Contacts.And'),
-    67: (26, 'Contacts.Or'),
-    68: (27, 'Contacts.Not'),
-    69: (28, 'Contacts.In_Const'),
-    70: (29, 'Contacts.Not_In'),
-    71: (30, 'Contacts.In_Param'),
-    72: (31, 'Contacts.Coalesce'),
-    73: (31, 'Contacts.Coalesce'),
-    74: (31, 'Contacts.Coalesce'),
-    75: (31, 'Contacts.Coalesce'),
+    58: (16, 'Contacts.Concat'),
+    59: (16, 'Contacts.Concat'),
+    60: (16, 'Contacts.Concat'),
+    61: (8, 'Contacts'),
+    62: (17, 'Contacts.Eq_Text'),
+    63: (18, 'Contacts.Ne_Text'),
+    64: (19, 'Contacts.Eq'),
+    65: (20, 'Contacts.Ne'),
+    66: (21, 'Contacts.Lt'),
+    67: (22, 'Contacts.Le'),
+    68: (23, 'Contacts.Gt'),
+    69: (24, 'Contacts.Ge'),
+    70: (25, 'Contacts.And'),
+    71: (26, 'Contacts.Or'),
+    72: (27, 'Contacts.Not'),
+    73: (28, 'Contacts.In_Const'),
+    74: (29, 'Contacts.Not_In'),
+    75: (30, 'Contacts.In_Param'),
     76: (31, 'Contacts.Coalesce'),
     77: (31, 'Contacts.Coalesce'),
     78: (31, 'Contacts.Coalesce'),
@@ -279,52 +283,56 @@ FMAP_LINES = {
     84: (31, 'Contacts.Coalesce'),
     85: (31, 'Contacts.Coalesce'),
     86: (31, 'Contacts.Coalesce'),
-    87: (8, 'Contacts'),
-    88: (32, 'Contacts.Cond'),
-    89: (33, 'Contacts.Pipe'),
-    90: (33, 'Contacts.Pipe'),
-    91: (33, 'Contacts.Pipe'),
-    92: (33, 'Contacts.Pipe'),
+    87: (31, 'Contacts.Coalesce'),
+    88: (31, 'Contacts.Coalesce'),
+    89: (31, 'Contacts.Coalesce'),
+    90: (31, 'Contacts.Coalesce'),
+    91: (8, 'Contacts'),
+    92: (32, 'Contacts.Cond'),
     93: (33, 'Contacts.Pipe'),
     94: (33, 'Contacts.Pipe'),
     95: (33, 'Contacts.Pipe'),
     96: (33, 'Contacts.Pipe'),
     97: (33, 'Contacts.Pipe'),
-    98: (8, 'Contacts'),
-    99: (34, 'Contacts.Lower'),
-    100: (34, 'Contacts.Lower'),
-    101: (8, 'Contacts'),
-    102: (35, 'Contacts.Call'),
-    103: (36, 'Contacts.Nested'),
-    104: (37, 'Contacts.Index'),
+    98: (33, 'Contacts.Pipe'),
+    99: (33, 'Contacts.Pipe'),
+    100: (33, 'Contacts.Pipe'),
+    101: (33, 'Contacts.Pipe'),
+    102: (8, 'Contacts'),
+    103: (34, 'Contacts.Lower'),
+    104: (34, 'Contacts.Lower'),
     105: (8, 'Contacts'),
-    106: (10, 'Contacts.Add'),
-    107: (10, 'Contacts.Add'),
-    108: (11, 'Contacts.Sub'),
-    109: (11, 'Contacts.Sub'),
-    110: (12, 'Contacts.Mul'),
-    111: (12, 'Contacts.Mul'),
-    112: (13, 'Contacts.Div'),
-    113: (13, 'Contacts.Div'),
-    114: (14, 'Contacts.Mod'),
-    115: (14, 'Contacts.Mod'),
-    116: (15, 'Contacts.Neg'),
-    117: (15, 'Contacts.Neg'),
-    118: (33, 'Contacts.Pipe'),
-    119: (33, 'Contacts.Pipe'),
-    120: (34, 'Contacts.Lower'),
-    121: (34, 'Contacts.Lower'),
-    122: (35, 'Contacts.Call'),
-    123: (35, 'Contacts.Call'),
-    124: (36, 'Contacts.Nested'),
-    125: (36, 'Contacts.Nested'),
-    126: (37, 'Contacts.Index'),
-    127: (37, 'Contacts.Index'),
-    128: (8, 'Contacts'),
-    131: (9, 'Contacts key'),
-    132: (9, 'Contacts key'),
-    133: (9, 'Contacts key'),
-    134: (9, 'Contacts key'),
+    106: (35, 'Contacts.Call'),
+    107: (36, 'Contacts.Nested'),
+    108: (37, 'Contacts.Index'),
+    109: (8, 'Contacts'),
+    110: (10, 'Contacts.Add'),
+    111: (10, 'Contacts.Add'),
+    112: (11, 'Contacts.Sub'),
+    113: (11, 'Contacts.Sub'),
+    114: (12, 'Contacts.Mul'),
+    115: (12, 'Contacts.Mul'),
+    116: (13, 'Contacts.Div'),
+    117: (13, 'Contacts.Div'),
+    118: (14, 'Contacts.Mod'),
+    119: (14, 'Contacts.Mod'),
+    120: (15, 'Contacts.Neg'),
+    121: (15, 'Contacts.Neg'),
+    122: (33, 'Contacts.Pipe'),
+    123: (33, 'Contacts.Pipe'),
+    124: (34, 'Contacts.Lower'),
+    125: (34, 'Contacts.Lower'),
+    126: (35, 'Contacts.Call'),
+    127: (35, 'Contacts.Call'),
+    128: (36, 'Contacts.Nested'),
+    129: (36, 'Contacts.Nested'),
+    130: (37, 'Contacts.Index'),
+    131: (37, 'Contacts.Index'),
+    132: (8, 'Contacts'),
     135: (9, 'Contacts key'),
     136: (9, 'Contacts key'),
+    137: (9, 'Contacts key'),
+    138: (9, 'Contacts key'),
+    139: (9, 'Contacts key'),
+    140: (9, 'Contacts key'),
 }

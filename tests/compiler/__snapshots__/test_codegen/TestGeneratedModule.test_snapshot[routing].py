@@ -81,15 +81,19 @@ def k_2(rec, parents, P):
 
 
 def w_2(rec, parents, P):
-    return (rec.get('status', MISSING) in _K1) and op_eq(
-        fn_count(rec.get('appointments', MISSING)), 0
+    return (rec.get('status', MISSING) in _K1) and (
+        (len(_v2) if (_v2 := rec.get('appointments', MISSING)).__class__ is list else fn_count(_v2))
+        == 0
     )
 
 
 def t_3(rec, parents, P):
     """map patients -> Deals (line 12)"""
     out = {
-        'Deal_Name': op_concat('VIP ', rec.get('last_name', MISSING)),
+        'Deal_Name': (
+            'VIP '
+            + (_v1 if (_v1 := rec.get('last_name', MISSING)).__class__ is str else op_concat(_v1))
+        ),
     }
     return out
 
@@ -240,18 +244,22 @@ FMAP_LINES = {
     84: (6, 'Leads where'),
     85: (6, 'Leads where'),
     86: (6, 'Leads where'),
-    89: (12, 'vip_deals'),
+    87: (6, 'Leads where'),
     90: (12, 'vip_deals'),
     91: (12, 'vip_deals'),
-    92: (14, 'Deals.Deal_Name'),
-    93: (12, 'vip_deals'),
-    94: (12, 'vip_deals'),
-    97: (13, 'vip_deals key'),
-    98: (13, 'vip_deals key'),
-    99: (13, 'vip_deals key'),
-    100: (13, 'vip_deals key'),
+    92: (12, 'vip_deals'),
+    93: (14, 'Deals.Deal_Name'),
+    94: (14, 'Deals.Deal_Name'),
+    95: (14, 'Deals.Deal_Name'),
+    96: (12, 'vip_deals'),
+    97: (12, 'vip_deals'),
+    98: (12, 'vip_deals'),
     101: (13, 'vip_deals key'),
     102: (13, 'vip_deals key'),
-    105: (12, 'vip_deals where'),
-    106: (12, 'vip_deals where'),
+    103: (13, 'vip_deals key'),
+    104: (13, 'vip_deals key'),
+    105: (13, 'vip_deals key'),
+    106: (13, 'vip_deals key'),
+    109: (12, 'vip_deals where'),
+    110: (12, 'vip_deals where'),
 }

@@ -116,10 +116,26 @@ def vm_5(value, P):
 def t_1(rec, parents, P):
     """map patients -> Contacts (line 38)"""
     out = {
-        'Gender': vm_3(rec.get('gender', MISSING), P),
-        'Salutation': vm_5(rec.get('title', MISSING), P),
-        'Claim': vm_2(rec.get('claim', MISSING), P),
-        'Appointment': vm_1(rec.get('appt', MISSING), P),
+        'Gender': (
+            VM_3.get(_v1, 'Unknown')
+            if (_v1 := rec.get('gender', MISSING)).__class__ is str
+            else vm_3(_v1, P)
+        ),
+        'Salutation': (
+            VM_5.get(_v2, _v2)
+            if (_v2 := rec.get('title', MISSING)).__class__ is str
+            else vm_5(_v2, P)
+        ),
+        'Claim': (
+            VM_2[_v3]
+            if (_v3 := rec.get('claim', MISSING)).__class__ is str and _v3 in VM_2
+            else vm_2(_v3, P)
+        ),
+        'Appointment': (
+            VM_1[_v4]
+            if (_v4 := rec.get('appt', MISSING)).__class__ is str and _v4 in VM_1
+            else vm_1(_v4, P)
+        ),
         'Marital': vm_4(rec.get('marital', MISSING), P),
     }
     if out['Gender'] is MISSING:
@@ -255,26 +271,42 @@ FMAP_LINES = {
     117: (38, 'Contacts'),
     118: (38, 'Contacts'),
     119: (40, 'Contacts.Gender'),
-    120: (41, 'Contacts.Salutation'),
-    121: (42, 'Contacts.Claim'),
-    122: (43, 'Contacts.Appointment'),
-    123: (44, 'Contacts.Marital'),
-    124: (38, 'Contacts'),
-    125: (40, 'Contacts.Gender'),
-    126: (40, 'Contacts.Gender'),
+    120: (40, 'Contacts.Gender'),
+    121: (40, 'Contacts.Gender'),
+    122: (40, 'Contacts.Gender'),
+    123: (38, 'Contacts'),
+    124: (41, 'Contacts.Salutation'),
+    125: (41, 'Contacts.Salutation'),
+    126: (41, 'Contacts.Salutation'),
     127: (41, 'Contacts.Salutation'),
-    128: (41, 'Contacts.Salutation'),
+    128: (38, 'Contacts'),
     129: (42, 'Contacts.Claim'),
     130: (42, 'Contacts.Claim'),
-    131: (43, 'Contacts.Appointment'),
-    132: (43, 'Contacts.Appointment'),
-    133: (44, 'Contacts.Marital'),
-    134: (44, 'Contacts.Marital'),
-    135: (38, 'Contacts'),
-    138: (39, 'Contacts key'),
-    139: (39, 'Contacts key'),
-    140: (39, 'Contacts key'),
-    141: (39, 'Contacts key'),
-    142: (39, 'Contacts key'),
-    143: (39, 'Contacts key'),
+    131: (42, 'Contacts.Claim'),
+    132: (42, 'Contacts.Claim'),
+    133: (38, 'Contacts'),
+    134: (43, 'Contacts.Appointment'),
+    135: (43, 'Contacts.Appointment'),
+    136: (43, 'Contacts.Appointment'),
+    137: (43, 'Contacts.Appointment'),
+    138: (38, 'Contacts'),
+    139: (44, 'Contacts.Marital'),
+    140: (38, 'Contacts'),
+    141: (40, 'Contacts.Gender'),
+    142: (40, 'Contacts.Gender'),
+    143: (41, 'Contacts.Salutation'),
+    144: (41, 'Contacts.Salutation'),
+    145: (42, 'Contacts.Claim'),
+    146: (42, 'Contacts.Claim'),
+    147: (43, 'Contacts.Appointment'),
+    148: (43, 'Contacts.Appointment'),
+    149: (44, 'Contacts.Marital'),
+    150: (44, 'Contacts.Marital'),
+    151: (38, 'Contacts'),
+    154: (39, 'Contacts key'),
+    155: (39, 'Contacts key'),
+    156: (39, 'Contacts key'),
+    157: (39, 'Contacts key'),
+    158: (39, 'Contacts key'),
+    159: (39, 'Contacts key'),
 }

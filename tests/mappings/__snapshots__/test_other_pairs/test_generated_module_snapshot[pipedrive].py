@@ -21,10 +21,10 @@ from runtime import (
     UnmappedValue,
     coalesce as fn_coalesce,
     collapse_spaces as fn_collapse_spaces,
-    compile_date,
     concat as fn_concat,
     count as fn_count,
     date as fn_date,
+    date_reader,
     datetime as fn_datetime,
     digits as fn_digits,
     each as fn_each,
@@ -55,7 +55,7 @@ FMAP_SHA256 = 'cc07cb74d9b1694e1a2d5760006144da8255e46c85ad13d6d8da6650710db0d3'
 COMPILER_VERSION = '0.1.0'
 
 
-_K1 = compile_date('%d/%m/%Y')  # date %d/%m/%Y
+_K1 = date_reader('%d/%m/%Y')  # date %d/%m/%Y
 _K2 = frozenset({'Cancelled', 'Complete', 'DNA'})
 _K3 = frozenset({'Booked', 'Cancelled'})
 
@@ -181,27 +181,31 @@ def t_2(rec, parents, P):
     """map patients -> Person (line 110)"""
     out = {
         'Source_System_ID': fn_text(rec.get('id', MISSING)),
-        'name': op_concat(
-            fn_title(
-                _v1.strip()
-                if (
-                    _v1 := (
-                        _v2
-                        if (_v2 := rec.get('preferred_name', MISSING)).__class__ is str
-                        and _v2.strip()
-                        or present(_v2)
-                        else rec.get('first_name', MISSING)
-                    )
-                ).__class__
-                is str
-                else fn_trim(_v1)
-            ),
-            ' ',
-            fn_title(
-                _v3.strip()
-                if (_v3 := rec.get('last_name', MISSING)).__class__ is str
-                else fn_trim(_v3)
-            ),
+        'name': (
+            op_concat(
+                fn_title(
+                    _v1.strip()
+                    if (
+                        _v1 := (
+                            _v2
+                            if (_v2 := rec.get('preferred_name', MISSING)).__class__ is str
+                            and _v2.strip()
+                            or present(_v2)
+                            else rec.get('first_name', MISSING)
+                        )
+                    ).__class__
+                    is str
+                    else fn_trim(_v1)
+                )
+            )
+            + ' '
+            + op_concat(
+                fn_title(
+                    _v3.strip()
+                    if (_v3 := rec.get('last_name', MISSING)).__class__ is str
+                    else fn_trim(_v3)
+                )
+            )
         ),
         'first_name': fn_title(
             _v4.strip()
@@ -231,20 +235,13 @@ def t_2(rec, parents, P):
             is str
             else fn_trim(_v7)
         ),
-        'birthday': (
-            _K1(_v8)
-            if (
-                _v8 := fn_nullif(
-                    fn_nullif(fn_nullif(rec.get('dob', MISSING), ''), 'N/A'), '00/00/0000'
-                )
-            ).__class__
-            is str
-            else fn_date(_v8, '%d/%m/%Y')
+        'birthday': _K1(
+            fn_nullif(fn_nullif(fn_nullif(rec.get('dob', MISSING), ''), 'N/A'), '00/00/0000')
         ),
         'postal_address': (
-            _v9.strip()
+            _v8.strip()
             if (
-                _v9 := fn_concat(
+                _v8 := fn_concat(
                     rec.get('address_line1', MISSING),
                     ', ',
                     rec.get('town', MISSING),
@@ -253,7 +250,7 @@ def t_2(rec, parents, P):
                 )
             ).__class__
             is str
-            else fn_trim(_v9)
+            else fn_trim(_v8)
         ),
         'org_id': Ref(('Organization',), ref_key(rec.get('clinic_id', MISSING))),
         'owner_id': Owner(rec.get('practitioner_email', MISSING)),
@@ -271,17 +268,17 @@ def t_2(rec, parents, P):
             )
         ),
         'Patient_Status': rec.get('status', MISSING),
-        'Referral_Source': vm_3(rec.get('referral_source', MISSING), P),
+        'Referral_Source': (
+            VM_3.get(_v9, 'Other')
+            if (_v9 := rec.get('referral_source', MISSING)).__class__ is str
+            else vm_3(_v9, P)
+        ),
         'Allergies': rec.get('allergies', MISSING),
         'Medical_Conditions': rec.get('medical_conditions', MISSING),
         'Insurance_Provider': get_path(rec, ('insurance', 0, 'provider')),
         'Insurance_Policy': get_path(rec, ('insurance', 0, 'policy_number')),
         'Insurance_Member_ID': get_path(rec, ('insurance', 0, 'member_id')),
-        'Insurance_Valid_To': (
-            _K1(_v10)
-            if (_v10 := get_path(rec, ('insurance', 0, 'valid_to'))).__class__ is str
-            else fn_date(_v10, '%d/%m/%Y')
-        ),
+        'Insurance_Valid_To': _K1(get_path(rec, ('insurance', 0, 'valid_to'))),
         'Secondary_Insurance': get_path(rec, ('insurance', 1, 'provider')),
         'Secondary_Policy': get_path(rec, ('insurance', 1, 'policy_number')),
     }
@@ -336,11 +333,15 @@ def t_3(rec, parents, P):
     """map patients.appointments[] -> Activity (line 139)"""
     out = {
         'Source_System_ID': fn_text(rec.get('id', MISSING)),
-        'subject': op_concat(
-            _v1
-            if (_v1 := rec.get('type', MISSING)).__class__ is str and _v1.strip() or present(_v1)
-            else 'Appointment',
-            ' appointment',
+        'subject': (
+            op_concat(
+                _v1
+                if (_v1 := rec.get('type', MISSING)).__class__ is str
+                and _v1.strip()
+                or present(_v1)
+                else 'Appointment'
+            )
+            + ' appointment'
         ),
         'type': 'meeting',
         'due_date': fn_date(
@@ -358,12 +359,16 @@ def t_3(rec, parents, P):
         'done': (rec.get('status', MISSING) in _K2),
         'busy': True,
         'note': fn_html_to_text(rec.get('notes', MISSING)),
-        'Appointment_Status': vm_1(rec.get('status', MISSING), P),
+        'Appointment_Status': (
+            VM_1[_v2]
+            if (_v2 := rec.get('status', MISSING)).__class__ is str and _v2 in VM_1
+            else vm_1(_v2, P)
+        ),
         'owner_id': Owner(
-            _v2
-            if (_v2 := rec.get('practitioner_email', MISSING)).__class__ is str
-            and _v2.strip()
-            or present(_v2)
+            _v3
+            if (_v3 := rec.get('practitioner_email', MISSING)).__class__ is str
+            and _v3.strip()
+            or present(_v3)
             else parents[-1].get('practitioner_email', MISSING)
         ),
     }
@@ -392,10 +397,13 @@ def t_4(rec, parents, P):
     """map patients.invoices[] -> Deal (line 211)"""
     out = {
         'Source_System_ID': fn_text(rec.get('id', MISSING)),
-        'title': op_concat('Invoice ', rec.get('number', MISSING)),
+        'title': (
+            'Invoice '
+            + (_v1 if (_v1 := rec.get('number', MISSING)).__class__ is str else op_concat(_v1))
+        ),
         'value': (
-            _v1
-            if (_v1 := rec.get('total', MISSING)).__class__ is str and _v1.strip() or present(_v1)
+            _v2
+            if (_v2 := rec.get('total', MISSING)).__class__ is str and _v2.strip() or present(_v2)
             else 0
         ),
         'currency': P['currency'],
@@ -403,25 +411,21 @@ def t_4(rec, parents, P):
         'org_id': Ref(
             ('Organization',),
             ref_key(
-                _v2
-                if (_v2 := rec.get('clinic_id', MISSING)).__class__ is str
-                and _v2.strip()
-                or present(_v2)
+                _v3
+                if (_v3 := rec.get('clinic_id', MISSING)).__class__ is str
+                and _v3.strip()
+                or present(_v3)
                 else parents[-1].get('clinic_id', MISSING)
             ),
         ),
-        'status': vm_2(rec.get('status', MISSING), P),
-        'expected_close_date': (
-            _K1(_v3)
-            if (_v3 := rec.get('due_date', MISSING)).__class__ is str
-            else fn_date(_v3, '%d/%m/%Y')
+        'status': (
+            VM_2.get(_v4, 'open')
+            if (_v4 := rec.get('status', MISSING)).__class__ is str
+            else vm_2(_v4, P)
         ),
+        'expected_close_date': _K1(rec.get('due_date', MISSING)),
         'Invoice_Number': rec.get('number', MISSING),
-        'Invoice_Date': (
-            _K1(_v4)
-            if (_v4 := rec.get('date', MISSING)).__class__ is str
-            else fn_date(_v4, '%d/%m/%Y')
-        ),
+        'Invoice_Date': _K1(rec.get('date', MISSING)),
         'Outstanding_Balance': rec.get('balance', MISSING),
         'owner_id': Owner(parents[-1].get('practitioner_email', MISSING)),
     }
@@ -540,21 +544,22 @@ def k_7(rec, parents, P):
 def t_8(rec, parents, P):
     """map patients.recalls[] -> Activity (line 156)"""
     out = {
-        'Source_System_ID': op_concat('recall-', rec.get('id', MISSING)),
-        'subject': op_concat(
-            'Recall: ',
-            _v1
-            if (_v1 := rec.get('recall_type', MISSING)).__class__ is str
-            and _v1.strip()
-            or present(_v1)
-            else 'Exam',
+        'Source_System_ID': (
+            'recall-'
+            + (_v1 if (_v1 := rec.get('id', MISSING)).__class__ is str else op_concat(_v1))
+        ),
+        'subject': (
+            'Recall: '
+            + op_concat(
+                _v2
+                if (_v2 := rec.get('recall_type', MISSING)).__class__ is str
+                and _v2.strip()
+                or present(_v2)
+                else 'Exam'
+            )
         ),
         'type': 'task',
-        'due_date': (
-            _K1(_v2)
-            if (_v2 := rec.get('due_date', MISSING)).__class__ is str
-            else fn_date(_v2, '%d/%m/%Y')
-        ),
+        'due_date': _K1(rec.get('due_date', MISSING)),
         'person_id': Ref(('Person',), ref_key(parents[-1].get('id', MISSING))),
         'done': (rec.get('status', MISSING) in _K3),
         'Recall_Type': rec.get('recall_type', MISSING),
@@ -573,7 +578,11 @@ def t_8(rec, parents, P):
 def k_8(rec, parents, P):
     return (
         (_k.strip() or key_str(_k))
-        if (_k := op_concat('recall-', rec.get('id', MISSING))).__class__ is str
+        if (
+            _k := 'recall-'
+            + (_v3 if (_v3 := rec.get('id', MISSING)).__class__ is str else op_concat(_v3))
+        ).__class__
+        is str
         else key_str(_k)
     )
 
@@ -601,7 +610,11 @@ def t_9(rec, parents, P):
 def k_9(rec, parents, P):
     return (
         (_k.strip() or key_str(_k))
-        if (_k := op_concat('plan-', rec.get('id', MISSING))).__class__ is str
+        if (
+            _k := 'plan-'
+            + (_v1 if (_v1 := rec.get('id', MISSING)).__class__ is str else op_concat(_v1))
+        ).__class__
+        is str
         else key_str(_k)
     )
 
@@ -667,7 +680,7 @@ def k_12(rec, parents, P):
 def t_13(group, P):
     """merge patients.treatment_plans[] -> Person (line 170)"""
     out = {
-        'Treatment_Plan_Count': fn_count(group),
+        'Treatment_Plan_Count': (len(_v1) if (_v1 := group).__class__ is list else fn_count(_v1)),
         'Treatment_Plan_Total': fn_sum(project(group, ('total_cost',))),
     }
     if out['Treatment_Plan_Total'] is MISSING:
@@ -1622,10 +1635,10 @@ FMAP_LINES = {
     203: (113, 'Person.name'),
     204: (113, 'Person.name'),
     205: (113, 'Person.name'),
-    206: (114, 'Person.first_name'),
-    207: (114, 'Person.first_name'),
-    208: (114, 'Person.first_name'),
-    209: (114, 'Person.first_name'),
+    206: (113, 'Person.name'),
+    207: (113, 'Person.name'),
+    208: (113, 'Person.name'),
+    209: (110, 'Person'),
     210: (114, 'Person.first_name'),
     211: (114, 'Person.first_name'),
     212: (114, 'Person.first_name'),
@@ -1636,30 +1649,30 @@ FMAP_LINES = {
     217: (114, 'Person.first_name'),
     218: (114, 'Person.first_name'),
     219: (114, 'Person.first_name'),
-    220: (115, 'Person.last_name'),
-    221: (115, 'Person.last_name'),
-    222: (115, 'Person.last_name'),
-    223: (116, 'Person.emails'),
-    224: (117, 'Person.phones'),
-    225: (117, 'Person.phones'),
-    226: (117, 'Person.phones'),
-    227: (117, 'Person.phones'),
+    220: (114, 'Person.first_name'),
+    221: (114, 'Person.first_name'),
+    222: (114, 'Person.first_name'),
+    223: (114, 'Person.first_name'),
+    224: (115, 'Person.last_name'),
+    225: (115, 'Person.last_name'),
+    226: (115, 'Person.last_name'),
+    227: (116, 'Person.emails'),
     228: (117, 'Person.phones'),
     229: (117, 'Person.phones'),
     230: (117, 'Person.phones'),
     231: (117, 'Person.phones'),
     232: (117, 'Person.phones'),
-    233: (110, 'Person'),
-    234: (118, 'Person.birthday'),
-    235: (118, 'Person.birthday'),
-    236: (118, 'Person.birthday'),
-    237: (118, 'Person.birthday'),
+    233: (117, 'Person.phones'),
+    234: (117, 'Person.phones'),
+    235: (117, 'Person.phones'),
+    236: (117, 'Person.phones'),
+    237: (110, 'Person'),
     238: (118, 'Person.birthday'),
     239: (118, 'Person.birthday'),
     240: (118, 'Person.birthday'),
-    241: (118, 'Person.birthday'),
-    242: (118, 'Person.birthday'),
-    243: (110, 'Person'),
+    241: (119, 'Person.postal_address'),
+    242: (119, 'Person.postal_address'),
+    243: (119, 'Person.postal_address'),
     244: (119, 'Person.postal_address'),
     245: (119, 'Person.postal_address'),
     246: (119, 'Person.postal_address'),
@@ -1670,214 +1683,214 @@ FMAP_LINES = {
     251: (119, 'Person.postal_address'),
     252: (119, 'Person.postal_address'),
     253: (119, 'Person.postal_address'),
-    254: (119, 'Person.postal_address'),
-    255: (119, 'Person.postal_address'),
-    256: (119, 'Person.postal_address'),
-    257: (110, 'Person'),
-    258: (120, 'Person.org_id'),
-    259: (121, 'Person.owner_id'),
-    260: (122, 'Person.marketing_status'),
-    261: (122, 'Person.marketing_status'),
-    262: (110, 'Person'),
-    263: (123, 'Person.NHS_Number'),
+    254: (110, 'Person'),
+    255: (120, 'Person.org_id'),
+    256: (121, 'Person.owner_id'),
+    257: (122, 'Person.marketing_status'),
+    258: (122, 'Person.marketing_status'),
+    259: (110, 'Person'),
+    260: (123, 'Person.NHS_Number'),
+    261: (124, 'Person.Gender'),
+    262: (124, 'Person.Gender'),
+    263: (124, 'Person.Gender'),
     264: (124, 'Person.Gender'),
     265: (124, 'Person.Gender'),
     266: (124, 'Person.Gender'),
     267: (124, 'Person.Gender'),
     268: (124, 'Person.Gender'),
-    269: (124, 'Person.Gender'),
-    270: (124, 'Person.Gender'),
-    271: (124, 'Person.Gender'),
-    272: (110, 'Person'),
-    273: (125, 'Person.Patient_Status'),
+    269: (110, 'Person'),
+    270: (125, 'Person.Patient_Status'),
+    271: (126, 'Person.Referral_Source'),
+    272: (126, 'Person.Referral_Source'),
+    273: (126, 'Person.Referral_Source'),
     274: (126, 'Person.Referral_Source'),
-    275: (127, 'Person.Allergies'),
-    276: (128, 'Person.Medical_Conditions'),
-    277: (129, 'Person.Insurance_Provider'),
-    278: (130, 'Person.Insurance_Policy'),
-    279: (131, 'Person.Insurance_Member_ID'),
-    280: (132, 'Person.Insurance_Valid_To'),
+    275: (110, 'Person'),
+    276: (127, 'Person.Allergies'),
+    277: (128, 'Person.Medical_Conditions'),
+    278: (129, 'Person.Insurance_Provider'),
+    279: (130, 'Person.Insurance_Policy'),
+    280: (131, 'Person.Insurance_Member_ID'),
     281: (132, 'Person.Insurance_Valid_To'),
-    282: (132, 'Person.Insurance_Valid_To'),
-    283: (132, 'Person.Insurance_Valid_To'),
+    282: (133, 'Person.Secondary_Insurance'),
+    283: (134, 'Person.Secondary_Policy'),
     284: (110, 'Person'),
-    285: (133, 'Person.Secondary_Insurance'),
-    286: (134, 'Person.Secondary_Policy'),
-    287: (110, 'Person'),
-    288: (112, 'Person.Source_System_ID'),
-    289: (112, 'Person.Source_System_ID'),
-    290: (114, 'Person.first_name'),
-    291: (114, 'Person.first_name'),
-    292: (115, 'Person.last_name'),
-    293: (115, 'Person.last_name'),
-    294: (116, 'Person.emails'),
-    295: (116, 'Person.emails'),
-    296: (117, 'Person.phones'),
-    297: (117, 'Person.phones'),
-    298: (118, 'Person.birthday'),
-    299: (118, 'Person.birthday'),
-    300: (119, 'Person.postal_address'),
-    301: (119, 'Person.postal_address'),
-    302: (123, 'Person.NHS_Number'),
-    303: (123, 'Person.NHS_Number'),
-    304: (125, 'Person.Patient_Status'),
-    305: (125, 'Person.Patient_Status'),
-    306: (126, 'Person.Referral_Source'),
-    307: (126, 'Person.Referral_Source'),
-    308: (127, 'Person.Allergies'),
-    309: (127, 'Person.Allergies'),
-    310: (128, 'Person.Medical_Conditions'),
-    311: (128, 'Person.Medical_Conditions'),
-    312: (129, 'Person.Insurance_Provider'),
-    313: (129, 'Person.Insurance_Provider'),
-    314: (130, 'Person.Insurance_Policy'),
-    315: (130, 'Person.Insurance_Policy'),
-    316: (131, 'Person.Insurance_Member_ID'),
-    317: (131, 'Person.Insurance_Member_ID'),
-    318: (132, 'Person.Insurance_Valid_To'),
-    319: (132, 'Person.Insurance_Valid_To'),
-    320: (133, 'Person.Secondary_Insurance'),
-    321: (133, 'Person.Secondary_Insurance'),
-    322: (134, 'Person.Secondary_Policy'),
-    323: (134, 'Person.Secondary_Policy'),
-    324: (110, 'Person'),
+    285: (112, 'Person.Source_System_ID'),
+    286: (112, 'Person.Source_System_ID'),
+    287: (114, 'Person.first_name'),
+    288: (114, 'Person.first_name'),
+    289: (115, 'Person.last_name'),
+    290: (115, 'Person.last_name'),
+    291: (116, 'Person.emails'),
+    292: (116, 'Person.emails'),
+    293: (117, 'Person.phones'),
+    294: (117, 'Person.phones'),
+    295: (118, 'Person.birthday'),
+    296: (118, 'Person.birthday'),
+    297: (119, 'Person.postal_address'),
+    298: (119, 'Person.postal_address'),
+    299: (123, 'Person.NHS_Number'),
+    300: (123, 'Person.NHS_Number'),
+    301: (125, 'Person.Patient_Status'),
+    302: (125, 'Person.Patient_Status'),
+    303: (126, 'Person.Referral_Source'),
+    304: (126, 'Person.Referral_Source'),
+    305: (127, 'Person.Allergies'),
+    306: (127, 'Person.Allergies'),
+    307: (128, 'Person.Medical_Conditions'),
+    308: (128, 'Person.Medical_Conditions'),
+    309: (129, 'Person.Insurance_Provider'),
+    310: (129, 'Person.Insurance_Provider'),
+    311: (130, 'Person.Insurance_Policy'),
+    312: (130, 'Person.Insurance_Policy'),
+    313: (131, 'Person.Insurance_Member_ID'),
+    314: (131, 'Person.Insurance_Member_ID'),
+    315: (132, 'Person.Insurance_Valid_To'),
+    316: (132, 'Person.Insurance_Valid_To'),
+    317: (133, 'Person.Secondary_Insurance'),
+    318: (133, 'Person.Secondary_Insurance'),
+    319: (134, 'Person.Secondary_Policy'),
+    320: (134, 'Person.Secondary_Policy'),
+    321: (110, 'Person'),
+    324: (111, 'Person key'),
+    325: (111, 'Person key'),
+    326: (111, 'Person key'),
     327: (111, 'Person key'),
     328: (111, 'Person key'),
     329: (111, 'Person key'),
-    330: (111, 'Person key'),
-    331: (111, 'Person key'),
-    332: (111, 'Person key'),
-    335: (139, 'Activity'),
-    336: (139, 'Activity'),
-    337: (139, 'Activity'),
-    338: (141, 'Activity.Source_System_ID'),
+    332: (139, 'Activity'),
+    333: (139, 'Activity'),
+    334: (139, 'Activity'),
+    335: (141, 'Activity.Source_System_ID'),
+    336: (142, 'Activity.subject'),
+    337: (142, 'Activity.subject'),
+    338: (142, 'Activity.subject'),
     339: (142, 'Activity.subject'),
     340: (142, 'Activity.subject'),
     341: (142, 'Activity.subject'),
     342: (142, 'Activity.subject'),
     343: (142, 'Activity.subject'),
     344: (142, 'Activity.subject'),
-    345: (143, 'Activity.type'),
-    346: (144, 'Activity.due_date'),
+    345: (139, 'Activity'),
+    346: (143, 'Activity.type'),
     347: (144, 'Activity.due_date'),
     348: (144, 'Activity.due_date'),
     349: (144, 'Activity.due_date'),
     350: (144, 'Activity.due_date'),
-    351: (145, 'Activity.due_time'),
+    351: (144, 'Activity.due_date'),
     352: (145, 'Activity.due_time'),
     353: (145, 'Activity.due_time'),
     354: (145, 'Activity.due_time'),
     355: (145, 'Activity.due_time'),
-    356: (146, 'Activity.person_id'),
-    357: (147, 'Activity.org_id'),
-    358: (148, 'Activity.done'),
-    359: (149, 'Activity.busy'),
-    360: (150, 'Activity.note'),
-    361: (151, 'Activity.Appointment_Status'),
-    362: (152, 'Activity.owner_id'),
-    363: (152, 'Activity.owner_id'),
-    364: (152, 'Activity.owner_id'),
-    365: (152, 'Activity.owner_id'),
-    366: (152, 'Activity.owner_id'),
+    356: (145, 'Activity.due_time'),
+    357: (146, 'Activity.person_id'),
+    358: (147, 'Activity.org_id'),
+    359: (148, 'Activity.done'),
+    360: (149, 'Activity.busy'),
+    361: (150, 'Activity.note'),
+    362: (151, 'Activity.Appointment_Status'),
+    363: (151, 'Activity.Appointment_Status'),
+    364: (151, 'Activity.Appointment_Status'),
+    365: (151, 'Activity.Appointment_Status'),
+    366: (139, 'Activity'),
     367: (152, 'Activity.owner_id'),
     368: (152, 'Activity.owner_id'),
-    369: (139, 'Activity'),
-    370: (141, 'Activity.Source_System_ID'),
-    371: (141, 'Activity.Source_System_ID'),
-    372: (144, 'Activity.due_date'),
-    373: (144, 'Activity.due_date'),
-    374: (145, 'Activity.due_time'),
-    375: (145, 'Activity.due_time'),
-    376: (150, 'Activity.note'),
-    377: (150, 'Activity.note'),
-    378: (151, 'Activity.Appointment_Status'),
-    379: (151, 'Activity.Appointment_Status'),
-    380: (139, 'Activity'),
-    383: (140, 'Activity key'),
-    384: (140, 'Activity key'),
-    385: (140, 'Activity key'),
-    386: (140, 'Activity key'),
-    387: (140, 'Activity key'),
+    369: (152, 'Activity.owner_id'),
+    370: (152, 'Activity.owner_id'),
+    371: (152, 'Activity.owner_id'),
+    372: (152, 'Activity.owner_id'),
+    373: (152, 'Activity.owner_id'),
+    374: (139, 'Activity'),
+    375: (141, 'Activity.Source_System_ID'),
+    376: (141, 'Activity.Source_System_ID'),
+    377: (144, 'Activity.due_date'),
+    378: (144, 'Activity.due_date'),
+    379: (145, 'Activity.due_time'),
+    380: (145, 'Activity.due_time'),
+    381: (150, 'Activity.note'),
+    382: (150, 'Activity.note'),
+    383: (151, 'Activity.Appointment_Status'),
+    384: (151, 'Activity.Appointment_Status'),
+    385: (139, 'Activity'),
     388: (140, 'Activity key'),
-    391: (211, 'Deal'),
-    392: (211, 'Deal'),
-    393: (211, 'Deal'),
-    394: (213, 'Deal.Source_System_ID'),
-    395: (214, 'Deal.title'),
-    396: (215, 'Deal.value'),
-    397: (215, 'Deal.value'),
-    398: (215, 'Deal.value'),
-    399: (215, 'Deal.value'),
-    400: (211, 'Deal'),
-    401: (216, 'Deal.currency'),
-    402: (217, 'Deal.person_id'),
-    403: (218, 'Deal.org_id'),
-    404: (218, 'Deal.org_id'),
-    405: (218, 'Deal.org_id'),
-    406: (218, 'Deal.org_id'),
-    407: (218, 'Deal.org_id'),
-    408: (218, 'Deal.org_id'),
-    409: (218, 'Deal.org_id'),
-    410: (218, 'Deal.org_id'),
+    389: (140, 'Activity key'),
+    390: (140, 'Activity key'),
+    391: (140, 'Activity key'),
+    392: (140, 'Activity key'),
+    393: (140, 'Activity key'),
+    396: (211, 'Deal'),
+    397: (211, 'Deal'),
+    398: (211, 'Deal'),
+    399: (213, 'Deal.Source_System_ID'),
+    400: (214, 'Deal.title'),
+    401: (214, 'Deal.title'),
+    402: (214, 'Deal.title'),
+    403: (211, 'Deal'),
+    404: (215, 'Deal.value'),
+    405: (215, 'Deal.value'),
+    406: (215, 'Deal.value'),
+    407: (215, 'Deal.value'),
+    408: (211, 'Deal'),
+    409: (216, 'Deal.currency'),
+    410: (217, 'Deal.person_id'),
     411: (218, 'Deal.org_id'),
     412: (218, 'Deal.org_id'),
-    413: (219, 'Deal.status'),
-    414: (220, 'Deal.expected_close_date'),
-    415: (220, 'Deal.expected_close_date'),
-    416: (220, 'Deal.expected_close_date'),
-    417: (220, 'Deal.expected_close_date'),
-    418: (211, 'Deal'),
-    419: (221, 'Deal.Invoice_Number'),
-    420: (222, 'Deal.Invoice_Date'),
-    421: (222, 'Deal.Invoice_Date'),
-    422: (222, 'Deal.Invoice_Date'),
-    423: (222, 'Deal.Invoice_Date'),
-    424: (211, 'Deal'),
-    425: (223, 'Deal.Outstanding_Balance'),
-    426: (224, 'Deal.owner_id'),
-    427: (211, 'Deal'),
-    428: (213, 'Deal.Source_System_ID'),
-    429: (213, 'Deal.Source_System_ID'),
-    430: (219, 'Deal.status'),
-    431: (219, 'Deal.status'),
-    432: (220, 'Deal.expected_close_date'),
-    433: (220, 'Deal.expected_close_date'),
-    434: (221, 'Deal.Invoice_Number'),
-    435: (221, 'Deal.Invoice_Number'),
-    436: (222, 'Deal.Invoice_Date'),
-    437: (222, 'Deal.Invoice_Date'),
-    438: (223, 'Deal.Outstanding_Balance'),
-    439: (223, 'Deal.Outstanding_Balance'),
-    440: (211, 'Deal'),
-    443: (212, 'Deal key'),
-    444: (212, 'Deal key'),
-    445: (212, 'Deal key'),
-    446: (212, 'Deal key'),
+    413: (218, 'Deal.org_id'),
+    414: (218, 'Deal.org_id'),
+    415: (218, 'Deal.org_id'),
+    416: (218, 'Deal.org_id'),
+    417: (218, 'Deal.org_id'),
+    418: (218, 'Deal.org_id'),
+    419: (218, 'Deal.org_id'),
+    420: (218, 'Deal.org_id'),
+    421: (219, 'Deal.status'),
+    422: (219, 'Deal.status'),
+    423: (219, 'Deal.status'),
+    424: (219, 'Deal.status'),
+    425: (211, 'Deal'),
+    426: (220, 'Deal.expected_close_date'),
+    427: (221, 'Deal.Invoice_Number'),
+    428: (222, 'Deal.Invoice_Date'),
+    429: (223, 'Deal.Outstanding_Balance'),
+    430: (224, 'Deal.owner_id'),
+    431: (211, 'Deal'),
+    432: (213, 'Deal.Source_System_ID'),
+    433: (213, 'Deal.Source_System_ID'),
+    434: (219, 'Deal.status'),
+    435: (219, 'Deal.status'),
+    436: (220, 'Deal.expected_close_date'),
+    437: (220, 'Deal.expected_close_date'),
+    438: (221, 'Deal.Invoice_Number'),
+    439: (221, 'Deal.Invoice_Number'),
+    440: (222, 'Deal.Invoice_Date'),
+    441: (222, 'Deal.Invoice_Date'),
+    442: (223, 'Deal.Outstanding_Balance'),
+    443: (223, 'Deal.Outstanding_Balance'),
+    444: (211, 'Deal'),
     447: (212, 'Deal key'),
     448: (212, 'Deal key'),
-    451: (244, 'File'),
-    452: (244, 'File'),
-    453: (244, 'File'),
-    454: (246, 'File.file'),
-    455: (247, 'File.person_id'),
-    456: (248, 'File attachment'),
+    449: (212, 'Deal key'),
+    450: (212, 'Deal key'),
+    451: (212, 'Deal key'),
+    452: (212, 'Deal key'),
+    455: (244, 'File'),
+    456: (244, 'File'),
     457: (244, 'File'),
     458: (246, 'File.file'),
-    459: (246, 'File.file'),
-    460: (244, 'File'),
-    463: (245, 'File key'),
-    464: (245, 'File key'),
-    465: (245, 'File key'),
-    466: (245, 'File key'),
+    459: (247, 'File.person_id'),
+    460: (248, 'File attachment'),
+    461: (244, 'File'),
+    462: (246, 'File.file'),
+    463: (246, 'File.file'),
+    464: (244, 'File'),
     467: (245, 'File key'),
     468: (245, 'File key'),
-    471: (190, 'Note'),
-    472: (190, 'Note'),
-    473: (190, 'Note'),
-    474: (192, 'Note.content'),
-    475: (192, 'Note.content'),
-    476: (192, 'Note.content'),
-    477: (192, 'Note.content'),
+    469: (245, 'File key'),
+    470: (245, 'File key'),
+    471: (245, 'File key'),
+    472: (245, 'File key'),
+    475: (190, 'Note'),
+    476: (190, 'Note'),
+    477: (190, 'Note'),
     478: (192, 'Note.content'),
     479: (192, 'Note.content'),
     480: (192, 'Note.content'),
@@ -1885,188 +1898,201 @@ FMAP_LINES = {
     482: (192, 'Note.content'),
     483: (192, 'Note.content'),
     484: (192, 'Note.content'),
-    485: (193, 'Note.person_id'),
-    486: (194, 'Note.user_id'),
-    487: (194, 'Note.user_id'),
-    488: (194, 'Note.user_id'),
-    489: (194, 'Note.user_id'),
+    485: (192, 'Note.content'),
+    486: (192, 'Note.content'),
+    487: (192, 'Note.content'),
+    488: (192, 'Note.content'),
+    489: (193, 'Note.person_id'),
     490: (194, 'Note.user_id'),
     491: (194, 'Note.user_id'),
     492: (194, 'Note.user_id'),
-    493: (190, 'Note'),
-    494: (190, 'Note'),
-    497: (191, 'Note key'),
-    498: (191, 'Note key'),
-    499: (191, 'Note key'),
-    500: (191, 'Note key'),
+    493: (194, 'Note.user_id'),
+    494: (194, 'Note.user_id'),
+    495: (194, 'Note.user_id'),
+    496: (194, 'Note.user_id'),
+    497: (190, 'Note'),
+    498: (190, 'Note'),
     501: (191, 'Note key'),
     502: (191, 'Note key'),
-    505: (233, 'Product'),
-    506: (233, 'Product'),
-    507: (233, 'Product'),
-    508: (235, 'Product.Source_System_ID'),
-    509: (236, 'Product.name'),
-    510: (236, 'Product.name'),
-    511: (236, 'Product.name'),
-    512: (236, 'Product.name'),
-    513: (233, 'Product'),
-    514: (237, 'Product.code'),
-    515: (238, 'Product.unit'),
-    516: (239, 'Product.Unit_Price'),
-    517: (240, 'Product.Stock'),
-    518: (233, 'Product'),
-    519: (235, 'Product.Source_System_ID'),
-    520: (235, 'Product.Source_System_ID'),
-    521: (236, 'Product.name'),
-    522: (236, 'Product.name'),
-    523: (237, 'Product.code'),
-    524: (237, 'Product.code'),
-    525: (239, 'Product.Unit_Price'),
-    526: (239, 'Product.Unit_Price'),
-    527: (240, 'Product.Stock'),
-    528: (240, 'Product.Stock'),
-    529: (233, 'Product'),
-    532: (234, 'Product key'),
-    533: (234, 'Product key'),
-    534: (234, 'Product key'),
-    535: (234, 'Product key'),
+    503: (191, 'Note key'),
+    504: (191, 'Note key'),
+    505: (191, 'Note key'),
+    506: (191, 'Note key'),
+    509: (233, 'Product'),
+    510: (233, 'Product'),
+    511: (233, 'Product'),
+    512: (235, 'Product.Source_System_ID'),
+    513: (236, 'Product.name'),
+    514: (236, 'Product.name'),
+    515: (236, 'Product.name'),
+    516: (236, 'Product.name'),
+    517: (233, 'Product'),
+    518: (237, 'Product.code'),
+    519: (238, 'Product.unit'),
+    520: (239, 'Product.Unit_Price'),
+    521: (240, 'Product.Stock'),
+    522: (233, 'Product'),
+    523: (235, 'Product.Source_System_ID'),
+    524: (235, 'Product.Source_System_ID'),
+    525: (236, 'Product.name'),
+    526: (236, 'Product.name'),
+    527: (237, 'Product.code'),
+    528: (237, 'Product.code'),
+    529: (239, 'Product.Unit_Price'),
+    530: (239, 'Product.Unit_Price'),
+    531: (240, 'Product.Stock'),
+    532: (240, 'Product.Stock'),
+    533: (233, 'Product'),
     536: (234, 'Product key'),
     537: (234, 'Product key'),
-    540: (156, 'recall_activities'),
-    541: (156, 'recall_activities'),
-    542: (156, 'recall_activities'),
-    543: (158, 'Activity.Source_System_ID'),
-    544: (159, 'Activity.subject'),
-    545: (159, 'Activity.subject'),
-    546: (159, 'Activity.subject'),
-    547: (159, 'Activity.subject'),
-    548: (159, 'Activity.subject'),
-    549: (159, 'Activity.subject'),
-    550: (159, 'Activity.subject'),
+    538: (234, 'Product key'),
+    539: (234, 'Product key'),
+    540: (234, 'Product key'),
+    541: (234, 'Product key'),
+    544: (156, 'recall_activities'),
+    545: (156, 'recall_activities'),
+    546: (156, 'recall_activities'),
+    547: (158, 'Activity.Source_System_ID'),
+    548: (158, 'Activity.Source_System_ID'),
+    549: (158, 'Activity.Source_System_ID'),
+    550: (156, 'recall_activities'),
     551: (159, 'Activity.subject'),
-    552: (160, 'Activity.type'),
-    553: (161, 'Activity.due_date'),
-    554: (161, 'Activity.due_date'),
-    555: (161, 'Activity.due_date'),
-    556: (161, 'Activity.due_date'),
-    557: (156, 'recall_activities'),
-    558: (162, 'Activity.person_id'),
-    559: (163, 'Activity.done'),
-    560: (164, 'Activity.Recall_Type'),
-    561: (165, 'Activity.Recall_Status'),
-    562: (166, 'Activity.owner_id'),
-    563: (156, 'recall_activities'),
-    564: (161, 'Activity.due_date'),
-    565: (161, 'Activity.due_date'),
-    566: (164, 'Activity.Recall_Type'),
-    567: (164, 'Activity.Recall_Type'),
-    568: (165, 'Activity.Recall_Status'),
-    569: (165, 'Activity.Recall_Status'),
-    570: (156, 'recall_activities'),
-    573: (157, 'recall_activities key'),
-    574: (157, 'recall_activities key'),
-    575: (157, 'recall_activities key'),
-    576: (157, 'recall_activities key'),
-    577: (157, 'recall_activities key'),
+    552: (159, 'Activity.subject'),
+    553: (159, 'Activity.subject'),
+    554: (159, 'Activity.subject'),
+    555: (159, 'Activity.subject'),
+    556: (159, 'Activity.subject'),
+    557: (159, 'Activity.subject'),
+    558: (159, 'Activity.subject'),
+    559: (159, 'Activity.subject'),
+    560: (156, 'recall_activities'),
+    561: (160, 'Activity.type'),
+    562: (161, 'Activity.due_date'),
+    563: (162, 'Activity.person_id'),
+    564: (163, 'Activity.done'),
+    565: (164, 'Activity.Recall_Type'),
+    566: (165, 'Activity.Recall_Status'),
+    567: (166, 'Activity.owner_id'),
+    568: (156, 'recall_activities'),
+    569: (161, 'Activity.due_date'),
+    570: (161, 'Activity.due_date'),
+    571: (164, 'Activity.Recall_Type'),
+    572: (164, 'Activity.Recall_Type'),
+    573: (165, 'Activity.Recall_Status'),
+    574: (165, 'Activity.Recall_Status'),
+    575: (156, 'recall_activities'),
     578: (157, 'recall_activities key'),
-    581: (181, 'treatment_plan_notes'),
-    582: (181, 'treatment_plan_notes'),
-    583: (181, 'treatment_plan_notes'),
-    584: (183, 'Note.content'),
-    585: (183, 'Note.content'),
-    586: (183, 'Note.content'),
-    587: (183, 'Note.content'),
-    588: (183, 'Note.content'),
-    589: (183, 'Note.content'),
-    590: (183, 'Note.content'),
-    591: (183, 'Note.content'),
-    592: (183, 'Note.content'),
+    579: (157, 'recall_activities key'),
+    580: (157, 'recall_activities key'),
+    581: (157, 'recall_activities key'),
+    582: (157, 'recall_activities key'),
+    583: (157, 'recall_activities key'),
+    584: (157, 'recall_activities key'),
+    585: (157, 'recall_activities key'),
+    586: (157, 'recall_activities key'),
+    587: (157, 'recall_activities key'),
+    590: (181, 'treatment_plan_notes'),
+    591: (181, 'treatment_plan_notes'),
+    592: (181, 'treatment_plan_notes'),
     593: (183, 'Note.content'),
     594: (183, 'Note.content'),
     595: (183, 'Note.content'),
-    596: (184, 'Note.person_id'),
-    597: (181, 'treatment_plan_notes'),
-    598: (181, 'treatment_plan_notes'),
-    601: (182, 'treatment_plan_notes key'),
-    602: (182, 'treatment_plan_notes key'),
-    603: (182, 'treatment_plan_notes key'),
-    604: (182, 'treatment_plan_notes key'),
-    605: (182, 'treatment_plan_notes key'),
-    606: (182, 'treatment_plan_notes key'),
-    609: (200, 'patients.invoices->Person'),
-    610: (200, 'patients.invoices->Person'),
-    611: (200, 'patients.invoices->Person'),
-    612: (201, 'Person.Outstanding_Balance'),
-    613: (202, 'Person.Invoiced_Total'),
-    614: (200, 'patients.invoices->Person'),
-    615: (201, 'Person.Outstanding_Balance'),
-    616: (201, 'Person.Outstanding_Balance'),
-    617: (202, 'Person.Invoiced_Total'),
-    618: (202, 'Person.Invoiced_Total'),
-    619: (200, 'patients.invoices->Person'),
-    622: (200, 'patients.invoices->Person key'),
-    623: (200, 'patients.invoices->Person key'),
-    624: (200, 'patients.invoices->Person key'),
-    625: (200, 'patients.invoices->Person key'),
-    626: (200, 'patients.invoices->Person key'),
-    627: (200, 'patients.invoices->Person key'),
-    630: (206, 'patients.invoices.payments->Person'),
-    631: (206, 'patients.invoices.payments->Person'),
-    632: (206, 'patients.invoices.payments->Person'),
-    633: (207, 'Person.Last_Payment_Date'),
-    634: (206, 'patients.invoices.payments->Person'),
-    635: (207, 'Person.Last_Payment_Date'),
-    636: (207, 'Person.Last_Payment_Date'),
-    637: (206, 'patients.invoices.payments->Person'),
-    640: (206, 'patients.invoices.payments->Person key'),
-    641: (206, 'patients.invoices.payments->Person key'),
-    642: (206, 'patients.invoices.payments->Person key'),
-    643: (206, 'patients.invoices.payments->Person key'),
-    644: (206, 'patients.invoices.payments->Person key'),
-    645: (206, 'patients.invoices.payments->Person key'),
-    648: (228, 'patients.prescriptions->Person'),
-    649: (228, 'patients.prescriptions->Person'),
-    650: (228, 'patients.prescriptions->Person'),
-    651: (229, 'Person.Prescriptions'),
-    652: (230, 'Person.Last_Prescription_Date'),
-    653: (228, 'patients.prescriptions->Person'),
-    654: (230, 'Person.Last_Prescription_Date'),
-    655: (230, 'Person.Last_Prescription_Date'),
-    656: (228, 'patients.prescriptions->Person'),
-    659: (228, 'patients.prescriptions->Person key'),
-    660: (228, 'patients.prescriptions->Person key'),
-    661: (228, 'patients.prescriptions->Person key'),
-    662: (228, 'patients.prescriptions->Person key'),
-    663: (228, 'patients.prescriptions->Person key'),
-    664: (228, 'patients.prescriptions->Person key'),
-    667: (170, 'patients.treatment_plans->Person'),
-    668: (170, 'patients.treatment_plans->Person'),
-    669: (170, 'patients.treatment_plans->Person'),
-    670: (171, 'Person.Treatment_Plan_Count'),
-    671: (172, 'Person.Treatment_Plan_Total'),
-    672: (170, 'patients.treatment_plans->Person'),
-    673: (172, 'Person.Treatment_Plan_Total'),
-    674: (172, 'Person.Treatment_Plan_Total'),
-    675: (170, 'patients.treatment_plans->Person'),
-    678: (170, 'patients.treatment_plans->Person key'),
-    679: (170, 'patients.treatment_plans->Person key'),
-    680: (170, 'patients.treatment_plans->Person key'),
-    681: (170, 'patients.treatment_plans->Person key'),
-    682: (170, 'patients.treatment_plans->Person key'),
-    683: (170, 'patients.treatment_plans->Person key'),
-    686: (176, 'patients.treatment_plans.items->Person'),
-    687: (176, 'patients.treatment_plans.items->Person'),
-    688: (176, 'patients.treatment_plans.items->Person'),
-    689: (177, 'Person.Proposed_Procedures'),
-    690: (176, 'patients.treatment_plans.items->Person'),
-    691: (176, 'patients.treatment_plans.items->Person'),
-    694: (176, 'patients.treatment_plans.items->Person key'),
-    695: (176, 'patients.treatment_plans.items->Person key'),
-    696: (176, 'patients.treatment_plans.items->Person key'),
-    697: (176, 'patients.treatment_plans.items->Person key'),
-    698: (176, 'patients.treatment_plans.items->Person key'),
-    699: (176, 'patients.treatment_plans.items->Person key'),
-    702: (12, 'owners'),
-    703: (12, 'owners'),
-    704: (12, 'owners'),
+    596: (183, 'Note.content'),
+    597: (183, 'Note.content'),
+    598: (183, 'Note.content'),
+    599: (183, 'Note.content'),
+    600: (183, 'Note.content'),
+    601: (183, 'Note.content'),
+    602: (183, 'Note.content'),
+    603: (183, 'Note.content'),
+    604: (183, 'Note.content'),
+    605: (184, 'Note.person_id'),
+    606: (181, 'treatment_plan_notes'),
+    607: (181, 'treatment_plan_notes'),
+    610: (182, 'treatment_plan_notes key'),
+    611: (182, 'treatment_plan_notes key'),
+    612: (182, 'treatment_plan_notes key'),
+    613: (182, 'treatment_plan_notes key'),
+    614: (182, 'treatment_plan_notes key'),
+    615: (182, 'treatment_plan_notes key'),
+    616: (182, 'treatment_plan_notes key'),
+    617: (182, 'treatment_plan_notes key'),
+    618: (182, 'treatment_plan_notes key'),
+    619: (182, 'treatment_plan_notes key'),
+    622: (200, 'patients.invoices->Person'),
+    623: (200, 'patients.invoices->Person'),
+    624: (200, 'patients.invoices->Person'),
+    625: (201, 'Person.Outstanding_Balance'),
+    626: (202, 'Person.Invoiced_Total'),
+    627: (200, 'patients.invoices->Person'),
+    628: (201, 'Person.Outstanding_Balance'),
+    629: (201, 'Person.Outstanding_Balance'),
+    630: (202, 'Person.Invoiced_Total'),
+    631: (202, 'Person.Invoiced_Total'),
+    632: (200, 'patients.invoices->Person'),
+    635: (200, 'patients.invoices->Person key'),
+    636: (200, 'patients.invoices->Person key'),
+    637: (200, 'patients.invoices->Person key'),
+    638: (200, 'patients.invoices->Person key'),
+    639: (200, 'patients.invoices->Person key'),
+    640: (200, 'patients.invoices->Person key'),
+    643: (206, 'patients.invoices.payments->Person'),
+    644: (206, 'patients.invoices.payments->Person'),
+    645: (206, 'patients.invoices.payments->Person'),
+    646: (207, 'Person.Last_Payment_Date'),
+    647: (206, 'patients.invoices.payments->Person'),
+    648: (207, 'Person.Last_Payment_Date'),
+    649: (207, 'Person.Last_Payment_Date'),
+    650: (206, 'patients.invoices.payments->Person'),
+    653: (206, 'patients.invoices.payments->Person key'),
+    654: (206, 'patients.invoices.payments->Person key'),
+    655: (206, 'patients.invoices.payments->Person key'),
+    656: (206, 'patients.invoices.payments->Person key'),
+    657: (206, 'patients.invoices.payments->Person key'),
+    658: (206, 'patients.invoices.payments->Person key'),
+    661: (228, 'patients.prescriptions->Person'),
+    662: (228, 'patients.prescriptions->Person'),
+    663: (228, 'patients.prescriptions->Person'),
+    664: (229, 'Person.Prescriptions'),
+    665: (230, 'Person.Last_Prescription_Date'),
+    666: (228, 'patients.prescriptions->Person'),
+    667: (230, 'Person.Last_Prescription_Date'),
+    668: (230, 'Person.Last_Prescription_Date'),
+    669: (228, 'patients.prescriptions->Person'),
+    672: (228, 'patients.prescriptions->Person key'),
+    673: (228, 'patients.prescriptions->Person key'),
+    674: (228, 'patients.prescriptions->Person key'),
+    675: (228, 'patients.prescriptions->Person key'),
+    676: (228, 'patients.prescriptions->Person key'),
+    677: (228, 'patients.prescriptions->Person key'),
+    680: (170, 'patients.treatment_plans->Person'),
+    681: (170, 'patients.treatment_plans->Person'),
+    682: (170, 'patients.treatment_plans->Person'),
+    683: (171, 'Person.Treatment_Plan_Count'),
+    684: (172, 'Person.Treatment_Plan_Total'),
+    685: (170, 'patients.treatment_plans->Person'),
+    686: (172, 'Person.Treatment_Plan_Total'),
+    687: (172, 'Person.Treatment_Plan_Total'),
+    688: (170, 'patients.treatment_plans->Person'),
+    691: (170, 'patients.treatment_plans->Person key'),
+    692: (170, 'patients.treatment_plans->Person key'),
+    693: (170, 'patients.treatment_plans->Person key'),
+    694: (170, 'patients.treatment_plans->Person key'),
+    695: (170, 'patients.treatment_plans->Person key'),
+    696: (170, 'patients.treatment_plans->Person key'),
+    699: (176, 'patients.treatment_plans.items->Person'),
+    700: (176, 'patients.treatment_plans.items->Person'),
+    701: (176, 'patients.treatment_plans.items->Person'),
+    702: (177, 'Person.Proposed_Procedures'),
+    703: (176, 'patients.treatment_plans.items->Person'),
+    704: (176, 'patients.treatment_plans.items->Person'),
+    707: (176, 'patients.treatment_plans.items->Person key'),
+    708: (176, 'patients.treatment_plans.items->Person key'),
+    709: (176, 'patients.treatment_plans.items->Person key'),
+    710: (176, 'patients.treatment_plans.items->Person key'),
+    711: (176, 'patients.treatment_plans.items->Person key'),
+    712: (176, 'patients.treatment_plans.items->Person key'),
+    715: (12, 'owners'),
+    716: (12, 'owners'),
+    717: (12, 'owners'),
 }
