@@ -67,7 +67,7 @@ from runtime.destinations.base import (  # noqa: E402
     WriteResult,
 )
 from runtime.executor import LoadOptions, RunOptions, run_migration  # noqa: E402
-from runtime.sources import open_source  # noqa: E402
+from runtime.sources import open_source, plan_source_options  # noqa: E402
 from runtime.state import StateStore  # noqa: E402
 
 FLAT_FMAP = """migration "flat"
@@ -160,9 +160,15 @@ def write_jsonl_source(out: Path, n: int) -> int:
     return n_clinics + n_patients + a + n_notes
 
 
+def _open(module, uri: str):
+    """The source as `fmap run` opens it: with the compiled plan's options (key and modified-at
+    fields; duplicate keys left to the stage, so the connector keeps no set of keys)."""
+    return open_source(uri, defaults=plan_source_options(module.PLAN.source_config))
+
+
 def _run(module, src: str, dest, work: Path, load: LoadOptions | None = None):
     state = StateStore(work / "state.sqlite")
-    source = open_source(src)
+    source = _open(module, src)
     try:
         return run_migration(module, source, dest, state, work / "stage", source_id=src,
                              options=RunOptions(load=load or LoadOptions()))
@@ -280,7 +286,7 @@ def child_memory(n: int, dest_kind: str, tmp: Path) -> dict:
     dest = NullDestination() if dest_kind == "null" else execfix.store(work / "store.sqlite")
     samples = [_rss_mib()]
     state = StateStore(work / "state.sqlite")
-    source = open_source(f"jsonl:{src}")
+    source = _open(module, f"jsonl:{src}")
     opts = RunOptions(on_stage_progress=lambda o, k: samples.append(_rss_mib()),
                       load=LoadOptions(on_progress=lambda s, d, t: samples.append(_rss_mib())))
     t0, c0 = time.perf_counter(), time.process_time()

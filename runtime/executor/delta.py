@@ -67,8 +67,11 @@ def _first_unsettled(plan: Plan, state: StateStore, run_id: int, obj: str) -> fl
         if st.source != obj or st.kind == "merge":
             continue
         row = state.conn.execute(
+            # CROSS JOIN keeps the staged rows as the outer loop (each root found by its
+            # primary key); left to itself the planner walks roots by instant and scans the
+            # step's staged rows for each one: quadratic
             f"""SELECT MIN(r.instant) FROM stg.staged s
-                JOIN stg.roots r ON r.source_object = ? AND r.root_key = s.root_key
+                CROSS JOIN stg.roots r ON r.source_object = ? AND r.root_key = s.root_key
                 LEFT JOIN (SELECT {ok} AS b, MAX(outcome = 'failed') AS f FROM outcomes
                            WHERE run_id = ? AND map = ? GROUP BY 1) o ON o.b = {sk}
                 WHERE s.step = ? AND r.instant IS NOT NULL AND (o.b IS NULL OR o.f = 1)""",

@@ -370,3 +370,44 @@ def test_delta_reads_us_timestamps_as_instants(tmp_path, module):
     assert wm.modified_at == "07/01/2025 10:00 AM" and wm.keys == {"p1"}
     third = env.run(delta=True)
     assert env.read_keys(third.run_id, "Patients") == {"p4"}  # only the unreadable one
+
+
+def _watermark_peak(n: int, tmp: Path) -> int:
+    """Python heap peak (tracemalloc) while advancing the watermark over n staged roots, each
+    with its own timestamp and a loaded outcome; the last one failed."""
+    import tracemalloc
+
+    from runtime.executor.delta import advance_watermarks
+    from runtime.executor.stage import Stage
+    from runtime.state import Outcome
+
+    stage = Stage(tmp / f"stage{n}")
+    state = StateStore(tmp / f"state{n}.sqlite")
+    run_id = state.start_run("m")
+    outs = []
+    for i in range(n):
+        ts = BASE + timedelta(seconds=i)
+        stage.add_root("patients", f"k{i}", ts.isoformat(), ts.timestamp())
+        stage.add("A", f"k{i}", "ready", payload={"x": 1}, source_object="patients")
+        outs.append(Outcome("A", f"k{i}", "failed" if i == n - 1 else "loaded",
+                            "e" if i == n - 1 else "created"))
+    state.record_outcomes(run_id, outs)
+    stage.commit()
+    del outs
+    tracemalloc.start()
+    try:
+        moved = advance_watermarks(_plan("A"), stage, state, run_id)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert _inst(moved["patients"]) == BASE + timedelta(seconds=n - 2)  # below the failed one
+    stage.close()
+    state.close()
+    return peak
+
+
+def test_advancing_watermarks_holds_no_per_record_memory(tmp_path):
+    """Ten times the records must not cost ten times the memory: the rule runs in SQL (the
+    version that built sets of every key in Python grew linearly)."""
+    small, large = _watermark_peak(2_000, tmp_path), _watermark_peak(20_000, tmp_path)
+    assert large < small * 2 + 64 * 1024, (small, large)
