@@ -7,8 +7,9 @@ how the end-to-end tests exercise the connectors over real HTTP).
 The command is the same for every CRM: the dialect's ``serve_sandbox`` hook (see
 :mod:`runtime.dialects.base`) builds the ASGI app, this module binds and serves it. The app
 accepts only the dialect's own authorisation header carrying the sandbox token; the token is
-taken from ``FMAP_SANDBOX_TOKEN`` or generated, and in the latter case printed once on stdout as
-the environment lines a client needs (``ZOHO_ACCESS_TOKEN=...``). The target to use (``fmap run
+taken from ``FMAP_SANDBOX_TOKEN`` or generated. The environment lines a client needs go to stdout
+once: the token-bearing one (``ZOHO_ACCESS_TOKEN=...``) only for a generated token, the others
+(Freshsales' ``FRESHSALES_FIELD_TYPE_CODES=...``) always. The target to use (``fmap run
 --target zoho://127.0.0.1:PORT``) goes to stderr with the real port, so ``--port 0`` works.
 Binding anything but loopback needs ``--allow-remote`` (the sandbox holds migration data and
 speaks plain HTTP).
@@ -23,7 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
-__all__ = ["app", "parse_options"]
+__all__ = ["app", "parse_options", "client_env_lines"]
 
 app = typer.Typer(name="sandbox", help="Local CRM emulators (loopback HTTP).", no_args_is_help=True,
                   pretty_exceptions_show_locals=False)
@@ -137,15 +138,26 @@ def serve(
             served.close()
 
 
+def client_env_lines(served: Any, *, print_token: bool) -> list[tuple[str, str]]:
+    """The ``client_env`` entries to print: the ones without the token always (e.g. Freshsales'
+    ``FRESHSALES_FIELD_TYPE_CODES``), the token-bearing ones only when the sandbox generated the
+    token (its own throwaway one; a token the user set in ``FMAP_SANDBOX_TOKEN`` is never
+    echoed)."""
+    token = served.token or ""
+    return [(k, v) for k, v in served.client_env.items()
+            if print_token or not token or token not in str(v)]
+
+
 def _serve(served: Any, sock: socket.socket, name: str, host: str, db: Path, *,
            print_env: bool) -> None:
+    """Bind ``served.app`` to ``sock`` until interrupted; ``print_env``: the token was generated
+    here, so its client_env line is printed too."""
     import uvicorn
 
     bound = sock.getsockname()[1]
     netloc = f"[{host}]:{bound}" if ":" in host else f"{host}:{bound}"
-    if print_env:  # the sandbox's own throwaway token, never a real credential
-        for key, value in served.client_env.items():
-            typer.echo(f"{key}={value}")
+    for key, value in client_env_lines(served, print_token=print_env):
+        typer.echo(f"{key}={value}")
     typer.echo(f"{name} sandbox on http://{netloc}{served.base_path} (db {db})", err=True)
     typer.echo(f"target: {served.target_scheme}://{netloc}", err=True)
     config = uvicorn.Config(served.app, log_level="warning", access_log=False, lifespan="auto")

@@ -156,3 +156,32 @@ def test_generated_token_is_printed_once_as_client_env(tmp_path):
                       headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=10)
         assert r.status_code == 200
     assert (tmp_path / "served-zoho.out").read_text().count("ZOHO_ACCESS_TOKEN") == 1
+
+
+def test_client_env_without_the_token_is_printed_even_for_a_preset_token():
+    served = ServedSandbox(app=object(), token="user-set-token",
+                           client_env={"X_API_KEY": "user-set-token", "X_CODES": "text=1,date=2"},
+                           base_path="/api", target_scheme="x")
+    assert sandboxcmd.client_env_lines(served, print_token=False) == [("X_CODES", "text=1,date=2")]
+    assert sandboxcmd.client_env_lines(served, print_token=True) == [
+        ("X_API_KEY", "user-set-token"), ("X_CODES", "text=1,date=2")]
+
+
+def test_freshsales_field_type_codes_are_printed_but_a_preset_token_is_not(tmp_path):
+    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES
+
+    codes = ",".join(f"{k}={v}" for k, v in SANDBOX_FIELD_TYPE_CODES.items())
+    token = "preset-freshsales-token"
+    with serve(tmp_path, "freshsales", token=token):
+        pass
+    out = (tmp_path / "served-freshsales.out").read_text()
+    err = (tmp_path / "served-freshsales.err").read_text()
+    assert out.splitlines() == [f"FRESHSALES_FIELD_TYPE_CODES={codes}"]
+    assert token not in out and token not in err and "FRESHSALES_API_KEY" not in out
+    generated = tmp_path / "gen"
+    generated.mkdir()
+    with serve(generated, "freshsales", token=None):
+        pass
+    lines = (generated / "served-freshsales.out").read_text().splitlines()
+    assert sorted(line.split("=", 1)[0] for line in lines) == [
+        "FRESHSALES_API_KEY", "FRESHSALES_FIELD_TYPE_CODES"]
