@@ -17,6 +17,7 @@ these rely on is in :mod:`runtime.dialects.base`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -141,8 +142,10 @@ def _describe(c: dict[str, Any]) -> str:
         f" [{', '.join(flags)}]" if flags else "")
 
 
-def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """The fields of each object ``changes`` touch that the org has (absent: the org lacks it).
+def _org_state(dest, dialect, changes: list[dict[str, Any]],
+               also: Iterable[str] = ()) -> dict[str, set[str]]:
+    """The fields of each object ``changes`` touch (and of the objects ``also`` names) that the
+    org has (absent: the org lacks it).
 
     A dialect may refuse a bundle naming an object the org lacks (the contract leaves that
     open). Then the org's users are read first (every destination can, cheaply), so a bad token
@@ -150,7 +153,7 @@ def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[st
     creates (one it only extends must exist, so that refusal is an error)."""
     from runtime.destinations.base import FatalError
 
-    objects = sorted({c["object"] for c in changes})
+    objects = sorted({c["object"] for c in changes} | set(also))
     created = {c["object"] for c in changes if c["action"] == "create_module"}
     try:
         bundles = [dest.metadata_bundle(objects)]
@@ -172,6 +175,13 @@ def _org_state(dest, dialect, changes: list[dict[str, Any]]) -> dict[str, set[st
             if _fields(schema, o):
                 have[o] = _fields(schema, o)
     return have
+
+
+def _loaded_objects(plan) -> list[str]:
+    """The objects a plan's steps write records into (files and attachments aside)."""
+    from runtime.executor import ATTACHMENT_OBJECTS
+
+    return sorted({st.target for st in plan.steps} - ATTACHMENT_OBJECTS)
 
 
 @app.command()
@@ -209,24 +219,39 @@ def apply(
     module, _ = compile_for_run(file, Path(".fmap") / "build", console)
     changes = [dict(c) if not hasattr(c, "model_dump") else c.model_dump()
                for c in module.PLAN.schema_changes]
-    if not changes:
+    # a package also carries the connector's external-id field for every object the mapping
+    # loads into (it upserts by it), including objects the mapping declares nothing on
+    loaded = _loaded_objects(module.PLAN) if emitter is not None else []
+    if not changes and not loaded:
         typer.echo("the mapping declares no custom objects or fields")
         return
     dest = _open(target, ("metadata_bundle",) if emitter else
                  ("metadata_bundle", "apply_schema_changes"))
     try:
-        have = _org_state(dest, dialect, changes)
+        have = _org_state(dest, dialect, changes, loaded)
         todo = pending_changes(changes, set(have), have)
-        if not todo:
+        ext_field = getattr(dest, "external_id_field", None) if emitter is not None else None
+        ext_objects = [o for o in loaded if ext_field and o in have and ext_field not in have[o]]
+        if not todo and not ext_objects:
             typer.echo("the org already has every module and field the mapping declares")
             return
         for c in todo:
             typer.echo(_describe(c))
+        for o in ext_objects:
+            typer.echo(_describe({"action": "create_field", "object": o, "field": ext_field,
+                                  "type": "text(255)",
+                                  "details": {"unique": True, "external_id": True}})
+                       + " (fmap's external id)")
         if emitter is not None:
-            written = emitter(todo, emit[1])
+            try:
+                written = emitter(todo, emit[1], external_id_objects=ext_objects)
+            except UnsupportedByDialect as exc:  # the dialect's package error: bad names/types
+                raise _fail(f"{dialect.label}: {exc.what}\nnothing was written; fix these in "
+                            "the mapping's create/extend blocks and emit again", 2) from None
             for p in written:
                 typer.echo(f"wrote {p}")
-            typer.echo(f"{len(todo)} change(s) in the package; an admin deploys it "
+            n = len(todo) + len(ext_objects)
+            typer.echo(f"{n} change(s) in the package; an admin deploys it "
                        f"(then run fmap schema apply again to check)")
             return
         if not do_apply:

@@ -159,8 +159,9 @@ def test_emit_package_calls_the_dialect_hook(org, tmp_path, monkeypatch):
 
     seen: dict = {}
 
-    def emit(changes, out_dir):
+    def emit(changes, out_dir, *, external_id_objects=()):
         seen["changes"] = changes
+        seen["external_id_objects"] = external_id_objects
         out_dir.mkdir(parents=True)
         (out_dir / "package.xml").write_text("<Package/>")
         return [out_dir / "package.xml"]
@@ -174,8 +175,130 @@ def test_emit_package_calls_the_dialect_hook(org, tmp_path, monkeypatch):
     assert f"wrote {Path('pkg') / 'package.xml'}" in res.output
     assert seen["changes"][0] == {**seen["changes"][0], "action": "create_module",
                                   "object": "Patient_Details"}
+    assert seen["external_id_objects"] == []  # zoho clients name no external-id field
     # emitting changed nothing in the org
     assert "+ module Patient_Details" in invoke("apply", str(MAPPING), "--target", org).output
+
+
+SF_MAPPING = f"""
+migration "Clinic -> Salesforce (external ids)"
+source clinic_e2e "{(FIXTURES / 'source.yaml').as_posix()}"
+target salesforce
+
+create object Patient_Detail__c "Patient Detail" {{
+  NHS_Number__c text(12)
+}}
+
+map clinics -> Account {{
+  key id
+  Name = name
+}}
+
+map patients -> Contact {{
+  key id
+  LastName = last_name
+}}
+
+map patients -> Patient_Detail__c {{
+  key id
+  NHS_Number__c = nhs_number
+}}
+"""
+
+
+def _sf_org_without_external_id_on(monkeypatch, objects: set[str]) -> None:
+    """A Salesforce org (the in-process sandbox) whose describe of ``objects`` has no
+    ``Fmap_External_ID__c`` yet (the sandbox itself adds it everywhere)."""
+    from runtime.dialects.salesforce.client import SalesforceClient
+
+    real = SalesforceClient.metadata_bundle
+
+    def bundle(self, names=None):
+        out = real(self, names)
+        for name, describe in out["objects"].items():
+            if name in objects:
+                describe["fields"] = [f for f in describe["fields"]
+                                      if f["name"] != "Fmap_External_ID__c"]
+        return out
+
+    monkeypatch.setattr(SalesforceClient, "metadata_bundle", bundle)
+
+
+def test_emit_package_adds_the_external_id_field_where_the_org_lacks_it(tmp_path, monkeypatch):
+    """Salesforce: the package carries Fmap_External_ID__c for every object the mapping loads
+    into that lacks it (Account: no declared change), not for one that has it (Contact)."""
+    from runtime.dialects.salesforce.package import package_files
+
+    monkeypatch.chdir(tmp_path)
+    mapping = tmp_path / "sf.fmap"
+    mapping.write_text(SF_MAPPING, "utf-8")
+    _sf_org_without_external_id_on(monkeypatch, {"Account"})
+    org = f"sandbox:salesforce?db={tmp_path / 'sf.sqlite'}"
+    res = invoke("apply", str(mapping), "--target", org, "--emit", "package", "pkg")
+    assert res.exit_code == 0, res.output
+    no_traceback(res)
+    assert "+ module Patient_Detail__c" in res.output
+    assert ("+ field  Account.Fmap_External_ID__c text(255) [unique, external_id] "
+            "(fmap's external id)") in res.output
+    assert "Contact." not in res.output
+    files = package_files(tmp_path / "pkg")
+    assert sorted(files) == ["objects/Account.object", "objects/Patient_Detail__c.object",
+                             "package.xml"]
+    account = files["objects/Account.object"].decode()
+    assert "<fullName>Fmap_External_ID__c</fullName>" in account
+    assert "<externalId>true</externalId>" in account and "NHS_Number__c" not in account
+    assert "<members>Account.Fmap_External_ID__c</members>" in files["package.xml"].decode()
+    assert "3 change(s) in the package" in res.output
+
+
+def test_emit_package_with_only_external_ids_missing_still_writes_one(tmp_path, monkeypatch):
+    """An org that has every declared module and field but not the connector's external-id
+    field on a loaded object still needs a package; with it everywhere, nothing to do."""
+    from runtime.dialects.salesforce.package import package_files
+
+    monkeypatch.chdir(tmp_path)
+    mapping = tmp_path / "sf.fmap"
+    mapping.write_text(SF_MAPPING.replace(
+        'create object Patient_Detail__c "Patient Detail" {\n  NHS_Number__c text(12)\n}\n',
+        "").replace("map patients -> Patient_Detail__c {\n  key id\n  NHS_Number__c = "
+                    "nhs_number\n}\n", ""), "utf-8")
+    org = f"sandbox:salesforce?db={tmp_path / 'sf.sqlite'}"
+    res = invoke("apply", str(mapping), "--target", org, "--emit", "package", "none")
+    assert res.exit_code == 0, res.output
+    assert "already has every module and field" in res.output and not Path("none").exists()
+    _sf_org_without_external_id_on(monkeypatch, {"Contact"})
+    res = invoke("apply", str(mapping), "--target", org, "--emit", "package", "pkg")
+    assert res.exit_code == 0, res.output
+    assert "+ field  Contact.Fmap_External_ID__c" in res.output and "Account." not in res.output
+    assert sorted(package_files(tmp_path / "pkg")) == ["objects/Contact.object", "package.xml"]
+
+
+def test_a_package_error_reads_as_one(tmp_path, monkeypatch):
+    """A change the package cannot hold is reported as a package problem (exit 2, nothing
+    written), not as something the API cannot do with a hint to emit a package."""
+    import runtime.targets as targets
+    from runtime.dialects.salesforce.package import SchemaPackageError
+
+    def emit(changes, out_dir, *, external_id_objects=()):
+        raise SchemaPackageError(["Patient_Detail__c.Bad Name__c: not a valid API name"])
+
+    real = targets._dialect_hook
+    monkeypatch.setattr(targets, "_dialect_hook",
+                        lambda name, attr: emit if attr == "emit_schema_package"
+                        else real(name, attr))
+    monkeypatch.chdir(tmp_path)
+    mapping = tmp_path / "sf.fmap"
+    mapping.write_text(SF_MAPPING, "utf-8")
+    res = invoke("apply", str(mapping), "--target",
+                 f"sandbox:salesforce?db={tmp_path / 'sf.sqlite'}", "--emit", "package", "pkg")
+    assert res.exit_code == 2, res.output
+    no_traceback(res)
+    assert ("Salesforce Sales Cloud: cannot write the metadata package: Patient_Detail__c.Bad "
+            "Name__c: not a valid API name") in res.output
+    assert "nothing was written" in res.output
+    assert "cannot do this through its API" not in res.output
+    assert "--emit package DIR" not in res.output
+    assert not (tmp_path / "pkg").exists()
 
 
 def test_unsupported_change_prints_the_vendor_reason(org, monkeypatch):
