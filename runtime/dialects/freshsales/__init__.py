@@ -147,17 +147,15 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     ``rate_headers`` (``0``: send no ``X-RateLimit-*``/``Retry-After`` headers)."""
     import math
 
-    import httpx
-
+    from runtime.dialects._asgi import in_process_http
     from runtime.dialects.freshsales.auth import FreshsalesCredentials
     from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD, FreshsalesClient
-    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES, SyncASGITransport
+    from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES
 
     plan, limit = _limit(options)
     ext = options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD
     sandbox = _sandbox(schema, path, users, options)
-    transport = SyncASGITransport(sandbox)
-    http = httpx.Client(transport=transport, timeout=60.0)
+    http, transport = in_process_http(sandbox)
     client = FreshsalesClient(
         base_url="http://freshsales-sandbox.invalid/crm/sales",
         credentials=FreshsalesCredentials(sandbox.api_key, source="sandbox"), http=http,

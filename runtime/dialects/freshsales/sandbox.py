@@ -1,7 +1,7 @@
 """A local Freshsales (Freshworks CRM) emulator: Freshsales' HTTP API in front of the generic
 :class:`SandboxStore`, as a plain ASGI application. In process, the synchronous
 :class:`~runtime.dialects.freshsales.client.FreshsalesClient` speaks to it through
-:class:`~runtime.dialects.zoho.sandbox.SyncASGITransport` (an app that raises
+:class:`~runtime.dialects._asgi.SyncASGITransport` (an app that raises
 :class:`DroppedConnection` surfaces as ``httpx.RemoteProtocolError``).
 
 What it reproduces (API_NOTES.md sections 3 and 6): ``Authorization: Token token=<key>`` (401
@@ -51,9 +51,6 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
-
-import anyio.to_thread
 
 from runtime.destinations.base import (
     DestinationCapabilities,
@@ -66,6 +63,12 @@ from runtime.destinations.base import (
 )
 from runtime.destinations.faults import FaultPlan
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
+from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
+    ASGIEmulator,
+    DroppedConnection,
+    Response,
+    SyncASGITransport,
+)
 from runtime.dialects.freshsales.client import (
     ATTACHMENT_LIMIT_BYTES,
     DEFAULT_EXTERNAL_ID_FIELD,
@@ -77,7 +80,6 @@ from runtime.dialects.freshsales.client import (
 )
 from runtime.dialects.freshsales.metadata import FRESHSALES_TYPES
 from runtime.dialects.freshsales.naming import check_custom_name, custom_api_name
-from runtime.dialects.zoho.sandbox import DroppedConnection, SyncASGITransport
 from runtime.schema.model import (
     FieldSchema,
     FieldType,
@@ -102,8 +104,6 @@ SANDBOX_FIELD_TYPE_CODES: dict[str, int] = {
     "radio": 12,
 }
 _TYPE_OF_CODE = {code: name for name, code in SANDBOX_FIELD_TYPE_CODES.items()}
-
-Response = tuple[int, dict[str, str], bytes]
 
 
 class _HTTPError(Exception):
@@ -172,7 +172,7 @@ class _IdFactory:
         return str(ID_BASE + self.store._next_counter("freshsales:id"))  # noqa: SLF001
 
 
-class FreshsalesSandbox:
+class FreshsalesSandbox(ASGIEmulator):
     """The emulator. ``handle`` is the synchronous core; calling the instance is the ASGI app."""
 
     def __init__(
@@ -280,35 +280,6 @@ class FreshsalesSandbox:
 
     def close(self) -> None:
         self.store.close()
-
-    # ------------------------------------------------------------------ ASGI
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.request":
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    break
-            elif msg["type"] == "http.disconnect":
-                return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        args = (scope["method"], scope["path"], query, headers, b"".join(chunks))
-        status, h, body = await anyio.to_thread.run_sync(lambda: self.handle(*args))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in h.items()]})
-        await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------------ dispatch
     def _limit_headers(self) -> dict[str, str]:

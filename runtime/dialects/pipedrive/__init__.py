@@ -90,11 +90,10 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     the burst windows are enforced and the client's pacing advances time instead of sleeping),
     ``real`` (wall-clock waiting, as against the vendor), or a :class:`VirtualClock`;
     ``max_429`` (the client's stop threshold)."""
-    import httpx
-
+    from runtime.dialects._asgi import in_process_http
     from runtime.dialects.pipedrive.auth import PipedriveCredentials
     from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
-    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox, SyncASGITransport
+    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
     from runtime.dialects.zoho import parse_faults
 
     clock = options.get("clock", "virtual")
@@ -114,8 +113,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         lockout_after=_int_opt(options, "lockout_after") or 6,
         faults=parse_faults(options.get("faults")),
         **({"clock": timing["clock"]} if timing else {}))
-    transport = SyncASGITransport(sandbox)
-    http = httpx.Client(transport=transport, timeout=60.0)
+    http, transport = in_process_http(sandbox)
     client = PipedriveClient(
         base_url="http://pipedrive-sandbox.invalid",
         credentials=PipedriveCredentials(api_token=sandbox.token, source="sandbox"),

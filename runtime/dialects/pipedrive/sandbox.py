@@ -1,8 +1,8 @@
 """A local Pipedrive emulator: Pipedrive's HTTP API (v2 + the v1 endpoints v2 lacks) in front of
 the generic :class:`SandboxStore`.
 
-A plain ASGI application, spoken to in process through the Zoho dialect's
-:class:`~runtime.dialects.zoho.sandbox.SyncASGITransport` (an app that raises
+A plain ASGI application, spoken to in process through the shared
+:class:`~runtime.dialects._asgi.SyncASGITransport` (an app that raises
 :class:`DroppedConnection` surfaces as ``httpx.RemoteProtocolError``, as a closed socket would).
 
 What it reproduces (API_NOTES.md sections 4 and 6):
@@ -49,10 +49,6 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
-
-import anyio
-import anyio.to_thread
 
 from runtime.destinations.base import (
     DestinationCapabilities,
@@ -65,6 +61,12 @@ from runtime.destinations.base import (
 )
 from runtime.destinations.faults import FaultPlan
 from runtime.destinations.sandbox_store import SandboxStore, real_clock
+from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
+    ASGIEmulator,
+    DroppedConnection,
+    Response,
+    SyncASGITransport,
+)
 from runtime.dialects.pipedrive.client import (
     BURST_WINDOW_S,
     ENTITIES,
@@ -73,7 +75,6 @@ from runtime.dialects.pipedrive.client import (
     plan_limits,
     token_cost,
 )
-from runtime.dialects.zoho.sandbox import DroppedConnection, SyncASGITransport
 from runtime.schema.model import FieldSchema, FieldType, SystemSchema
 
 __all__ = ["PipedriveSandbox", "SyncASGITransport", "DroppedConnection", "field_code",
@@ -101,8 +102,6 @@ _TYPE_OF = {
     FieldType.picklist: "enum", FieldType.multipicklist: "set", FieldType.lookup: "org",
     FieldType.owner: "user",
 }
-
-Response = tuple[int, dict[str, str], bytes]
 
 
 def field_code(obj: str, name: str) -> str:
@@ -178,7 +177,7 @@ class _Ledger:
         return max(0, self.budget - self.spent)
 
 
-class PipedriveSandbox:
+class PipedriveSandbox(ASGIEmulator):
     """The emulator. ``handle`` is the synchronous core; calling the instance is the ASGI app."""
 
     def __init__(
@@ -299,35 +298,6 @@ class PipedriveSandbox:
 
     def close(self) -> None:
         self.store.close()
-
-    # ------------------------------------------------------------------ ASGI
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.request":
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    break
-            elif msg["type"] == "http.disconnect":
-                return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        args = (scope["method"], scope["path"], query, headers, b"".join(chunks))
-        status, h, body = await anyio.to_thread.run_sync(lambda: self.handle(*args))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in h.items()]})
-        await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------------ dispatch
     def _token(self, headers: dict[str, str]) -> str | None:

@@ -114,15 +114,14 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     ``audit_fields`` (``1``: CreatedDate & co. settable on insert, as with the "Set Audit Fields
     upon Record Creation" permission; otherwise refused), and
     the Bulk options of :func:`bulk_settings` (polls are not slept on: the emulator is local)."""
-    import httpx
-
+    from runtime.dialects._asgi import in_process_http
     from runtime.dialects.salesforce.auth import SalesforceCredentials
     from runtime.dialects.salesforce.client import (
         DEFAULT_EXTERNAL_ID_FIELD,
         SalesforceClient,
         daily_api_limit,
     )
-    from runtime.dialects.salesforce.sandbox import SalesforceSandbox, SyncASGITransport
+    from runtime.dialects.salesforce.sandbox import SalesforceSandbox
     from runtime.dialects.zoho import parse_faults
 
     limit = int(options.get("api_limit") or daily_api_limit(
@@ -133,8 +132,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
                                 external_id_field=ext,
                                 page_size=int(options.get("page_size", 2000)),
                                 audit_fields=_flag(options.get("audit_fields")))
-    transport = SyncASGITransport(sandbox)
-    http = httpx.Client(transport=transport, timeout=60.0)
+    http, transport = in_process_http(sandbox)
     client = SalesforceClient(
         credentials=SalesforceCredentials(instance_url="http://salesforce-sandbox.invalid",
                                           access_token=sandbox.token, source="sandbox"),

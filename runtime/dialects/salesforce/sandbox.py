@@ -1,6 +1,6 @@
 """A local Salesforce emulator: the REST API (sObject Collections, SOQL, ContentVersion) in front of
 the generic :class:`SandboxStore`, as a plain ASGI app (no framework). In process it is spoken to
-through :class:`~runtime.dialects.zoho.sandbox.SyncASGITransport`.
+through :class:`~runtime.dialects._asgi.SyncASGITransport`.
 
 What it reproduces (API_NOTES.md sections 2 and 6):
 
@@ -54,9 +54,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
-
-import anyio.to_thread
 
 from runtime.destinations.base import (
     DestinationCapabilities,
@@ -69,8 +66,13 @@ from runtime.destinations.base import (
 )
 from runtime.destinations.faults import FaultPlan
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
+from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
+    ASGIEmulator,
+    DroppedConnection,
+    Response,
+    SyncASGITransport,
+)
 from runtime.dialects.salesforce.sandbox_bulk import BulkJobs
-from runtime.dialects.zoho.sandbox import DroppedConnection, SyncASGITransport
 from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
 
 __all__ = ["SalesforceSandbox", "SyncASGITransport", "DroppedConnection", "KEY_PREFIXES",
@@ -167,15 +169,12 @@ class _HTTPError(Exception):
         self.body = [item]
 
 
-Response = tuple[int, dict[str, str], bytes]
-
-
 def _json(status: int, body: Any) -> Response:
     return status, {"content-type": "application/json;charset=UTF-8"}, \
         json.dumps(body, separators=(",", ":")).encode()
 
 
-class SalesforceSandbox:
+class SalesforceSandbox(ASGIEmulator):
     """The emulator. ``handle`` is the synchronous core; calling the instance is the ASGI app."""
 
     def __init__(self, schema: SystemSchema, path: str | Path, *, users: list[User] | None = None,
@@ -258,35 +257,6 @@ class SalesforceSandbox:
 
     def close(self) -> None:
         self.store.close()
-
-    # ------------------------------------------------------------------ ASGI
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.request":
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    break
-            elif msg["type"] == "http.disconnect":
-                return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        args = (scope["method"], scope["path"], query, headers, b"".join(chunks))
-        status, h, body = await anyio.to_thread.run_sync(lambda: self.handle(*args))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in h.items()]})
-        await send({"type": "http.response.body", "body": body})
 
     def handle(self, method: str, path: str, query: dict[str, list[str]],
                headers: dict[str, str], body: bytes) -> Response:

@@ -85,11 +85,10 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     ``seed=..,throttle_rate=..`` text); ``clock`` (monotonic seconds, for the credit window);
     ``strict_picklists`` (``0`` stores unlisted picklist values, as older Zoho did);
     ``retry_after`` (``0``: 429s without ``details.retry_after``, as Zoho may answer)."""
-    import httpx
-
+    from runtime.dialects._asgi import in_process_http
     from runtime.dialects.zoho.auth import ZohoCredentials
     from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD, ZohoClient
-    from runtime.dialects.zoho.sandbox import SyncASGITransport, ZohoSandbox
+    from runtime.dialects.zoho.sandbox import ZohoSandbox
 
     tier = _tier(options)
     ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
@@ -101,8 +100,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         strict_picklists=str(options.get("strict_picklists", "1")) not in ("0", "false"),
         send_retry_after=str(options.get("retry_after", "1")).lower() not in ("0", "false"),
         **kwargs)
-    transport = SyncASGITransport(sandbox)
-    http = httpx.Client(transport=transport, timeout=60.0)
+    http, transport = in_process_http(sandbox)
     client = ZohoClient(api_domain="http://zoho-sandbox.invalid",
                         accounts_domain="http://zoho-sandbox.invalid",
                         credentials=ZohoCredentials(access_token=sandbox.token, source="sandbox"),

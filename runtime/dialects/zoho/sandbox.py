@@ -1,12 +1,11 @@
 """A local Zoho CRM v8 emulator: Zoho's HTTP API in front of the generic :class:`SandboxStore`.
 
-It is a plain ASGI application (no framework), served two ways:
+It is a plain ASGI application (no framework, the shared plumbing of
+:mod:`runtime.dialects._asgi`), served two ways:
 
-- **in process**: :class:`SyncASGITransport` lets the synchronous :class:`ZohoClient` speak to it.
-  ``httpx.ASGITransport`` is async-only, so the adapter runs the app on an event loop in a private
-  thread (an ``anyio`` blocking portal) and hands back complete responses. An app that raises
-  (how the sandbox emulates a dropped connection) surfaces as ``httpx.RemoteProtocolError``, as a
-  real server closing the socket would.
+- **in process**: :class:`SyncASGITransport` lets the synchronous :class:`ZohoClient` speak to it
+  (an app that raises :class:`DroppedConnection`, how the sandbox emulates a dropped connection,
+  surfaces as ``httpx.RemoteProtocolError``, as a real server closing the socket would).
 - **on loopback**: ``fmap sandbox serve --dialect zoho`` runs the same app under uvicorn on
   127.0.0.1 (the dropped connection becomes uvicorn's bare non-JSON 500).
 
@@ -40,23 +39,22 @@ import secrets
 import tempfile
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
-
-import anyio
-import anyio.from_thread
-import anyio.to_thread
-import httpx
 
 from runtime.destinations.base import FatalError, TransientError, User, WriteItem, WriteResult
 from runtime.destinations.faults import FaultPlan
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
+from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
+    ASGIEmulator,
+    DroppedConnection,
+    Response,
+    SyncASGITransport,
+)
 from runtime.dialects.zoho.ratelimit import CreditLedger, Tier, coql_cost, write_cost
 from runtime.schema.changes import field_from_change
 from runtime.schema.model import (
@@ -89,10 +87,6 @@ _FROM_ZOHO_TYPES = {v: k for k, v in _ZOHO_DATA_TYPES.items() if k != FieldType.
 _FROM_ZOHO_TYPES.update({"bigint": FieldType.integer, "ownerlookup": FieldType.owner})
 
 
-class DroppedConnection(Exception):
-    """Raised by the app to emulate a connection that closes without a response."""
-
-
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str, message: str, details: dict | None = None,
                  headers: dict[str, str] | None = None) -> None:
@@ -101,9 +95,6 @@ class _HTTPError(Exception):
         self.body = {"code": code, "details": details or {}, "message": message,
                      "status": "error"}
         self.headers = headers or {}
-
-
-Response = tuple[int, dict[str, str], bytes]
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
@@ -145,7 +136,7 @@ def _zoho_users(users: list[User] | None) -> list[User] | None:
     return out
 
 
-class ZohoSandbox:
+class ZohoSandbox(ASGIEmulator):
     """The emulator. ``handle`` is the synchronous core; calling the instance is the ASGI app."""
 
     def __init__(
@@ -252,43 +243,20 @@ class ZohoSandbox:
         self.store.close()
 
     # ------------------------------------------------------------------ ASGI
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                if msg["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif msg["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
-            return
-        chunks = []
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.request":
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    break
-            elif msg["type"] == "http.disconnect":
-                return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        args = (scope["method"], scope["path"], query, headers, b"".join(chunks))
+    async def respond(self, method: str, path: str, query: dict[str, list[str]],
+                      headers: dict[str, str], body: bytes) -> Response:
+        """Zoho's per-edition concurrency limit in front of :meth:`handle`: a request beyond it
+        is a 429 without reaching the store."""
         with self._inflight_lock:
             self._inflight += 1
             inflight = self._inflight
         try:
             if inflight > self.tier.concurrency_limit:
-                status, h, body = self._too_many("concurrency", 1.0)
-            else:
-                status, h, body = await anyio.to_thread.run_sync(lambda: self.handle(*args))
+                return self._too_many("concurrency", 1.0)
+            return await super().respond(method, path, query, headers, body)
         finally:
             with self._inflight_lock:
                 self._inflight -= 1
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in h.items()]})
-        await send({"type": "http.response.body", "body": body})
 
     # ------------------------------------------------------------------ dispatch
     def _too_many(self, why: str, retry_after: float) -> Response:
@@ -1027,47 +995,3 @@ def _field_from_zoho(raw: dict[str, Any]) -> FieldSchema:
     upd["external_id"] = bool(raw.get("external"))
     upd["required"] = bool(raw.get("system_mandatory") or raw.get("required"))
     return f.model_copy(update=upd)
-
-
-# ---------------------------------------------------------------------- sync transport
-class SyncASGITransport(httpx.BaseTransport):
-    """Synchronous httpx transport over an ASGI app: the app runs on an event loop in a private
-    thread (anyio blocking portal); each request is forwarded through ``httpx.ASGITransport``."""
-
-    def __init__(self, app: Callable) -> None:
-        self._async = httpx.ASGITransport(app=app, raise_app_exceptions=True)
-        self._cm = anyio.from_thread.start_blocking_portal()
-        self._portal = self._cm.__enter__()
-        self._closed = False
-        # an unclosed portal's thread would keep the interpreter from exiting: the finalizer
-        # also runs at exit (weakref.finalize's atexit flag)
-        self._finalizer = weakref.finalize(self, _stop_portal, self._cm)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        content = request.read()
-
-        async def go() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            areq = httpx.Request(request.method, request.url, headers=request.headers,
-                                 content=content)
-            resp = await self._async.handle_async_request(areq)
-            body = b"".join([chunk async for chunk in resp.stream])
-            return resp.status_code, resp.headers.raw, body
-
-        try:
-            status, headers, body = self._portal.call(go)
-        except DroppedConnection as exc:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.",
-                                            request=request) from exc
-        return httpx.Response(status, headers=headers, content=body, request=request)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._finalizer()
-
-
-def _stop_portal(cm: Any) -> None:
-    try:
-        cm.__exit__(None, None, None)
-    except RuntimeError:
-        pass
