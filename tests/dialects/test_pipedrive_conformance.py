@@ -34,7 +34,10 @@ def specs(shared_dir) -> dict[str, dict]:
     base = shared_dir / "crm" / "specs" / "pipedrive"
     if not (base / "openapi-v2.yaml").is_file():
         pytest.skip("the Pipedrive specs are absent from ../shared/crm/specs/pipedrive")
-    return {v: yaml.safe_load((base / f"openapi-{v}.yaml").read_text("utf-8"))
+    # libyaml's safe loader when PyYAML has it: the same documents, ~5x faster (2.8 MB of specs
+    # took ~13 s with the pure-Python loader)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return {v: yaml.load((base / f"openapi-{v}.yaml").read_text("utf-8"), Loader=loader)
             for v in ("v1", "v2")}
 
 
