@@ -9,7 +9,13 @@ A dialect is one folder under ``runtime/dialects/`` (``zoho``, ``salesforce``, `
 - ``naming.py``          the vendor's naming rules for custom modules/objects and fields;
 - ``standard_schema.json`` the bundled standard objects (a :class:`SystemSchema`, ``kind: target``).
 
-Later issues add ``client.py`` (httpx connector) and ``sandbox.py`` (local emulator) to each folder.
+- ``client.py``          the httpx connector; ``sandbox.py`` the local emulator (an ASGI app).
+
+A folder holds everything vendor-specific (envelopes, error shapes, limits, quirks). Plumbing that
+is the same for every CRM lives beside it, named for what it holds: ``_asgi.py`` (the emulators'
+ASGI request/response handling and the in-process transport), ``_http.py`` (the connectors'
+target hosts, transport errors, JSON bodies, lifecycle), ``_faults.py`` (fault plans from option
+text) and ``_loader.py`` (metadata loading).
 
 Capabilities are plain attributes so the compiler and the planner can read them (an API-call
 estimate is ``records / batch_size`` calls priced by ``rate_limit``), and a CRM that cannot do a
@@ -47,10 +53,12 @@ caller passes in, as :class:`runtime.schema.io.SchemaWarning`. Malformed payload
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, ClassVar, Literal
+from types import ModuleType
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PField
@@ -152,6 +160,13 @@ class Dialect:
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- vendor hooks --------------------------------------------------------------------------
+    # Each subclass names its own folder's modules (class attributes, not dataclass fields): the
+    # loader of the vendor's metadata format (``metadata.py``, wrapped in ``staticmethod``) and
+    # the naming rules (the ``naming.py`` module, with ``check_custom_name(kind, name)`` and
+    # ``custom_api_name(label_or_name, kind)``). The methods below only delegate, so the vendor
+    # logic stays in the dialect's folder.
+    metadata_loader: ClassVar[Callable[..., SystemSchema] | None] = None
+    naming_rules: ClassVar[ModuleType | None] = None
 
     def load_metadata(
         self,
@@ -168,15 +183,31 @@ class Dialect:
         as ``fmap schema pull`` saves it. Raises :class:`SchemaLoadError`; non-fatal findings are
         appended to ``warnings``.
         """
-        raise NotImplementedError
+        if self.metadata_loader is None:
+            raise NotImplementedError(f"{self.name}: no metadata loader")
+        return self.metadata_loader(payload, source_name=source_name, object_name=object_name,
+                                    warnings=warnings)
 
     def check_custom_name(self, kind: NameKind, name: str) -> list[str]:
         """Problems with ``name`` as the API name of a new custom module/object or field."""
-        raise NotImplementedError
+        if self.naming_rules is None:
+            raise NotImplementedError(f"{self.name}: no naming rules")
+        return self.naming_rules.check_custom_name(kind, name)
 
     def custom_api_name(self, label_or_name: str, kind: NameKind) -> str:
         """The API name the CRM gives a new custom module/field with this label."""
-        raise NotImplementedError
+        if self.naming_rules is None:
+            raise NotImplementedError(f"{self.name}: no naming rules")
+        return self.naming_rules.custom_api_name(label_or_name, kind)
+
+    @classmethod
+    def from_capabilities(cls, caps: ModuleType, **fields: Any) -> Self:
+        """The dialect whose capability fields are the constants of its ``capabilities.py``
+        (``BATCH_SIZE``, ``BULK``, ``ATTACHMENT_LIMIT_BYTES``, ``RATE_LIMIT``, ``ID_FORMAT``,
+        ``AUDIT_FIELDS``, ``OWNER_FIELD``, ``EXTERNAL_ID_FIELD``), so that module is the one place
+        each is declared; ``fields`` gives the rest (``name``, ``label``, ``upsert``...)."""
+        declared = {f: getattr(caps, const) for f, const in _CAPABILITY_CONSTANTS.items()}
+        return cls(**declared, **fields)
 
     # ---- shared behaviour ---------------------------------------------------------------------
 
@@ -220,6 +251,19 @@ class Dialect:
 
     def __repr__(self) -> str:
         return f"<Dialect {self.name}>"
+
+
+# Dialect field -> the constant of ``<dialect>/capabilities.py`` that declares it
+_CAPABILITY_CONSTANTS = {
+    "batch_size": "BATCH_SIZE",
+    "bulk": "BULK",
+    "attachment_limit_bytes": "ATTACHMENT_LIMIT_BYTES",
+    "rate_limit": "RATE_LIMIT",
+    "id_format": "ID_FORMAT",
+    "audit_fields": "AUDIT_FIELDS",
+    "owner_field": "OWNER_FIELD",
+    "external_id_field": "EXTERNAL_ID_FIELD",
+}
 
 
 @cache

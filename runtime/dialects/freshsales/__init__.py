@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.dialects.base import Dialect, NameKind
+from runtime.dialects.base import Dialect
 from runtime.dialects.freshsales import capabilities as caps
 from runtime.dialects.freshsales import naming
 from runtime.dialects.freshsales.metadata import load_freshsales_metadata
-from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "FreshsalesDialect", "open_sandbox", "open_client", "serve_sandbox"]
@@ -16,31 +15,15 @@ __all__ = ["DIALECT", "FreshsalesDialect", "open_sandbox", "open_client", "serve
 
 class FreshsalesDialect(Dialect):
     custom_name_field = "name"
-
-    def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
-                      warnings: list[SchemaWarning] | None = None) -> SystemSchema:
-        return load_freshsales_metadata(payload, source_name=source_name,
-                                        object_name=object_name, warnings=warnings)
-
-    def check_custom_name(self, kind: NameKind, name: str) -> list[str]:
-        return naming.check_custom_name(kind, name)
-
-    def custom_api_name(self, label_or_name: str, kind: NameKind) -> str:
-        return naming.custom_api_name(label_or_name, kind)
+    metadata_loader = staticmethod(load_freshsales_metadata)
+    naming_rules = naming
 
 
-DIALECT = FreshsalesDialect(
+DIALECT = FreshsalesDialect.from_capabilities(
+    caps,
     name="freshsales",
     label="Freshsales (Freshworks CRM)",
-    batch_size=caps.BATCH_SIZE,
     upsert="native",
-    bulk=caps.BULK,
-    attachment_limit_bytes=caps.ATTACHMENT_LIMIT_BYTES,
-    rate_limit=caps.RATE_LIMIT,
-    id_format=caps.ID_FORMAT,
-    audit_fields=caps.AUDIT_FIELDS,
-    owner_field=caps.OWNER_FIELD,
-    external_id_field=caps.EXTERNAL_ID_FIELD,
     metadata_format="GET /api/settings/<entity>/fields",
 )
 
@@ -49,9 +32,6 @@ DIALECT = FreshsalesDialect(
 def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
     v = options.get(name)
     return default if v is None else str(v).strip().lower() not in ("0", "false", "no")
-
-
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _limit(options: dict[str, Any]) -> tuple[str, float]:
@@ -78,9 +58,9 @@ def _limit(options: dict[str, Any]) -> tuple[str, float]:
 
 
 def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any], **kw: Any):
+    from runtime.dialects._faults import parse_faults
     from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD
     from runtime.dialects.freshsales.sandbox import FreshsalesSandbox
-    from runtime.dialects.zoho import parse_faults
 
     _, limit = _limit(options)
     try:
@@ -177,8 +157,8 @@ def open_client(uri: str, options: dict[str, Any]):
     (hourly limit: ``free``/``growth``/``pro``/``enterprise``/``legacy_*``), ``limit``,
     ``external_id_field``, ``schema``."""
     import os
-    from urllib.parse import urlsplit
 
+    from runtime.dialects._http import split_target
     from runtime.dialects.freshsales.auth import FreshsalesCredentials, api_base
     from runtime.dialects.freshsales.client import (
         DEFAULT_EXTERNAL_ID_FIELD,
@@ -187,9 +167,8 @@ def open_client(uri: str, options: dict[str, Any]):
         parse_field_type_codes,
     )
 
-    parts = urlsplit(uri.split("?", 1)[0])
-    host = (parts.hostname or "").strip("[]")
-    base = f"http://{parts.netloc}" if host in _LOOPBACK else api_base(parts.netloc)
+    netloc, loopback = split_target(uri)
+    base = loopback or api_base(netloc)
     plan, limit = _limit(options)
     return FreshsalesClient(
         base_url=base, credentials=FreshsalesCredentials.discover(), plan=plan,

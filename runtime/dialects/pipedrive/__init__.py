@@ -5,44 +5,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runtime.dialects.base import Dialect, NameKind
+from runtime.dialects.base import Dialect
 from runtime.dialects.pipedrive import capabilities as caps
 from runtime.dialects.pipedrive import naming
 from runtime.dialects.pipedrive.metadata import load_pipedrive_metadata
-from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "PipedriveDialect", "open_sandbox", "open_client", "serve_sandbox",
            "VirtualClock"]
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 class PipedriveDialect(Dialect):
-    def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
-                      warnings: list[SchemaWarning] | None = None) -> SystemSchema:
-        return load_pipedrive_metadata(payload, source_name=source_name,
-                                       object_name=object_name, warnings=warnings)
-
-    def check_custom_name(self, kind: NameKind, name: str) -> list[str]:
-        return naming.check_custom_name(kind, name)
-
-    def custom_api_name(self, label_or_name: str, kind: NameKind) -> str:
-        return naming.custom_api_name(label_or_name, kind)
+    metadata_loader = staticmethod(load_pipedrive_metadata)
+    naming_rules = naming
 
 
-DIALECT = PipedriveDialect(
+DIALECT = PipedriveDialect.from_capabilities(
+    caps,
     name="pipedrive",
     label="Pipedrive",
-    batch_size=caps.BATCH_SIZE,
     upsert="none",
-    bulk=caps.BULK,
-    attachment_limit_bytes=caps.ATTACHMENT_LIMIT_BYTES,
-    rate_limit=caps.RATE_LIMIT,
-    id_format=caps.ID_FORMAT,
-    audit_fields=caps.AUDIT_FIELDS,
-    owner_field=caps.OWNER_FIELD,
-    external_id_field=caps.EXTERNAL_ID_FIELD,
     metadata_format="GET /api/v2/<entity>Fields (v1 /v1/<entity>Fields)",
 )
 
@@ -91,10 +72,10 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     ``real`` (wall-clock waiting, as against the vendor), or a :class:`VirtualClock`;
     ``max_429`` (the client's stop threshold)."""
     from runtime.dialects._asgi import in_process_http
+    from runtime.dialects._faults import parse_faults
     from runtime.dialects.pipedrive.auth import PipedriveCredentials
     from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
     from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
-    from runtime.dialects.zoho import parse_faults
 
     clock = options.get("clock", "virtual")
     if clock == "virtual":
@@ -133,15 +114,12 @@ def open_client(uri: str, options: dict[str, Any]):
     ``burst`` (requests per 2 s, when the token's limit differs from the plan's),
     ``sent_log`` (path or ``off``),
     ``external_id_field``, ``currency`` (of monetary custom fields), ``max_429``."""
-    from urllib.parse import urlsplit
-
+    from runtime.dialects._http import split_target
     from runtime.dialects.pipedrive.auth import PipedriveCredentials, company_base_url
     from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
 
-    parts = urlsplit(uri.split("?", 1)[0])
-    host = (parts.hostname or "").strip("[]")
-    # a loopback `fmap sandbox serve --dialect pipedrive` speaks plain HTTP on this machine
-    base = f"http://{parts.netloc}" if host in _LOOPBACK else company_base_url(parts.netloc)
+    netloc, loopback = split_target(uri)
+    base = loopback or company_base_url(netloc)
     return PipedriveClient(
         base_url=base, credentials=PipedriveCredentials.from_env(),
         schema=options.get("schema"), plan=str(options.get("plan", "growth")),
@@ -149,7 +127,7 @@ def open_client(uri: str, options: dict[str, Any]):
         burst=_int_opt(options, "burst"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4,
-        sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{parts.netloc or 'api'}.db"))
+        sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{netloc or 'api'}.db"))
 
 
 def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
@@ -164,9 +142,9 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
     fields Pipedrive's API cannot create (activity fields) exist from the start, as an admin
     would have added them in Settings > Data fields. The client reads the token from
     ``PIPEDRIVE_API_TOKEN``."""
+    from runtime.dialects._faults import parse_faults
     from runtime.dialects.base import ServedSandbox
     from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
-    from runtime.dialects.zoho import parse_faults
 
     if options.get("mapping"):
         schema = _with_admin_fields(schema, Path(str(options["mapping"])))

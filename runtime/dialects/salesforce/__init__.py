@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.dialects.base import Dialect, NameKind
+from runtime.dialects.base import Dialect
 from runtime.dialects.salesforce import capabilities as caps
 from runtime.dialects.salesforce import naming
 from runtime.dialects.salesforce.metadata import load_salesforce_metadata
-from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox", "serve_sandbox",
@@ -17,39 +16,20 @@ __all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox", "serve
 
 class SalesforceDialect(Dialect):
     custom_name_field = "Name"
-
-    def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
-                      warnings: list[SchemaWarning] | None = None) -> SystemSchema:
-        return load_salesforce_metadata(payload, source_name=source_name,
-                                        object_name=object_name, warnings=warnings)
-
-    def check_custom_name(self, kind: NameKind, name: str) -> list[str]:
-        return naming.check_custom_name(kind, name)
-
-    def custom_api_name(self, label_or_name: str, kind: NameKind) -> str:
-        return naming.custom_api_name(label_or_name, kind)
+    metadata_loader = staticmethod(load_salesforce_metadata)
+    naming_rules = naming
 
 
-DIALECT = SalesforceDialect(
+DIALECT = SalesforceDialect.from_capabilities(
+    caps,
     name="salesforce",
     label="Salesforce Sales Cloud",
-    batch_size=caps.BATCH_SIZE,
     upsert="native",
-    bulk=caps.BULK,
-    attachment_limit_bytes=caps.ATTACHMENT_LIMIT_BYTES,
-    rate_limit=caps.RATE_LIMIT,
-    id_format=caps.ID_FORMAT,
-    audit_fields=caps.AUDIT_FIELDS,
-    owner_field=caps.OWNER_FIELD,
-    external_id_field=caps.EXTERNAL_ID_FIELD,
     metadata_format="GET /services/data/vXX.X/sobjects/{SObject}/describe",
 )
 
 
 # ---------------------------------------------------------------------- target hooks
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
 def open_client(uri: str, options: dict[str, Any]):
     """``salesforce://<instance host>`` (e.g. ``salesforce://acme.my.salesforce.com``; empty =
     ``SF_INSTANCE_URL``) -> the real REST API over HTTPS, TLS verified;
@@ -58,8 +38,7 @@ def open_client(uri: str, options: dict[str, Any]):
     ``SF_CLIENT_SECRET``, ``SF_REFRESH_TOKEN``, ``SF_LOGIN_URL``). Options: ``api_version``,
     ``external_id_field``, ``edition`` + ``licences`` (the daily request allocation), ``schema``,
     and the Bulk API 2.0 options of :func:`bulk_settings`."""
-    from urllib.parse import urlsplit
-
+    from runtime.dialects._http import split_target
     from runtime.dialects.salesforce.auth import SalesforceCredentials
     from runtime.dialects.salesforce.client import (
         DEFAULT_API_VERSION,
@@ -68,14 +47,8 @@ def open_client(uri: str, options: dict[str, Any]):
         daily_api_limit,
     )
 
-    parts = urlsplit(uri.split("?", 1)[0])
-    host = parts.hostname or ""
-    if not host:
-        instance = None
-    elif host in _LOOPBACK or host.strip("[]") in _LOOPBACK:
-        instance = f"http://{parts.netloc}"
-    else:
-        instance = f"https://{parts.netloc}"
+    netloc, loopback = split_target(uri)
+    instance = loopback or (f"https://{netloc}" if netloc else None)
     return SalesforceClient(
         credentials=SalesforceCredentials.discover(), instance_url=instance,
         api_version=str(options.get("api_version", DEFAULT_API_VERSION)),
@@ -115,6 +88,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     upon Record Creation" permission; otherwise refused), and
     the Bulk options of :func:`bulk_settings` (polls are not slept on: the emulator is local)."""
     from runtime.dialects._asgi import in_process_http
+    from runtime.dialects._faults import parse_faults
     from runtime.dialects.salesforce.auth import SalesforceCredentials
     from runtime.dialects.salesforce.client import (
         DEFAULT_EXTERNAL_ID_FIELD,
@@ -122,7 +96,6 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         daily_api_limit,
     )
     from runtime.dialects.salesforce.sandbox import SalesforceSandbox
-    from runtime.dialects.zoho import parse_faults
 
     limit = int(options.get("api_limit") or daily_api_limit(
         options.get("edition", "enterprise"), int(options.get("licences", 10))))
@@ -158,10 +131,10 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
     ``fmap schema apply --emit package`` to its ``/metadata/deployRequest``. A client reaches it
     with ``SF_ACCESS_TOKEN`` and ``--target salesforce://127.0.0.1:PORT``."""
     from runtime.destinations.sandbox_store import real_clock
+    from runtime.dialects._faults import parse_faults
     from runtime.dialects.base import ServedSandbox
     from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD, daily_api_limit
     from runtime.dialects.salesforce.sandbox import SalesforceSandbox
-    from runtime.dialects.zoho import parse_faults
 
     limit = int(options.get("api_limit") or daily_api_limit(
         str(options.get("edition") or "enterprise"), int(options.get("licences") or 10)))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runtime.dialects.base import Dialect, NameKind
+from runtime.dialects._faults import parse_faults  # re-exported: tests and scripts import it here
+from runtime.dialects.base import Dialect
 from runtime.dialects.zoho import capabilities as caps
 from runtime.dialects.zoho import naming
 from runtime.dialects.zoho.metadata import load_zoho_metadata
-from runtime.schema.io import SchemaWarning
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "serve_sandbox",
@@ -17,39 +17,20 @@ __all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "serve_sandb
 
 class ZohoDialect(Dialect):
     custom_name_field = "Name"
-
-    def load_metadata(self, payload: Any, *, source_name: str, object_name: str | None = None,
-                      warnings: list[SchemaWarning] | None = None) -> SystemSchema:
-        return load_zoho_metadata(payload, source_name=source_name, object_name=object_name,
-                                  warnings=warnings)
-
-    def check_custom_name(self, kind: NameKind, name: str) -> list[str]:
-        return naming.check_custom_name(kind, name)
-
-    def custom_api_name(self, label_or_name: str, kind: NameKind) -> str:
-        return naming.custom_api_name(label_or_name, kind)
+    metadata_loader = staticmethod(load_zoho_metadata)
+    naming_rules = naming
 
 
-DIALECT = ZohoDialect(
+DIALECT = ZohoDialect.from_capabilities(
+    caps,
     name="zoho",
     label="Zoho CRM",
-    batch_size=caps.BATCH_SIZE,
     upsert="native",
-    bulk=caps.BULK,
-    attachment_limit_bytes=caps.ATTACHMENT_LIMIT_BYTES,
-    rate_limit=caps.RATE_LIMIT,
-    id_format=caps.ID_FORMAT,
-    audit_fields=caps.AUDIT_FIELDS,
-    owner_field=caps.OWNER_FIELD,
-    external_id_field=caps.EXTERNAL_ID_FIELD,
     metadata_format="GET /crm/v8/settings/fields?module= (+ modules, layouts)",
 )
 
 
 # ---------------------------------------------------------------------- target hooks
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
 def _tier(options: dict[str, Any]):
     """The tier from option text; a bad value raises :class:`ValueError` naming the option, so
     the CLI can say which flag is wrong instead of printing a traceback."""
@@ -138,51 +119,18 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
                          target_scheme="zoho", close=sandbox.close)
 
 
-def parse_faults(spec: Any):
-    """A :class:`FaultPlan`, or one from ``"seed=1,throttle_rate=0.1,..."``; None stays None."""
-    from runtime.destinations.faults import FaultPlan
-
-    if spec is None or isinstance(spec, FaultPlan):
-        return spec
-    kw: dict[str, Any] = {}
-    for part in str(spec).split(","):
-        if not part.strip():
-            continue
-        k, _, v = part.partition("=")
-        k = k.strip()
-        try:
-            kw[k] = int(v) if k in ("seed", "fatal_after_calls") else (
-                v.strip().lower() in ("1", "true") if k == "read_faults" else float(v))
-        except ValueError:
-            raise ValueError(f"fault option {k}={v.strip()!r} is not a number") from None
-    seed = kw.pop("seed", 0)
-    try:
-        return FaultPlan(seed, **kw)
-    except TypeError:
-        raise ValueError(f"unknown fault option in {str(spec)!r}; known: seed, "
-                         "record_error_rate, batch_failure_rate, timeout_rate, "
-                         "lost_response_rate, throttle_rate, throttle_retry_after, "
-                         "fatal_after_calls, read_faults") from None
-
-
 def open_client(uri: str, options: dict[str, Any]):
     """``zoho://<dc>`` (``com``, ``eu``, ``in``, ``com.au``, ``jp``, ``ca``, ``sa``, ``com.cn``;
     empty = ``com``) -> the real API, TLS verified; ``zoho://127.0.0.1:PORT`` -> a loopback
     ``fmap sandbox serve`` (plain HTTP, loopback only). Credentials from ``ZOHO_*`` environment
     variables or the keyring. Options: the tier (``edition``, ``users_count``...),
     ``external_id_field``."""
-    from urllib.parse import urlsplit
-
+    from runtime.dialects._http import split_target
     from runtime.dialects.zoho.auth import ZohoCredentials, data_centre
     from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD, ZohoClient
 
-    parts = urlsplit(uri.split("?", 1)[0])
-    host = parts.hostname or ""
-    if host in _LOOPBACK or host.strip("[]") in _LOOPBACK:
-        base = f"http://{parts.netloc}"
-        api, accounts = base, base
-    else:
-        api, accounts = data_centre(parts.netloc or "com")
+    netloc, loopback = split_target(uri)
+    api, accounts = (loopback, loopback) if loopback else data_centre(netloc or "com")
     return ZohoClient(api_domain=api, accounts_domain=accounts,
                       credentials=ZohoCredentials.discover(), tier=_tier(options),
                       schema=options.get("schema"),
