@@ -8,9 +8,18 @@ to refresh a token) stays in the dialect's own ``client.py``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Self
 from urllib.parse import urlsplit
 
-__all__ = ["LOOPBACK_HOSTS", "split_target"]
+import httpx
+
+from runtime.destinations.base import FatalError, TransientError
+
+__all__ = ["APIError", "LOOPBACK_HOSTS", "OwnedHTTP", "chunks", "header_float", "jsonable",
+           "parse_json", "send", "split_target"]
 
 # hosts a ``<dialect>://HOST:PORT`` target may name for a loopback ``fmap sandbox serve``
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -26,3 +35,106 @@ def split_target(uri: str) -> tuple[str, str | None]:
     parts = urlsplit(uri.split("?", 1)[0])
     host = (parts.hostname or "").strip("[]")
     return parts.netloc, (f"http://{parts.netloc}" if host in LOOPBACK_HOSTS else None)
+
+
+def send(http: httpx.Client, method: str, url: str, *, endpoint: str, write: bool,
+         **kwargs: Any) -> httpx.Response:
+    """``http.request(method, url, **kwargs)``; a call that got no answer (timeout, refused or
+    dropped connection) raises :class:`TransientError`, ``maybe_committed`` for a write (the
+    server may have applied it before the connection went), naming ``endpoint`` (the method and
+    the path without the host or query, so no id or token reaches a log)."""
+    try:
+        return http.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
+                             maybe_committed=write) from None
+    except httpx.TransportError as exc:
+        raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
+                             maybe_committed=write) from None
+
+
+def parse_json(resp: httpx.Response, endpoint: str, error: type[FatalError]) -> Any:
+    """The JSON body of ``resp``. A non-JSON body is ``error`` (the dialect's protocol error),
+    except on a 5xx, where it is None: a proxy's error page says nothing the status does not."""
+    try:
+        return resp.json()
+    except ValueError:
+        if resp.status_code >= 500:
+            return None
+        raise error(f"{endpoint}: HTTP {resp.status_code} with a non-JSON body "
+                    f"({resp.headers.get('content-type', 'no content type')})") from None
+
+
+def header_float(resp: httpx.Response, name: str) -> float | None:
+    """A numeric header (``Retry-After`` seconds, rate-limit counters); None if absent or not a
+    number (an HTTP-date ``Retry-After`` included)."""
+    value = resp.headers.get(name)
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def jsonable(v: Any) -> Any:
+    """A record value as JSON: datetimes to the second, dates ISO, decimals as numbers. A
+    dialect whose API wants another form (Salesforce's ``;``-joined multi-selects, Pipedrive's
+    UTC ``Z`` times) keeps its own."""
+    if isinstance(v, datetime):
+        return v.isoformat(timespec="seconds")
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: jsonable(x) for k, x in v.items()}
+    return v
+
+
+def chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
+    """``seq`` in slices of at most ``n`` (a call's batch or id-list limit)."""
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class APIError(FatalError):
+    """A whole request the CRM refused (bad object, permission, query): retrying won't help.
+    Each dialect subclasses it under its own name (``ZohoAPIError``...)."""
+
+    def __init__(self, endpoint: str, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"{endpoint}: HTTP {status} {code or ''} {message}".strip())
+        self.endpoint = endpoint
+        self.status = status
+        self.code = code
+
+
+class OwnedHTTP:
+    """The lifecycle every connector shares: an ``httpx.Client`` it was given (the caller closes
+    it) or built (it closes it), plus what it owns besides (a sandbox's transport and emulator),
+    closed with it; usable as a context manager."""
+
+    _http: httpx.Client
+    _owns_http: bool
+    _owns: list[Any]
+
+    def _open_http(self, http: httpx.Client | None, transport: httpx.BaseTransport | None,
+                   timeout: float, owns: Iterable[Any]) -> httpx.Client:
+        """Keep ``http``, or build one over ``transport`` (TLS verified: never turned off)."""
+        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
+        self._owns_http = http is None
+        self._owns = list(owns)
+        return self._http
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+        for thing in self._owns:
+            thing.close()
+        self._owns = []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

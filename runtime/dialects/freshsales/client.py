@@ -58,8 +58,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +72,14 @@ from runtime.destinations.base import (
     User,
     WriteItem,
     WriteResult,
+)
+from runtime.dialects._http import (
+    OwnedHTTP,
+    chunks,
+    header_float,
+    jsonable,
+    parse_json,
+    send,
 )
 from runtime.dialects.freshsales.auth import ENV_VAR, FreshsalesAuthError, FreshsalesCredentials
 from runtime.schema.model import FieldSchema, FieldType, SystemSchema
@@ -187,25 +193,6 @@ class _RecordError(Exception):
         self.code, self.message, self.field = code, message, field
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat(timespec="seconds")
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    return v
-
-
-def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 def _int_id(v: Any) -> Any:
     if isinstance(v, str) and v.isdigit():
         return int(v)
@@ -249,7 +236,7 @@ def is_dropdown(f: FieldSchema) -> bool:
         f.api_name.startswith("cf_")
 
 
-class FreshsalesClient:
+class FreshsalesClient(OwnedHTTP):
     """Freshsales destination. Give it an ``httpx.Client`` (its transport decides where requests
     go: the real API, a ``MockTransport``, or the sandbox) or let it build one (TLS verified)."""
 
@@ -287,9 +274,7 @@ class FreshsalesClient:
         self._schema = schema
         self._org_schema = schema is None  # learn each object's fields from the account
         self._org_read: set[str] = set()
-        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
-        self._owns_http = http is None
-        self._owns = list(owns)
+        self._open_http(http, transport, timeout, owns)
         hourly = per_hour(plan) if limit is None else int(limit)
         self.capabilities = DestinationCapabilities(
             name=name, batch_size=MAX_BULK, native_upsert=True, bulk=True,
@@ -312,15 +297,9 @@ class FreshsalesClient:
         endpoint = f"{method} /api/{path}"
         headers = {**self.credentials.header(), "Accept": "application/json"}
         self.stats.count_call(op, n)
-        try:
-            resp = self._http.request(method, f"{self.base_url}/api/{path}", json=json_body,
-                                      params=params, data=data, files=files, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
-                                 maybe_committed=write) from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
-                                 maybe_committed=write) from None
+        resp = send(self._http, method, f"{self.base_url}/api/{path}", endpoint=endpoint,
+                    write=write, json=json_body, params=params, data=data, files=files,
+                    headers=headers)
         status = resp.status_code
         if status == 401:
             raise FreshsalesAuthError(f"{endpoint}: Freshsales rejected the API key (HTTP 401); "
@@ -335,27 +314,15 @@ class FreshsalesClient:
                                  retry_after=retry_after, maybe_committed=False)
         if status >= 500:
             raise TransientError(f"{endpoint}: HTTP {status}", maybe_committed=write)
-        body: Any = None
-        if resp.content:
-            try:
-                body = resp.json()
-            except ValueError:
-                raise FreshsalesProtocolError(
-                    f"{endpoint}: HTTP {status} with a non-JSON body "
-                    f"({resp.headers.get('content-type', 'no content type')})") from None
+        body = parse_json(resp, endpoint, FreshsalesProtocolError) if resp.content else None
         if status == 403:
             raise FreshsalesAPIError(endpoint, status, _errors(body) or ["forbidden"])
         return status, body
 
     @staticmethod
     def _retry_after(resp: httpx.Response) -> float | None:
-        header = resp.headers.get("retry-after")
-        if header is None:
-            return None
-        try:
-            return max(float(header), 0.0)
-        except ValueError:
-            return None
+        seconds = header_float(resp, "retry-after")
+        return None if seconds is None else max(seconds, 0.0)
 
     def _expect(self, endpoint: str, status: int, body: Any, key: str) -> Any:
         if status >= 400:
@@ -600,7 +567,7 @@ class FreshsalesClient:
             if k in ("id", "custom_field", "custom_fields") or k.startswith("$"):
                 continue
             f = fields.get(k)
-            v = _jsonable(v)
+            v = jsonable(v)
             if f is not None and v not in (None, "", []):
                 if is_dropdown(f):
                     v = self._choice_id(obj, f, v)
@@ -707,7 +674,7 @@ class FreshsalesClient:
         if path in UPSERT_ENTITIES:
             if len(items) == 1:
                 return out + [self._single(obj, "upsert", items[0])]
-            for chunk in _chunks(list(items), MAX_BULK):
+            for chunk in chunks(list(items), MAX_BULK):
                 out.extend(self._bulk_upsert(obj, chunk))
             return out
         # no upsert endpoint: look the external ids up, then create or update
@@ -880,7 +847,7 @@ class FreshsalesClient:
     def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         ext = self.external_id_field
-        for chunk in _chunks(list(dict.fromkeys(external_ids)), 100):
+        for chunk in chunks(list(dict.fromkeys(external_ids)), 100):
             rules = [{"attribute": ext, "operator": "is_in", "value": list(chunk)}]
             for _, recs in self._search(obj, rules):
                 for rec in recs:
@@ -992,18 +959,4 @@ class FreshsalesClient:
             else:
                 out.append(WriteResult(key=aid, ok=True, dest_id=aid))
         return out
-
-    # ------------------------------------------------------------------ lifecycle
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-        for thing in self._owns:
-            thing.close()
-        self._owns = []
-
-    def __enter__(self) -> FreshsalesClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 

@@ -71,6 +71,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
+from runtime.dialects._http import OwnedHTTP, header_float, send
 from runtime.dialects.pipedrive.auth import PipedriveAuthError, PipedriveCredentials
 from runtime.dialects.pipedrive.capabilities import RATE_LIMIT
 from runtime.dialects.pipedrive.sentlog import Sent, SentLog
@@ -285,7 +286,7 @@ _MULTI = {"emails", "phones"}
 _ADDRESS = {"postal_address", "address"}
 
 
-class PipedriveClient:
+class PipedriveClient(OwnedHTTP):
     """Pipedrive destination. Give it an ``httpx.Client`` (its transport decides where requests
     go: the real API, a ``MockTransport``, or the sandbox) or let it build one."""
 
@@ -331,9 +332,7 @@ class PipedriveClient:
         self._consecutive_429 = 0
         self.tokens_spent = 0
         self._schema = schema
-        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
-        self._owns_http = http is None
-        self._owns = list(owns)
+        self._open_http(http, transport, timeout, owns)
         self._lock = threading.RLock()
         self._fields: dict[str, dict[str, FieldSchema]] = {}  # obj -> api_name -> org field
         self._unsettled: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
@@ -387,22 +386,15 @@ class PipedriveClient:
         url = f"{self.base_url}/api/{version}{path}"
         headers = self._creds.headers()
         self.stats.count_call(op, n)
-        try:
-            resp = self._http.request(method, url, params=params, json=json_body, files=files,
-                                      data=data, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
-                                 maybe_committed=write) from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
-                                 maybe_committed=write) from None
+        resp = send(self._http, method, url, endpoint=endpoint, write=write, params=params,
+                    json=json_body, files=files, data=data, headers=headers)
         self._read_limits(resp, cost)
         status = resp.status_code
         if status == 429:
             self.stats.throttled += 1
             self._consecutive_429 += 1
-            reset = self._header_float(resp, "x-ratelimit-reset") or \
-                self._header_float(resp, "retry-after")
+            reset = header_float(resp, "x-ratelimit-reset") or \
+                header_float(resp, "retry-after")
             if self._consecutive_429 >= self.max_429 or self.daily_remaining == 0 or \
                     (reset is not None and reset > self.max_wait):
                 raise FatalError(
@@ -431,24 +423,16 @@ class PipedriveClient:
                                          f"({resp.headers.get('content-type', 'none')})")
         return status, body
 
-    @staticmethod
-    def _header_float(resp: httpx.Response, name: str) -> float | None:
-        v = resp.headers.get(name)
-        try:
-            return float(v) if v is not None else None
-        except ValueError:
-            return None
-
     def _read_limits(self, resp: httpx.Response, cost: int) -> None:
         with self._lock:
             self.tokens_spent += cost
-            daily = self._header_float(resp, "x-daily-ratelimit-token-remaining")
+            daily = header_float(resp, "x-daily-ratelimit-token-remaining")
             if daily is not None:
                 self.daily_remaining = int(daily)
             elif self.daily_remaining is not None and resp.status_code != 429:
                 self.daily_remaining = max(0, self.daily_remaining - cost)
-            remaining = self._header_float(resp, "x-ratelimit-remaining")
-            reset = self._header_float(resp, "x-ratelimit-reset")
+            remaining = header_float(resp, "x-ratelimit-remaining")
+            reset = header_float(resp, "x-ratelimit-reset")
             if remaining is not None and remaining <= 0 and reset is not None:
                 self._blocked_until = max(self._blocked_until, self.clock() + reset)
 
@@ -1106,18 +1090,8 @@ class PipedriveClient:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-        for thing in self._owns:
-            thing.close()
-        self._owns = []
+        super().close()
         if self.sent_log is not None:
             self.sent_log.close()
             self.sent_log = None
-
-    def __enter__(self) -> PipedriveClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 

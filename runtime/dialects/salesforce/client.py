@@ -62,6 +62,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
+from runtime.dialects._http import APIError, OwnedHTTP, chunks, parse_json, send
 from runtime.dialects.salesforce.auth import (
     REFRESH_HINT,
     SalesforceAuthError,
@@ -123,14 +124,8 @@ def _soql_datetime(value: str) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class SalesforceAPIError(FatalError):
+class SalesforceAPIError(APIError):
     """A whole request Salesforce refused (bad object, permission, query): retrying won't help."""
-
-    def __init__(self, endpoint: str, status: int, code: str | None, message: str) -> None:
-        super().__init__(f"{endpoint}: HTTP {status} {code or ''} {message}".strip())
-        self.endpoint = endpoint
-        self.status = status
-        self.code = code
 
 
 class SalesforceProtocolError(FatalError):
@@ -153,11 +148,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
-
-
 def _first_error(errors: Any) -> tuple[str, str, str | None]:
     """(code, message, field) of a result's or a response's first error."""
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -170,7 +160,7 @@ def _first_error(errors: Any) -> tuple[str, str, str | None]:
     return "ERROR", "rejected without an error", None
 
 
-class SalesforceClient:
+class SalesforceClient(OwnedHTTP):
     """Salesforce destination. Give it an ``httpx.Client`` (its transport decides where requests
     go: the real API, a ``MockTransport`` or the sandbox) or let it build one (TLS verified)."""
 
@@ -191,9 +181,7 @@ class SalesforceClient:
         bulk: BulkSettings | None = None,
     ) -> None:
         creds = credentials or SalesforceCredentials.discover()
-        self._http = http or httpx.Client(transport=transport, timeout=timeout, verify=True)
-        self._owns_http = http is None
-        self._owns = list(owns)
+        self._open_http(http, transport, timeout, owns)
         self.auth = TokenManager(creds, self._http)
         if instance_url:
             self.auth.instance_url = instance_url
@@ -254,22 +242,15 @@ class SalesforceClient:
                        "Accept": "text/csv" if text else "application/json"}
             if content_type:
                 headers["Content-Type"] = content_type
-            try:
-                resp = self._http.request(method, url, params=params, json=json_body,
-                                          content=content, headers=headers)
-            except httpx.TimeoutException as exc:
-                raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
-                                     maybe_committed=write) from None
-            except httpx.TransportError as exc:
-                raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
-                                     maybe_committed=write) from None
+            resp = send(self._http, method, url, endpoint=endpoint, write=write,
+                        params=params, json=json_body, content=content, headers=headers)
             usage = parse_limit_info(resp.headers.get("sforce-limit-info"))
             if usage is not None:
                 self.api_usage = usage
             status = resp.status_code
             if text and status < 300:
                 return status, resp.text
-            body = self._parse(resp, endpoint) if resp.content else None
+            body = parse_json(resp, endpoint, SalesforceProtocolError) if resp.content else None
             code, message, _ = _first_error(body) if isinstance(body, list) else ("", "", None)
             if status == 401:
                 if not refreshed and self.auth.can_refresh:
@@ -292,17 +273,6 @@ class SalesforceClient:
                 raise TransientError(f"{endpoint}: HTTP {status} {code}".strip(),
                                      maybe_committed=write)
             return status, body
-
-    @staticmethod
-    def _parse(resp: httpx.Response, endpoint: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            if resp.status_code >= 500:
-                return None
-            raise SalesforceProtocolError(
-                f"{endpoint}: HTTP {resp.status_code} with a non-JSON body "
-                f"({resp.headers.get('content-type', 'no content type')})") from None
 
     def _fail(self, endpoint: str, status: int, body: Any) -> FatalError:
         if isinstance(body, list) and body and isinstance(body[0], dict):
@@ -390,7 +360,7 @@ class SalesforceClient:
 
     def _write_sync(self, op: str, obj: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         out: list[WriteResult] = []
-        for chunk in _chunks(list(items), MAX_BATCH):
+        for chunk in chunks(list(items), MAX_BATCH):
             out.extend(self._write_batch(op, obj, chunk))
         return out
 
@@ -454,7 +424,7 @@ class SalesforceClient:
         if self.bulk.use_for("delete", len(ids)):
             return bulk_delete(self, obj, ids)
         out: list[WriteResult] = []
-        for chunk in _chunks(list(dict.fromkeys(ids)), MAX_BATCH):
+        for chunk in chunks(list(dict.fromkeys(ids)), MAX_BATCH):
             out.extend(self._delete_ids(list(chunk), op="delete"))
         return out
 
@@ -497,7 +467,7 @@ class SalesforceClient:
     def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         fields = ",".join(self._read_fields(obj))
-        for chunk in _chunks(list(dict.fromkeys(ids)), GET_IDS):
+        for chunk in chunks(list(dict.fromkeys(ids)), GET_IDS):
             path = f"/composite/sobjects/{obj}"
             status, resp = self._request("GET", path, op="get",
                                          params={"ids": ",".join(chunk), "fields": fields})
@@ -511,7 +481,7 @@ class SalesforceClient:
     def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         ext = self.ext_field(obj)
-        for chunk in _chunks(list(dict.fromkeys(external_ids)), SOQL_IN):
+        for chunk in chunks(list(dict.fromkeys(external_ids)), SOQL_IN):
             soql = (f"SELECT Id, {ext} FROM {obj} WHERE {ext} IN "
                     f"({', '.join(soql_str(v) for v in chunk)})")
             for rec in self.query(soql, op="find_by_external_id"):
@@ -703,7 +673,7 @@ class SalesforceClient:
         ids = list(dict.fromkeys(ids))
         doc_of: dict[str, str] = {i: i for i in ids if not i.startswith("068")}
         versions = [i for i in ids if i.startswith("068")]
-        for chunk in _chunks(versions, SOQL_IN):
+        for chunk in chunks(versions, SOQL_IN):
             for v in self.query("SELECT Id, ContentDocumentId FROM ContentVersion WHERE Id IN "
                                 f"({', '.join(soql_str(i) for i in chunk)})", op="get"):
                 if isinstance(v.get("ContentDocumentId"), str):
@@ -716,7 +686,7 @@ class SalesforceClient:
             for i in ids if i not in doc_of}
         docs = list(dict.fromkeys(doc_of.values()))
         by_doc: dict[str, WriteResult] = {}
-        for chunk in _chunks(docs, MAX_BATCH):
+        for chunk in chunks(docs, MAX_BATCH):
             for r in self._delete_ids(list(chunk), op="delete_attachments"):
                 by_doc[r.key] = r
         for i, d in doc_of.items():
@@ -725,17 +695,3 @@ class SalesforceClient:
                 out[i] = WriteResult(key=i, ok=r.ok, dest_id=i if r.ok else None, code=r.code,
                                      error=r.error, field=r.field)
         return [out[i] for i in ids if i in out]
-
-    # ------------------------------------------------------------------ lifecycle
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-        for thing in self._owns:
-            thing.close()
-        self._owns = []
-
-    def __enter__(self) -> SalesforceClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

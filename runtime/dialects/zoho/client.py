@@ -41,9 +41,7 @@ from ``details.api_name`` (or ``json_path``); ``RECORD_LOCKED`` is retryable.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +55,15 @@ from runtime.destinations.base import (
     User,
     WriteItem,
     WriteResult,
+)
+from runtime.dialects._http import (
+    APIError,
+    OwnedHTTP,
+    chunks,
+    header_float,
+    jsonable,
+    parse_json,
+    send,
 )
 from runtime.dialects.zoho.auth import TokenManager, ZohoAuthError, ZohoCredentials
 from runtime.dialects.zoho.ratelimit import (
@@ -82,37 +89,12 @@ _AUTH_CODES = {"INVALID_TOKEN", "AUTHENTICATION_FAILURE"}
 _PATH_FIELD = re.compile(r"^\$\.data\[\d+\]\.([^.\[]+)")
 
 
-class ZohoAPIError(FatalError):
+class ZohoAPIError(APIError):
     """A whole request Zoho refused (bad module, permission, scope, limits): retrying won't help."""
-
-    def __init__(self, endpoint: str, status: int, code: str | None, message: str) -> None:
-        super().__init__(f"{endpoint}: HTTP {status} {code or ''} {message}".strip())
-        self.endpoint = endpoint
-        self.status = status
-        self.code = code
 
 
 class ZohoProtocolError(FatalError):
     """Zoho answered something the connector cannot read (not JSON, keys missing)."""
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat(timespec="seconds")
-    if isinstance(v, date):
-        return v.isoformat()
-    if isinstance(v, Decimal):
-        return float(v)
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    return v
-
-
-def _chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
-    for i in range(0, len(seq), n):
-        yield seq[i:i + n]
 
 
 def _attachment_id(module: str, record_id: str, attachment_id: str) -> str:
@@ -123,7 +105,7 @@ def _coql_str(v: str) -> str:
     return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class ZohoClient:
+class ZohoClient(OwnedHTTP):
     """Zoho CRM v8 destination. Give it an ``httpx.Client`` (its transport decides where requests
     go: the real API, a ``MockTransport``, or the sandbox) or let it build one."""
 
@@ -149,9 +131,7 @@ class ZohoClient:
         self.tier = tier or Tier()
         self.max_wait = max_wait
         self._schema = schema
-        self._http = http or httpx.Client(transport=transport, timeout=timeout)
-        self._owns_http = http is None
-        self._owns = list(owns)
+        self._open_http(http, transport, timeout, owns)
         self.auth = TokenManager(credentials or ZohoCredentials.discover(), accounts_domain,
                                  self._http)
         self.capabilities = DestinationCapabilities(
@@ -187,20 +167,13 @@ class ZohoClient:
             token = self.auth.token()
             h = {"Authorization": f"Zoho-oauthtoken {token}", **(headers or {})}
             self.stats.count_call(op, n)
-            try:
-                resp = self._http.request(method, url, params=params, json=json_body,
-                                          headers=h, files=files)
-            except httpx.TimeoutException as exc:
-                raise TransientError(f"{endpoint}: timed out ({type(exc).__name__})",
-                                     maybe_committed=write) from None
-            except httpx.TransportError as exc:
-                raise TransientError(f"{endpoint}: connection failed ({type(exc).__name__})",
-                                     maybe_committed=write) from None
+            resp = send(self._http, method, url, endpoint=endpoint, write=write,
+                        params=params, json=json_body, headers=h, files=files)
             status = resp.status_code
             if status not in (401, 429):
                 self.credits.spend(cost)
             self.credits.observe(resp.headers.get("x-api-credits-remaining"))
-            body = self._parse(resp, endpoint) if resp.content else None
+            body = parse_json(resp, endpoint, ZohoProtocolError) if resp.content else None
             if status == 401 and (not isinstance(body, dict) or body.get("code") in _AUTH_CODES
                                   or "code" not in body):
                 if not refreshed and self.auth.can_refresh:
@@ -249,26 +222,11 @@ class ZohoClient:
                              maybe_committed=False)
 
     @staticmethod
-    def _parse(resp: httpx.Response, endpoint: str) -> Any:
-        try:
-            return resp.json()
-        except ValueError:
-            if resp.status_code >= 500:
-                return None
-            raise ZohoProtocolError(f"{endpoint}: HTTP {resp.status_code} with a non-JSON body "
-                                    f"({resp.headers.get('content-type', 'no content type')})"
-                                    ) from None
-
-    @staticmethod
     def _retry_after(resp: httpx.Response, body: Any) -> float | None:
         details = body.get("details") if isinstance(body, dict) else None
         if isinstance(details, dict) and isinstance(details.get("retry_after"), (int, float)):
             return float(details["retry_after"])
-        header = resp.headers.get("retry-after")
-        try:
-            return float(header) if header is not None else None
-        except ValueError:
-            return None
+        return header_float(resp, "retry-after")
 
     def _fail(self, endpoint: str, status: int, body: Any) -> FatalError:
         if isinstance(body, dict) and "code" in body:
@@ -336,7 +294,7 @@ class ZohoClient:
                     if parent is not None:
                         ref["module"] = self._module_ref(parent)
                 v = ref
-            rec[k] = _jsonable(v)
+            rec[k] = jsonable(v)
         if item.external_id is not None:
             rec[self.external_id_field] = item.external_id
         if with_id:
@@ -404,7 +362,7 @@ class ZohoClient:
 
     def _write(self, op: str, module: str, items: Sequence[WriteItem]) -> list[WriteResult]:
         out: list[WriteResult] = []
-        for chunk in _chunks(list(items), MAX_BATCH):
+        for chunk in chunks(list(items), MAX_BATCH):
             out.extend(self._write_batch(op, module, chunk))
         return out
 
@@ -468,7 +426,7 @@ class ZohoClient:
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
         out: list[WriteResult] = []
-        for chunk in _chunks(list(ids), MAX_BATCH):
+        for chunk in chunks(list(ids), MAX_BATCH):
             path = f"/{obj}"
             status, resp = self._request("DELETE", path, op="delete",
                                          params={"ids": ",".join(chunk), "wf_trigger": "false"},
@@ -491,7 +449,7 @@ class ZohoClient:
             return self._get_attachments(ids)
         out: dict[str, dict[str, Any]] = {}
         fields = self._read_fields(obj)
-        for chunk in _chunks(list(dict.fromkeys(ids)), MAX_BATCH):
+        for chunk in chunks(list(dict.fromkeys(ids)), MAX_BATCH):
             params = {"ids": ",".join(chunk)}
             if fields:
                 params["fields"] = ",".join(fields)
@@ -504,7 +462,7 @@ class ZohoClient:
     def find_by_external_id(self, obj: str, external_ids: Sequence[str]) -> dict[str, str]:
         out: dict[str, str] = {}
         ext = self.external_id_field
-        for chunk in _chunks(list(dict.fromkeys(external_ids)), COQL_IN_LIMIT):
+        for chunk in chunks(list(dict.fromkeys(external_ids)), COQL_IN_LIMIT):
             query = (f"select id, {ext} from {obj} where {ext} in "
                      f"({', '.join(_coql_str(v) for v in chunk)}) limit 200")
             status, resp = self._request("POST", "/coql", op="find_by_external_id",
@@ -794,20 +752,6 @@ class ZohoClient:
             if i not in results:  # an action this connector does not know
                 result(i, "failed", f"unknown schema change {c.get('action')!r}")
         return [results[i] for i in range(len(changes))]
-
-    # ------------------------------------------------------------------ lifecycle
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
-        for thing in self._owns:
-            thing.close()
-        self._owns = []
-
-    def __enter__(self) -> ZohoClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def zoho_field_spec(field: Any) -> dict[str, Any]:
