@@ -8,6 +8,8 @@ phase, records:
 - the glibc heap (``mallinfo2``: bytes in use vs free-but-held, i.e. fragmentation) and the memory
   SQLite itself holds (``sqlite3_memory_used``: page caches, statements, sorters), both through
   ctypes from the libraries this interpreter already loaded;
+- the size of the SQLite WAL files in the run's directory (disk, not memory: a WAL that is never
+  checkpointed grows with the run);
 - with ``--trace``, the Python heap (tracemalloc) and, at the end of each phase, the top growers
   by traceback against the snapshot taken at the start of the load phase.
 
@@ -80,7 +82,8 @@ def _rss() -> float:
 
 
 class Probe:
-    def __init__(self, trace: bool, top: int) -> None:
+    def __init__(self, trace: bool, top: int, work: Path | None = None) -> None:
+        self.work = work
         self.trace = trace
         self.top = top
         self.rows: list[dict] = []
@@ -98,6 +101,8 @@ class Probe:
             row["mmapped"] = round(mi.hblkhd / MIB, 1)
         if SQLITE_USED is not None:
             row["sqlite"] = round(SQLITE_USED() / MIB, 1)
+        if self.work is not None and self.work.is_dir():  # on disk, not memory: WAL files
+            row["wal"] = round(sum(f.stat().st_size for f in self.work.glob("*-wal")) / MIB, 1)
         if self.trace:
             row["py_traced"] = round(tracemalloc.get_traced_memory()[0] / MIB, 1)
         self.rows.append(row)
@@ -146,7 +151,8 @@ def main() -> None:
         records = bench_load.write_jsonl_source(src, args.n)
         module = execfix.compile_module(tmp / "build")
         gc.collect()
-        probe = Probe(args.trace, args.top)
+        work = tmp / "work"
+        probe = Probe(args.trace, args.top, work)
         if args.trace:
             tracemalloc.start(8)
 
@@ -169,7 +175,6 @@ def main() -> None:
         run_mod.Loader.run = loader_run
         run_mod.advance_watermarks = adv
 
-        work = tmp / "work"
         work.mkdir()
         opts = {} if args.keep_dups else plan_source_options(module.PLAN.source_config)
         source = open_source(f"jsonl:{src}", options=opts)
@@ -186,7 +191,7 @@ def main() -> None:
         source.close()
         state.close()
         probe.enter("closed")
-    cols = ["rss", "maxrss", "heap_used", "heap_free", "mmapped", "sqlite", "py_traced"]
+    cols = ["rss", "maxrss", "heap_used", "heap_free", "mmapped", "sqlite", "wal", "py_traced"]
     cols = [c for c in cols if c in probe.rows[0]]
     print(f"n={records:,} status={res.status} written={res.stats.written:,} wall={wall:.1f}s")
     print(f"{'where':<34}" + "".join(f"{c:>10}" for c in cols))

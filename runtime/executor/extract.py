@@ -141,8 +141,14 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
             n += 1
             stage.add_root(obj, srec.key, ts, instant)
             _stage_record(module, srec, steps, groups, stage, P, extracted, required)
-            if progress is not None and n % 1000 == 0:
-                progress(obj, n)
+            if n % 1000 == 0:
+                if n % 10_000 == 0:
+                    # a stage that did not finish is redone from scratch, so committing as it
+                    # goes is safe; one transaction for the whole source kept the WAL from being
+                    # checkpointed and grew it (and its index) to the size of the stage
+                    stage.commit()
+                if progress is not None:
+                    progress(obj, n)
         if progress is not None:
             progress(obj, n)
         if unreadable:
