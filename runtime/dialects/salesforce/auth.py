@@ -14,13 +14,13 @@ body (httpx logs request URLs, never bodies). TLS verification is never turned o
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
-from runtime.destinations.base import FatalError, TransientError
+from runtime.destinations.base import FatalError
+from runtime.dialects._oauth import RefreshingToken
 
 __all__ = ["ENV_VARS", "SalesforceCredentials", "TokenManager", "SalesforceAuthError",
            "DEFAULT_LOGIN_URL"]
@@ -72,63 +72,30 @@ class SalesforceCredentials:
     discover = from_env
 
 
-class TokenManager:
+class TokenManager(RefreshingToken):
     """Holds the current access token (and instance URL); refreshes through the login host."""
 
     def __init__(self, credentials: SalesforceCredentials, http: httpx.Client) -> None:
-        self._creds = credentials
-        self._token = credentials.access_token
-        self._http = http
-        self._lock = threading.Lock()
-        self.refreshes = 0
+        super().__init__(credentials, http)
         self.instance_url: str | None = credentials.instance_url
 
     def __repr__(self) -> str:
         return f"TokenManager({self._creds!r}, refreshes={self.refreshes})"
-
-    @property
-    def can_refresh(self) -> bool:
-        return self._creds.can_refresh
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._refresh_locked()
-            assert self._token is not None
-            return self._token
-
-    def refresh(self, stale: str | None = None) -> str:
-        """A new access token (unless another thread already replaced ``stale``)."""
-        with self._lock:
-            if stale is None or self._token == stale:
-                self._refresh_locked()
-            assert self._token is not None
-            return self._token
 
     def _refresh_locked(self) -> None:
         c = self._creds
         if not c.can_refresh:
             raise SalesforceAuthError(f"no Salesforce access token: {REFRESH_HINT}")
         url = c.login_url.rstrip("/") + "/services/oauth2/token"
-        try:
-            resp = self._http.post(url, data={
-                "grant_type": "refresh_token", "client_id": c.client_id,
-                "client_secret": c.client_secret, "refresh_token": c.refresh_token})
-        except httpx.TransportError as exc:
-            raise TransientError(f"POST /services/oauth2/token: {type(exc).__name__}",
-                                 maybe_committed=False) from None
-        if resp.status_code >= 500:
-            raise TransientError(f"POST /services/oauth2/token: HTTP {resp.status_code}",
-                                 maybe_committed=False)
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code != 200 or not isinstance(body, dict) \
+        status, body = self._post_refresh(url, {
+            "grant_type": "refresh_token", "client_id": c.client_id,
+            "client_secret": c.client_secret, "refresh_token": c.refresh_token},
+            "POST /services/oauth2/token")
+        if status != 200 or not isinstance(body, dict) \
                 or not isinstance(body.get("access_token"), str):
             err = body.get("error") if isinstance(body, dict) else None
             raise SalesforceAuthError(
-                f"Salesforce refused the refresh token ({err or f'HTTP {resp.status_code}'}); "
+                f"Salesforce refused the refresh token ({err or f'HTTP {status}'}); "
                 f"{REFRESH_HINT}")
         self._token = body["access_token"]
         if isinstance(body.get("instance_url"), str):

@@ -12,13 +12,13 @@ Data centres (API_NOTES.md 1.1): the API domain and the accounts server must mat
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
 
-from runtime.destinations.base import FatalError, TransientError
+from runtime.destinations.base import FatalError
+from runtime.dialects._oauth import RefreshingToken
 
 __all__ = [
     "DATA_CENTRES", "ENV_VARS", "ZohoCredentials", "TokenManager", "data_centre", "ZohoAuthError",
@@ -106,42 +106,20 @@ class ZohoCredentials:
         return cls.from_keyring() or creds
 
 
-class TokenManager:
+class TokenManager(RefreshingToken):
     """Holds the current access token; refreshes it through the accounts server."""
 
     def __init__(self, credentials: ZohoCredentials, accounts_domain: str,
                  http: httpx.Client) -> None:
-        self._creds = credentials
-        self._token = credentials.access_token
+        super().__init__(credentials, http)
         self.accounts_domain = accounts_domain.rstrip("/")
-        self._http = http
-        self._lock = threading.Lock()
-        self.refreshes = 0
         self.api_domain: str | None = None  # from the token response, when it says
 
     def __repr__(self) -> str:
         return f"TokenManager(accounts={self.accounts_domain!r}, refreshes={self.refreshes})"
 
-    @property
-    def can_refresh(self) -> bool:
-        return self._creds.can_refresh
-
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None:
-                self._refresh_locked()
-            assert self._token is not None
-            return self._token
-
     def header(self) -> dict[str, str]:
         return {"Authorization": f"Zoho-oauthtoken {self.token()}"}
-
-    def refresh(self, stale: str | None = None) -> None:
-        """Refresh unless another thread already replaced the ``stale`` token."""
-        with self._lock:
-            if stale is not None and self._token != stale:
-                return
-            self._refresh_locked()
 
     def _refresh_locked(self) -> None:
         if not self._creds.can_refresh:
@@ -150,23 +128,12 @@ class TokenManager:
         form = {"grant_type": "refresh_token", "client_id": self._creds.client_id,
                 "client_secret": self._creds.client_secret,
                 "refresh_token": self._creds.refresh_token}
-        try:
-            resp = self._http.post(url, data=form)
-        except httpx.TransportError as exc:
-            raise TransientError(f"POST {url}: {type(exc).__name__} while refreshing the token",
-                                 maybe_committed=False) from None
-        if resp.status_code >= 500:
-            raise TransientError(f"POST {url}: HTTP {resp.status_code} while refreshing the token",
-                                 maybe_committed=False)
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
+        status, body = self._post_refresh(url, form, f"POST {url}")
         token = body.get("access_token") if isinstance(body, dict) else None
-        if resp.status_code != 200 or not isinstance(token, str) or not token:
+        if status != 200 or not isinstance(token, str) or not token:
             err = body.get("error") if isinstance(body, dict) else None
             raise ZohoAuthError(f"Zoho refused the refresh token at {url} "
-                                f"({err or 'HTTP ' + str(resp.status_code)}): {_REFRESH_HINT}")
+                                f"({err or 'HTTP ' + str(status)}): {_REFRESH_HINT}")
         self._token = token
         self.refreshes += 1
         if isinstance(body.get("api_domain"), str):
