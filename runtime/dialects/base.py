@@ -38,7 +38,9 @@ Client methods ``fmap schema`` uses (on each dialect's httpx client, so they wor
 against the real API, a loopback sandbox and ``sandbox:<dialect>``):
 
 - ``metadata_bundle(objects) -> payload``: the vendor-shaped metadata of those objects, in the
-  form this dialect's ``load_metadata`` accepts (``fmap schema pull`` saves it verbatim).
+  form this dialect's ``load_metadata`` accepts (``fmap schema pull`` saves it verbatim). An
+  object the org does not have is left out of the payload, not an error (``fmap schema apply``
+  treats it as missing); any other refusal (a bad token, no permission) still raises.
 - ``apply_schema_changes(changes) -> list[dict]``: create the custom objects/fields in
   ``changes`` (``PLAN.schema_changes`` entries the org lacks, objects first), one result per
   change ``{"object", "field", "status": "created" | "failed", "message"}``; raise

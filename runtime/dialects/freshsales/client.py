@@ -358,8 +358,17 @@ class FreshsalesClient(OwnedHTTP):
     def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
         """``{"objects": {obj: <GET /api/settings/{entity}/fields response>}}``, verbatim per
         object: what ``fmap schema pull`` saves and the dialect's ``load_metadata`` reads back
-        (the object name is the bundle key, since a fields response does not always name it)."""
-        return {"objects": {obj: self.metadata(obj) for obj in dict.fromkeys(objects)}}
+        (the object name is the bundle key, since a fields response does not always name it).
+        An object the account lacks (its fields call is a 404) is left out rather than failing
+        the whole pull: ``schema apply`` asks for the custom modules it may have to create."""
+        out: dict[str, Any] = {}
+        for obj in dict.fromkeys(objects):
+            try:
+                out[obj] = self.metadata(obj)
+            except FreshsalesAPIError as exc:
+                if exc.status != 404:
+                    raise
+        return {"objects": out}
 
     # ------------------------------------------------------------------ schema changes
     def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -510,8 +510,11 @@ class PipedriveClient(OwnedHTTP):
 
     def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
         """``{"objects": {name: GET /api/v2/{entity}Fields response}}``, what ``fmap schema
-        pull`` saves and :func:`load_pipedrive_metadata` reads."""
-        return {"objects": {o: self._fields_response(o) for o in dict.fromkeys(objects)}}
+        pull`` saves and :func:`load_pipedrive_metadata` reads. A name that is no Pipedrive
+        object (Pipedrive has no custom objects) is left out; an object without a fields
+        endpoint (notes, leads) still fails, naming the ones that have one."""
+        return {"objects": {o: self._fields_response(o) for o in dict.fromkeys(objects)
+                            if o in ENTITIES or o == FILE_OBJECT}}
 
     def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Custom fields through ``POST /api/v2/{entity}Fields`` (persons, organizations, deals,

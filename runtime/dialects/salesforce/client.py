@@ -540,11 +540,20 @@ class SalesforceClient(OwnedHTTP):
 
     def metadata_bundle(self, objects: Iterable[str] | None = None) -> dict[str, Any]:
         """``{"objects": {name: describe}}`` (what ``load_metadata`` accepts); no ``objects``:
-        every createable object describeGlobal lists."""
+        every createable object describeGlobal lists. An object the org lacks (its describe is a
+        404 ``NOT_FOUND``) is left out rather than failing the whole pull: ``schema apply`` asks
+        for the custom objects it may have to create."""
         names = list(objects or [])
         if not names:
             names = [o["name"] for o in self.describe_global() if o.get("createable")]
-        return {"objects": {n: self.describe(n) for n in dict.fromkeys(names)}}
+        out: dict[str, Any] = {}
+        for n in dict.fromkeys(names):
+            try:
+                out[n] = self.describe(n)
+            except SalesforceAPIError as exc:
+                if exc.status != 404:
+                    raise
+        return {"objects": out}
 
     def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Salesforce objects and fields are created by a Metadata API deployment, which the
