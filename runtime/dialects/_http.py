@@ -8,18 +8,19 @@ to refresh a token) stays in the dialect's own ``client.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
 
-from runtime.destinations.base import FatalError, TransientError
+from runtime.destinations.base import FatalError, TransientError, WriteResult
 
 __all__ = ["APIError", "LOOPBACK_HOSTS", "OwnedHTTP", "chunks", "header_float", "jsonable",
-           "parse_json", "send", "split_target"]
+           "local_file", "parse_json", "present", "send", "split_target"]
 
 # hosts a ``<dialect>://HOST:PORT`` target may name for a loopback ``fmap sandbox serve``
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -90,6 +91,32 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         return {k: jsonable(x) for k, x in v.items()}
     return v
+
+
+def present(names: Iterable[str], fetch: Callable[[str], Any],
+            refused: type[Exception]) -> dict[str, Any]:
+    """``{name: fetch(name)}`` for each name the org has, in order, once each. ``fetch`` raising
+    ``refused`` (the dialect's API error) with ``status`` 404 means the org lacks that object: it
+    is left out (the ``metadata_bundle`` contract); any other refusal propagates."""
+    out: dict[str, Any] = {}
+    for name in dict.fromkeys(names):
+        try:
+            out[name] = fetch(name)
+        except refused as exc:
+            if getattr(exc, "status", None) != 404:
+                raise
+    return out
+
+
+def local_file(path: str | Path, key: str) -> tuple[Path, int] | WriteResult:
+    """(path, size) of an attachment to upload, or the failed :class:`WriteResult` of item
+    ``key`` when the file is not there (the item fails, the run goes on)."""
+    p = Path(path)
+    try:
+        return p, p.stat().st_size
+    except FileNotFoundError:
+        return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
+                           error="attachment file not found")
 
 
 def chunks(seq: Sequence, n: int) -> Iterator[Sequence]:

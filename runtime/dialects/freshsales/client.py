@@ -78,7 +78,9 @@ from runtime.dialects._http import (
     chunks,
     header_float,
     jsonable,
+    local_file,
     parse_json,
+    present,
     send,
 )
 from runtime.dialects.freshsales.auth import ENV_VAR, FreshsalesAuthError, FreshsalesCredentials
@@ -361,14 +363,7 @@ class FreshsalesClient(OwnedHTTP):
         (the object name is the bundle key, since a fields response does not always name it).
         An object the account lacks (its fields call is a 404) is left out rather than failing
         the whole pull: ``schema apply`` asks for the custom modules it may have to create."""
-        out: dict[str, Any] = {}
-        for obj in dict.fromkeys(objects):
-            try:
-                out[obj] = self.metadata(obj)
-            except FreshsalesAPIError as exc:
-                if exc.status != 404:
-                    raise
-        return {"objects": out}
+        return {"objects": present(objects, self.metadata, FreshsalesAPIError)}
 
     # ------------------------------------------------------------------ schema changes
     def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -901,12 +896,10 @@ class FreshsalesClient(OwnedHTTP):
     # ------------------------------------------------------------------ files
     def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
                           key: str) -> WriteResult:
-        p = Path(path)
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
-                               error="attachment file not found")
+        found = local_file(path, key)
+        if isinstance(found, WriteResult):
+            return found
+        p, size = found
         if size > ATTACHMENT_LIMIT_BYTES:
             return WriteResult(key=key, ok=False, code="FILE_TOO_LARGE",
                                error=f"file is {size} bytes; Freshsales allows "

@@ -71,7 +71,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.dialects._http import OwnedHTTP, header_float, send
+from runtime.dialects._http import OwnedHTTP, header_float, local_file, send
 from runtime.dialects.pipedrive.auth import PipedriveAuthError, PipedriveCredentials
 from runtime.dialects.pipedrive.capabilities import RATE_LIMIT
 from runtime.dialects.pipedrive.sentlog import Sent, SentLog
@@ -1013,12 +1013,10 @@ class PipedriveClient(OwnedHTTP):
     # ------------------------------------------------------------------ files
     def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
                           key: str) -> WriteResult:
-        p = Path(path)
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
-                               error="attachment file not found")
+        found = local_file(path, key)
+        if isinstance(found, WriteResult):
+            return found
+        p, size = found
         link = _FILE_PARENTS.get(obj)
         if link is None:
             return WriteResult(key=key, ok=False, code="NOT_SUPPORTED",

@@ -62,7 +62,15 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.dialects._http import APIError, OwnedHTTP, chunks, parse_json, send
+from runtime.dialects._http import (
+    APIError,
+    OwnedHTTP,
+    chunks,
+    local_file,
+    parse_json,
+    present,
+    send,
+)
 from runtime.dialects.salesforce.auth import (
     REFRESH_HINT,
     SalesforceAuthError,
@@ -546,14 +554,7 @@ class SalesforceClient(OwnedHTTP):
         names = list(objects or [])
         if not names:
             names = [o["name"] for o in self.describe_global() if o.get("createable")]
-        out: dict[str, Any] = {}
-        for n in dict.fromkeys(names):
-            try:
-                out[n] = self.describe(n)
-            except SalesforceAPIError as exc:
-                if exc.status != 404:
-                    raise
-        return {"objects": out}
+        return {"objects": present(names, self.describe, SalesforceAPIError)}
 
     def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Salesforce objects and fields are created by a Metadata API deployment, which the
@@ -630,12 +631,10 @@ class SalesforceClient(OwnedHTTP):
         """A ContentVersion published to ``record_id`` (``dest_id`` = the ContentVersion id).
         Idempotent by key: the record's versions titled ``file_name`` are read first and one whose
         ``Description`` is ``fmap:<key>`` is returned (``created=False``) instead of re-sent."""
-        p = Path(path)
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
-                               error="attachment file not found")
+        found = local_file(path, key)
+        if isinstance(found, WriteResult):
+            return found
+        p, size = found
         if size > JSON_FILE_LIMIT:
             return WriteResult(key=key, ok=False, code="FILE_TOO_LARGE",
                                error=f"file is {size} bytes; a JSON upload takes at most "

@@ -62,6 +62,7 @@ from runtime.dialects._http import (
     chunks,
     header_float,
     jsonable,
+    local_file,
     parse_json,
     send,
 )
@@ -528,12 +529,10 @@ class ZohoClient(OwnedHTTP):
     # ------------------------------------------------------------------ attachments
     def upload_attachment(self, obj: str, record_id: str, file_name: str, path: Path,
                           key: str) -> WriteResult:
-        p = Path(path)
-        try:
-            size = p.stat().st_size
-        except FileNotFoundError:
-            return WriteResult(key=key, ok=False, code="FILE_NOT_FOUND",
-                               error="attachment file not found")
+        found = local_file(path, key)
+        if isinstance(found, WriteResult):
+            return found
+        p, size = found
         if size > ATTACHMENT_LIMIT_BYTES:
             return WriteResult(key=key, ok=False, code="FILE_SIZE_MORE_THAN_ALLOWED_SIZE",
                                error=f"file is {size} bytes; Zoho allows "
