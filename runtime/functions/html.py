@@ -7,6 +7,7 @@ runs, ``&nbsp;`` padding); CRM note fields want plain text with the paragraph st
 from __future__ import annotations
 
 import re
+import textwrap
 from html.parser import HTMLParser
 from typing import Any
 
@@ -142,7 +143,10 @@ class _TextExtractor(HTMLParser):
                 out.append("")
                 pending_blank = False
             out.append(line)
-        return "\n".join(out)
+        # a list nested with no item around it (<ul><ul><li>) would start the text indented:
+        # drop the indentation every line shares (none for well-formed lists), and the text
+        # never starts with a space
+        return textwrap.dedent("\n".join(out)).lstrip(" ")
 
 
 def html_to_text(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from runtime.functions import html_to_text
@@ -71,6 +71,11 @@ def test_tables_and_pre():
     assert html_to_text("<pre>line 1\nline 2</pre>") == "line 1\nline 2"
 
 
+def test_list_nested_without_an_item_is_not_indented_at_the_start():
+    assert html_to_text("<ul><ul><li>a<li>b</ul></ul>") == "- a\n- b"
+    assert html_to_text("<ul><li>a<ul><li>b</ul></ul>") == "- a\n  - b"
+
+
 def test_malformed_html_never_raises():
     for html in ["<p", "</div></div>text", "<<>>", "<a href='x'>link", "<br/ >x", "&#99999999;",
                  "<ul><li>a</ul></li></ul>b", "<scr<script>ipt>x</script>"]:
@@ -81,6 +86,8 @@ def test_malformed_html_never_raises():
 @given(st.lists(st.sampled_from(["<p>", "</p>", "<br>", "<div>", "</div>", "<ul>", "<li>", "</ul>",
                                  "word", "two words", " ", "\n", "&amp;", "<b>", "</b>"]),
                 max_size=30))
+@example(["<ul>", "<ul>", "<li>", "word"])
+@example(["<ul>", "<ul>", "<li>", "word", "</ul>", "<li>", "word"])
 def test_output_invariants(tokens):
     out = html_to_text("".join(tokens))
     assert "\n\n\n" not in out
