@@ -64,6 +64,13 @@ def test_fields_response_uses_the_documented_keys(client):
     assert all(isinstance(i, int) and i > 10**10 for i in ids) and len(set(ids)) == 3
 
 
+def test_metadata_bundle_leaves_out_objects_the_account_lacks(client):
+    """The contract (runtime/dialects/base.py): a module the account does not have (its fields
+    call answers 404) is left out rather than failing the whole pull."""
+    bundle = client.metadata_bundle(["Contact", "pets", "Deal"])
+    assert list(bundle["objects"]) == ["Contact", "Deal"]
+
+
 def test_metadata_bundle_loads_back_with_choice_ids(client):
     bundle = client.metadata_bundle(["Contact", "Deal", "Contact"])
     assert list(bundle["objects"]) == ["Contact", "Deal"]

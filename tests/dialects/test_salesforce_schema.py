@@ -84,6 +84,14 @@ def test_metadata_bundle_from_the_sandbox_loads_back(sf):
     assert "Contact" in everything["objects"] and "User" not in everything["objects"]
 
 
+def test_metadata_bundle_leaves_out_objects_the_org_lacks(sf):
+    """The contract (runtime/dialects/base.py): an object the org does not have is left out (a
+    describe answering 404), so `fmap schema apply` counts it as missing instead of failing."""
+    bundle = sf.metadata_bundle(["Contact", "Pet__c", "Contact"])
+    assert list(bundle["objects"]) == ["Contact"]
+    assert SF.load_metadata(bundle, source_name="bundle").object("Contact") is not None
+
+
 def test_apply_schema_changes_says_to_emit_a_package(sf, changes):
     with pytest.raises(UnsupportedByDialect) as exc:
         sf.apply_schema_changes(changes)
