@@ -63,6 +63,11 @@ class Recorder:
 
 def client(handler, **kw) -> PipedriveClient:
     kw.setdefault("credentials", PipedriveCredentials(api_token=SECRET))
+    if "clock" not in kw and "sleep" not in kw:
+        # a virtual clock the client's sleeps advance: waiting out a 429's reset (it paces on
+        # its clock until then) takes no wall time; a no-op sleep on the real clock would spin
+        vclock = VirtualClock(start=100.0)
+        kw.update(clock=vclock, sleep=vclock.sleep)
     kw.setdefault("sleep", lambda s: None)
     return PipedriveClient(base_url="https://acme.pipedrive.com",
                            http=httpx.Client(transport=httpx.MockTransport(handler)), **kw)
