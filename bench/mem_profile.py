@@ -167,10 +167,7 @@ def main() -> None:
 
         def adv(*a, **kw):
             probe.enter("watermarks")
-            try:
-                return real_adv(*a, **kw)
-            finally:
-                probe.enter("finish")
+            return real_adv(*a, **kw)
 
         run_mod.Loader.run = loader_run
         run_mod.advance_watermarks = adv
@@ -179,6 +176,16 @@ def main() -> None:
         opts = {} if args.keep_dups else plan_source_options(module.PLAN.source_config)
         source = open_source(f"jsonl:{src}", options=opts)
         state = StateStore(work / "state.sqlite")
+        real_finish = state.finish_run
+
+        def finish_run(*a, **kw):
+            probe.enter("counts")  # the per-map counts (finish_run), then closing the stage
+            try:
+                return real_finish(*a, **kw)
+            finally:
+                probe.enter("close stage")
+
+        state.finish_run = finish_run
         dest = bench_load.NullDestination()
         probe.enter("stage")
         ropts = RunOptions(
