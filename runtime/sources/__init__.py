@@ -12,7 +12,10 @@ updated_at``) and/or the ``options`` mapping (which wins). For SQL URLs only fma
 (``key``, ``key.*``, ``modified``, ``modified.*``, ``query.*``, ``db_schema``, ``yield_per``) are taken
 out of the query string; the rest stay for the driver. Per-object key and modified-at fields come from
 options first, then the declared source schema (``ObjectSchema.key`` / ``.modified_at``); the key
-defaults to ``id``.
+defaults to ``id``. How modified-at values are written (for delta runs) comes from
+``modified_format[.object]`` (strptime) and ``modified_tz[.object]`` (IANA zone of naive values),
+else from the modified-at field's ``vendor: {date_format, tz}`` in the source schema, else ISO-8601
+in UTC.
 """
 
 from __future__ import annotations

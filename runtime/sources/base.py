@@ -75,9 +75,10 @@ class Source(Protocol):
         """Stream the records of ``object`` in source order.
 
         ``key``: only the record(s) with this source key. ``modified_at``: only records whose
-        modified-at value is >= this (inclusive, so ties at a watermark are the caller's to
-        exclude by key); records with no modified-at value are always included (they cannot be
-        proved unchanged). Records with a problem are always included.
+        modified-at instant is >= this one (both read with the object's declared format; inclusive,
+        so ties at a watermark are the caller's to exclude by key); records with no modified-at
+        value, or one that does not parse, are always included (they cannot be proved unchanged).
+        Records with a problem are always included.
         """
 
     def count(self, object: str) -> int:

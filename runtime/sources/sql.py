@@ -33,8 +33,9 @@ from runtime.sources.base import (
 __all__ = ["SqlSource", "FMAP_SQL_OPTIONS"]
 
 # Query-string parameters that are fmap's, not the driver's.
-FMAP_SQL_OPTIONS = ("key", "modified", "db_schema", "yield_per", "check_duplicates")
-_FMAP_PREFIXES = ("key.", "modified.", "query.")
+FMAP_SQL_OPTIONS = ("key", "modified", "modified_format", "modified_tz", "db_schema", "yield_per",
+                    "check_duplicates")
+_FMAP_PREFIXES = ("key.", "modified.", "modified_format.", "modified_tz.", "query.")
 
 
 def is_fmap_option(name: str) -> bool:

@@ -188,3 +188,37 @@ def test_csv_round_trip_of_arbitrary_text(tmp_path_factory, rows):
     recs = list(open_source(str(d)).records("t"))
     assert [(r.data["a"], r.data["b"]) for r in recs] == rows
     assert all(r.problem is None for r in recs)
+
+
+def test_modified_filter_reads_the_declared_format_as_instants(tmp_path):
+    """US timestamps in New York time: as text "07/01/2025" sorts before "12/30/2024"; read with
+    the declared format it is after it. A value in another shape is never compared as text: it
+    is kept (cannot be proved unchanged)."""
+    write(tmp_path / "patients.csv",
+          b"id,changed\nA,12/30/2024 09:00 AM\nB,07/01/2025 10:00 AM\nC,2025-01-02\nD,yesterday\n")
+    fmt = "%m/%d/%Y %I:%M %p".replace("%", "%25").replace(" ", "%20")
+    src = open_source(f"csv:{tmp_path}?modified=changed&modified_format={fmt}"
+                      "&modified_tz.patients=America/New_York")
+    cfg = src.config("patients")
+    assert (cfg.modified_format, cfg.modified_tz) == ("%m/%d/%Y %I:%M %p", "America/New_York")
+    since = [r.key for r in src.records("patients", modified_at="01/01/2025 12:00 AM")]
+    assert since == ["B", "C", "D"]  # C: ISO, New York midnight on the 2nd; D: unreadable
+    assert [r.key for r in src.records("patients", modified_at="07/01/2025 10:01 AM")] == ["D"]
+    parse = cfg.instant_parser()
+    assert parse("12/30/2024 09:00 AM") == parse("2024-12-30T14:00:00+00:00")  # EST = UTC-5
+    assert parse("07/01/2025 10:00 AM") == parse("2025-07-01T14:00:00Z")  # EDT = UTC-4
+    assert parse("yesterday") is None
+
+
+def test_modified_format_from_the_schema_and_bad_zone(tmp_path):
+    from runtime.schema import FieldSchema, ObjectSchema, SystemSchema
+
+    write(tmp_path / "patients.csv", b"id,changed\nA,30.12.2024 09:00\n")
+    schema = SystemSchema(system="clinic", kind="source", objects=[ObjectSchema(
+        api_name="patients", modified_at="changed",
+        fields=[FieldSchema(api_name="changed", type="datetime",
+                            vendor={"date_format": "%d.%m.%Y %H:%M", "tz": "Europe/Berlin"})])])
+    cfg = open_source(str(tmp_path), schema=schema).config("patients")
+    assert cfg.instant_parser()("30.12.2024 09:00") == cfg.instant_parser()("2024-12-30T08:00Z")
+    with pytest.raises(SourceError, match="unknown time zone 'Mars/Olympus'"):
+        open_source(f"csv:{tmp_path}?modified=changed&modified_tz=Mars/Olympus").config("patients")
