@@ -25,9 +25,9 @@ demo: $(STAMP)
 # Two workers; --dist loadscope keeps each test module on one worker, so a module's shared fixtures
 # (a seed migration run, a compiled mapping, a served sandbox) are built once, not once per worker;
 # tests/conftest.py starts the longest modules first and puts tmp_path on tmpfs when there is one.
-# Cost (2,420 tests, 2 cores shared with other jobs, load average ~5): 3 min 54 s wall, 243 s CPU
-# (user+sys, workers and their subprocesses); before (plain -n 2, tmp_path on disk, 500-patient
-# pair runs): 8 min 26 s wall, 326 s CPU at load ~5-8. On two idle cores expect about 2-2.5 min.
+# Cost (2,422 tests, 2 cores shared with other jobs at load average ~4-5): 2 min 50 s wall, 231 s CPU
+# (user+sys, workers and their subprocesses; pytest's own figure 168 s); before (plain -n 2,
+# tmp_path on disk, 500-patient pair runs): 8 min 26 s wall, 326 s CPU at load ~5-8.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadscope $(PYTEST_ARGS)
 
