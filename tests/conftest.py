@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.scratch import fast_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-SHM = Path("/dev/shm")
 
 
 # The modules that cost most (each ~15-50 s of one core), run first: `make test` keeps a module on
@@ -44,7 +45,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 def pytest_configure(config) -> None:
-    """``tmp_path`` on tmpfs when there is one (``/dev/shm``), unless ``--basetemp`` or
+    """``tmp_path`` on tmpfs when there is one with room (:mod:`tests.scratch`), unless ``--basetemp`` or
     ``PYTEST_DEBUG_TEMPROOT`` says otherwise. The state store fsyncs every commit
     (``synchronous=FULL``: power-loss durability); a test's SIGKILLs and reopenings behave the
     same on tmpfs, and thousands of fsyncs on a busy disk were a large share of the suite's wall
@@ -53,8 +54,9 @@ def pytest_configure(config) -> None:
     runs leave nothing in memory."""
     if config.option.basetemp or os.environ.get("PYTEST_DEBUG_TEMPROOT"):
         return
-    if SHM.is_dir() and os.access(SHM, os.W_OK):
-        os.environ["PYTEST_DEBUG_TEMPROOT"] = str(SHM)
+    shm = fast_dir()
+    if shm is not None:
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = shm
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,6 @@ executor handles it, so the journal is left exactly as a SIGKILL at that point l
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migrati
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.scratch import fast_dir
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAPPING = ROOT / "mappings" / "aeronaclinic_to_pipedrive.fmap"
@@ -85,7 +85,7 @@ class KillAfterCommit:
 @pytest.fixture(scope="module")
 def work():
     d = Path(tempfile.mkdtemp(prefix="fmap-pd-resume-",
-                              dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+                              dir=fast_dir()))
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

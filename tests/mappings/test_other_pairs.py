@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,6 +32,7 @@ from runtime.schema.model import FieldType
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.scratch import fast_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
@@ -113,7 +113,7 @@ def _compile(dialect: str, out: Path):
 def fast_tmp():
     """tmpfs when there is one: the runs write three SQLite files with many small commits."""
     d = Path(tempfile.mkdtemp(prefix="fmap-pairs-",
-                              dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None))
+                              dir=fast_dir()))
     yield d
     shutil.rmtree(d, ignore_errors=True)
 

@@ -13,7 +13,6 @@ import datetime as dt
 import filecmp
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from runtime.schema.model import SystemSchema
+from tests.scratch import fast_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "mappings" / "schemas"
@@ -47,7 +47,7 @@ def load_schema(stem: str) -> SystemSchema:
 
 def _tmp_base() -> str | None:
     """tmpfs when available: the generator writes thousands of small files."""
-    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    return fast_dir()
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def read_records(stem: str, d: Path) -> dict[str, list[dict]]:
                 r = csv.reader(f)
                 header = next(r)
                 assert header == o.field_names(), f"{o.api_name}: CSV header differs from schema"
-                recs[o.api_name] = [dict(zip(header, row)) for row in r]
+                recs[o.api_name] = [dict(zip(header, row, strict=True)) for row in r]
     return recs
 
 
