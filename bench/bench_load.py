@@ -34,12 +34,13 @@ Figures (2026-11-21, shared 2-core box, load average 12-17 from other work, CPyt
   9.00 s); real time 22% (30 calls: 2.26 s vs 0.50 s) -- on this loaded box the executor itself
   (~1,300 rec/s wall) is below the 2,000 rec/s ceiling, so the real-time share measures the CPU we
   were given, not the bucket.
-- Memory, null destination, JSONL source: 100,000 source records (123,835 written) peak RSS 70.4
-  MiB (61.4 before the run), 22 s CPU; 1,000,000 (1,238,393 written) peak 124.5 MiB (61.1 before),
-  244 s CPU = ~4,100 source rec per CPU-second. NOT flat: +9 MiB vs +63 MiB. The growth is the
-  source connector's duplicate-key set (runtime/sources/base.py ``seen``: every key of an object
-  held in memory; iterating the 450,000 patients alone takes RSS from 17 to 60 MiB); the executor's
-  own state lives in SQLite (stage, journal, id map).
+- Memory, null destination, JSONL source (later the same day, the source opened with the plan's
+  options as `fmap run` does): peak RSS 68.6 MiB at 20,000 records, 68.7-68.8 MiB at 100,000,
+  69.1 and 68.8 MiB at 1,000,000 (234 s CPU), from 61.5-61.8 MiB before the run: flat. The
+  earlier 124.5 MiB at 1,000,000 was the watermark step building sets of every outcome key in
+  Python at the end of the run, plus the connector's duplicate-key set this benchmark turned on
+  by opening the source without the plan's options. bench/mem_profile.py attributes RSS per
+  phase; docs/benchmarks.md ("Loading") has the story.
 """
 
 from __future__ import annotations
