@@ -39,7 +39,8 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -247,13 +248,28 @@ class ZohoSandbox(ASGIEmulator):
                       headers: dict[str, str], body: bytes) -> Response:
         """Zoho's per-edition concurrency limit in front of :meth:`handle`: a request beyond it
         is a 429 without reaching the store."""
+        with self._gate() as admitted:
+            if not admitted:
+                return self._too_many("concurrency", 1.0)
+            return await super().respond(method, path, query, headers, body)
+
+    def respond_sync(self, method: str, path: str, query: dict[str, list[str]],
+                     headers: dict[str, str], body: bytes) -> Response:
+        """:meth:`respond` for the in-process transport: the same gate, counting the requests
+        of the caller threads that are inside :meth:`handle`."""
+        with self._gate() as admitted:
+            if not admitted:
+                return self._too_many("concurrency", 1.0)
+            return self.handle(method, path, query, headers, body)
+
+    @contextmanager
+    def _gate(self) -> Iterator[bool]:
+        """One request in flight while the block runs; yields whether it is within the limit."""
         with self._inflight_lock:
             self._inflight += 1
             inflight = self._inflight
         try:
-            if inflight > self.tier.concurrency_limit:
-                return self._too_many("concurrency", 1.0)
-            return await super().respond(method, path, query, headers, body)
+            yield inflight <= self.tier.concurrency_limit
         finally:
             with self._inflight_lock:
                 self._inflight -= 1
