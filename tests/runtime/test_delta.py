@@ -411,3 +411,28 @@ def test_advancing_watermarks_holds_no_per_record_memory(tmp_path):
     version that built sets of every key in Python grew linearly)."""
     small, large = _watermark_peak(2_000, tmp_path), _watermark_peak(20_000, tmp_path)
     assert large < small * 2 + 64 * 1024, (small, large)
+
+
+def test_a_stage_from_before_instants_is_staged_again(tmp_path):
+    """A resumed run whose stage was written before roots carried instants must not reuse it
+    (its watermark query would find no instants): the stage reports itself incomplete."""
+    import sqlite3
+
+    from runtime.executor.stage import Stage
+
+    path = tmp_path / "stage.run1"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE roots (source_object TEXT NOT NULL, root_key TEXT NOT NULL, "
+                "modified_at TEXT, PRIMARY KEY (source_object, root_key)) WITHOUT ROWID")
+    old.execute("INSERT INTO roots VALUES ('patients', 'p1', '2024-01-01T00:00:00Z')")
+    old.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
+    old.execute("INSERT INTO meta VALUES ('complete', '1')")
+    old.commit()
+    old.close()
+    stage = Stage(path)
+    try:
+        assert not stage.complete()
+        stage.add_root("patients", "p1", "2024-01-01T00:00:00Z", 1704067200.0)
+        assert stage.conn.execute("SELECT instant FROM roots").fetchall() == [(1704067200.0,)]
+    finally:
+        stage.close()
