@@ -24,7 +24,12 @@ and deferred updates, not just a flat insert.
 Wall-clock figures depend on what else the machine runs (the shared 2-core box these were taken on
 had a load average of 10-17); CPU seconds are printed next to them.
 
-Run: .venv/bin/python bench/bench_load.py [--quick]
+4. **Per-dialect rate-limit ceilings**: each CRM's share of its own limit (Zoho credits,
+   Salesforce's rolling request allocation, Freshsales' hourly requests, Pipedrive's daily token
+   budget and 2 s burst), through the real client -> sandbox -> store with the limit scaled down on
+   a fake clock (bench/ceiling_<dialect>.py, bench/bench_load_zoho.py). Target >= 90% each.
+
+Run: .venv/bin/python bench/bench_load.py [--quick] [--dialects (section 4 only)]
 
 Figures (2026-11-21, shared 2-core box, load average 12-17 from other work, CPython 3.11):
 
@@ -329,6 +334,30 @@ def memory(n: int, dest_kind: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def dialect_ceilings(quick: bool, tmp: Path) -> list[dict]:
+    """Each CRM's share of its own rate-limit ceiling, through client -> sandbox -> store with
+    the vendor's limit scaled down on a fake clock (bench/ceiling_<dialect>.py; Zoho through
+    bench/bench_load_zoho.py). One row per dialect: dialect, model, share."""
+    import bench_load_zoho
+    import ceiling_freshsales
+    import ceiling_pipedrive
+    import ceiling_salesforce
+
+    rows = []
+    z = bench_load_zoho.run_paced(30_000, 300.0, 60.0, tmp)  # ~10 windows: a real share
+    rows.append({"dialect": "zoho", "share": z["ceiling_share"], "records": z["records"],
+                 "model": "credits per rolling window (Professional, scaled to 300 per 60 s); "
+                          "1 credit per 10 records"})
+    for mod, n in ((ceiling_salesforce, 4_000 if quick else 20_000),
+                   (ceiling_freshsales, 4_000 if quick else 20_000),
+                   (ceiling_pipedrive, 600 if quick else 3_000)):
+        sub = tmp / mod.__name__
+        sub.mkdir()
+        r = mod.ceiling(n, sub)
+        rows.append({k: r[k] for k in ("dialect", "share", "records", "model")})
+    return rows
+
+
 def main(argv: list[str]) -> None:
     if argv[:1] == ["_gen"]:
         print(write_jsonl_source(Path(argv[2]), int(argv[1])))
@@ -337,6 +366,12 @@ def main(argv: list[str]) -> None:
         print(json.dumps(child_memory(int(argv[1]), argv[2], Path(argv[3]))))
         return
     quick = "--quick" in argv
+    with tempfile.TemporaryDirectory() as d:
+        for row in dialect_ceilings(quick, Path(d)):
+            print(f"rate-limit ceiling {row['dialect']:>10}: {row['share']:.1%} of the ceiling "
+                  f"({row['records']:,} records; {row['model']})")
+    if "--dialects" in argv:
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         shm = Path("/dev/shm")
