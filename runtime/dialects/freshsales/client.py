@@ -14,7 +14,10 @@ upsert (many)    ``POST {api}/api/{e}/bulk_upsert`` ``{"contacts": [{cf_ext: v, 
                  status, then read the records back by the unique identifier
 upsert elsewhere entities without an upsert endpoint (leads, tasks, appointments, notes, products,
                  custom modules): find by external id, then create or update
-delete           ``DELETE {api}/api/{e}/{id}``
+delete           ``POST {api}/api/{e}/bulk_destroy`` ``{"selected_ids": [...]}`` (contacts,
+                 sales accounts, deals, custom modules; 100 a call), then the ids read back
+                 (``filtered_search`` ``id`` ``is_in``): one ``DELETE {api}/api/{e}/{id}`` for
+                 each still there; other entities ``DELETE {api}/api/{e}/{id}`` only
 get              ``GET {api}/api/{e}/{id}``
 find by ext id   ``POST {api}/api/filtered_search/{entity}`` ``filter_rule`` ``is_in`` (100 values)
 count, list      ``POST {api}/api/filtered_search/{entity}`` (``meta.total``, pages of 100)
@@ -110,6 +113,14 @@ ENTITIES: dict[str, tuple[str, str, str]] = {
     "Document": ("documents", "document", "document"),
 }
 UPSERT_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
+# API_NOTES.md 3.3 [3p]: "Bulk: POST /api/contacts/bulk_destroy with {"selected_ids":[...]}. The
+# same applies to sales_accounts, deals and custom modules." The unofficial endpoint index
+# (../shared/crm/specs/freshsales/openapi/freshsales-contacts-api-openapi.yml,
+# bulkDestroyContacts) answers 202. Neither documents a per-call limit, the response body or
+# whether the deletion is a background job: 100 ids a call (as bulk_upsert), and the outcome of
+# each id is read back, never taken from the response.
+BULK_DESTROY_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
+MAX_BULK_DESTROY = 100
 DOCUMENT_TARGETS = frozenset({"Contact", "SalesAccount", "Deal", "Product"})
 _TERMINAL = {"completed", "complete", "done", "success", "succeeded", "partially_completed",
              "failed", "error"}
@@ -199,6 +210,11 @@ def _int_id(v: Any) -> Any:
     if isinstance(v, str) and v.isdigit():
         return int(v)
     return v
+
+
+def _gone(rid: str) -> WriteResult:
+    """The result of deleting an id that is not there, as its ``DELETE`` answers (404)."""
+    return WriteResult(key=rid, ok=False, code="NOT_FOUND", error="Record not found")
 
 
 def _errors(body: Any) -> list[str]:
@@ -804,15 +820,77 @@ class FreshsalesClient(OwnedHTTP):
                              "polls", maybe_committed=True)
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
+        """One result per id, keyed by id. Entities with ``bulk_destroy`` (see
+        :data:`BULK_DESTROY_ENTITIES`) delete 100 ids a call and then read them back; an id
+        still there (the bulk call refused it, or a background deletion has not reached it) gets
+        its own ``DELETE``, as do the other entities' ids. An id already gone answers 404 on
+        that ``DELETE`` (``NOT_FOUND``, which a rollback counts as deleted)."""
         path = entity_of(obj)[0]
-        out: list[WriteResult] = []
-        for rid in ids:
-            status, resp = self._request("DELETE", f"{path}/{rid}", op="delete", write=True, n=1)
-            if status >= 400:
-                out.append(self._record_error(obj, rid, status, resp))
+        unique = list(dict.fromkeys(str(i) for i in ids))
+        if path in BULK_DESTROY_ENTITIES or path.startswith("custom_module/"):
+            out: list[WriteResult] = []
+            for chunk in chunks(unique, MAX_BULK_DESTROY):
+                out.extend(self._bulk_destroy(obj, path, list(chunk)))
+            return out
+        return [self._delete_one(obj, path, rid) for rid in unique]
+
+    def _delete_one(self, obj: str, path: str, rid: str) -> WriteResult:
+        status, resp = self._request("DELETE", f"{path}/{rid}", op="delete", write=True, n=1)
+        if status >= 400:
+            return self._record_error(obj, rid, status, resp)
+        return WriteResult(key=rid, ok=True, dest_id=rid)
+
+    def _bulk_destroy(self, obj: str, path: str, ids: list[str]) -> list[WriteResult]:
+        """``ids`` (at most 100): read them back first (an id already gone answers NOT_FOUND,
+        as its ``DELETE`` would), ``bulk_destroy`` the rest, read those back, and ``DELETE``
+        each one still there."""
+        try:
+            present = self._existing(obj, ids)
+        except FreshsalesAPIError:  # the read-back is refused: one DELETE each, as before
+            return [self._delete_one(obj, path, rid) for rid in ids]
+        url = f"{path}/bulk_destroy"
+        todo = [rid for rid in ids if rid in present]
+        left: set[str] = set()
+        if todo:
+            status, resp = self._request(
+                "POST", url, op="delete", write=True, n=len(todo),
+                json_body={"selected_ids": [int(i) if i.isdigit() else i for i in todo]})
+            if status in (404, 405):  # no bulk_destroy for this entity on this account
+                left = set(todo)
+            elif status >= 400:
+                failed = {rid: self._record_error(obj, rid, status, resp) for rid in todo}
+                return [failed.get(rid) or _gone(rid) for rid in ids]
             else:
-                out.append(WriteResult(key=rid, ok=True, dest_id=rid))
-        return out
+                left = self._after_bulk_destroy(obj, resp, todo)
+        return [self._delete_one(obj, path, rid) if rid in left
+                else WriteResult(key=rid, ok=True, dest_id=rid) if rid in present
+                else _gone(rid) for rid in ids]
+
+    def _after_bulk_destroy(self, obj: str, resp: Any, ids: list[str]) -> set[str]:
+        """Which of ``ids`` a successful ``bulk_destroy`` left: a job it names is waited for
+        first [unverified: none documented]; a refused read-back leaves them all to check."""
+        job_id = None
+        if isinstance(resp, dict):
+            job = resp.get("job_status") if isinstance(resp.get("job_status"), dict) else resp
+            job_id = job.get("job_id", job.get("id"))
+        try:
+            if job_id not in (None, ""):
+                self._wait_for_job(str(job_id))
+            return self._existing(obj, ids)
+        except TransientError as exc:
+            raise TransientError(f"{exc} (after bulk destroy of {len(ids)} ids)",
+                                 retry_after=exc.retry_after, maybe_committed=True) from None
+        except FreshsalesAPIError:
+            return set(ids)
+
+    def _existing(self, obj: str, ids: list[str]) -> set[str]:
+        """Which of ``ids`` (at most 100) exist: filtered search on ``id`` [unverified]."""
+        rules = [{"attribute": "id", "operator": "is_in",
+                  "value": [int(i) if i.isdigit() else i for i in ids]}]
+        found: set[str] = set()
+        for _, recs in self._search(obj, rules, op="get"):
+            found.update(str(r["id"]) for r in recs if isinstance(r, dict) and "id" in r)
+        return found & set(ids)
 
     # ------------------------------------------------------------------ reads
     def get(self, obj: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:

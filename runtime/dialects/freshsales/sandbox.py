@@ -14,7 +14,9 @@ label is a 400 "<Label> is invalid"); single calls fail as a whole with
 taken"``; ``POST /api/{e}/upsert`` with ``unique_identifier`` (201 created, 200 updated);
 ``POST /api/{e}/bulk_upsert`` (100 items) answering a job id whose ``GET /api/job_statuses/{id}``
 is ``in_progress`` for ``job_polls`` polls and then ``completed`` with per-record failures in
-``data.failures`` [unverified format]; ``filtered_search`` (``is_in``, ``is``, ``is_after``) with
+``data.failures`` [unverified format]; ``POST /api/{e}/bulk_destroy`` ``{"selected_ids": [..]}``
+(contacts, sales accounts, deals, custom modules: 202, a message only [unverified]);
+``filtered_search`` (``is_in``, ``is``, ``is_after``) with
 ``meta.total_pages``/``meta.total``; ``selector/owners``; ``settings/{e}/fields``; documents
 (multipart, 150 MB, targetable Contact/SalesAccount/Deal/Product; **no** deduplication: uploading
 twice makes two documents); the hourly request limit (429 with ``Retry-After`` and
@@ -71,6 +73,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
 )
 from runtime.dialects.freshsales.client import (
     ATTACHMENT_LIMIT_BYTES,
+    BULK_DESTROY_ENTITIES,
     DEFAULT_EXTERNAL_ID_FIELD,
     DOCUMENT_TARGETS,
     ENTITIES,
@@ -367,6 +370,9 @@ class FreshsalesSandbox(ASGIEmulator):
             return self._write(obj, "upsert", single, self._body(body))
         if rest == ["bulk_upsert"] and method == "POST":
             return self._bulk_upsert(obj, plural, self._body(body))
+        if rest == ["bulk_destroy"] and method == "POST" and (
+                head == "custom_module" or head in BULK_DESTROY_ENTITIES):
+            return self._bulk_destroy(obj, plural, self._body(body))
         if len(rest) == 1:
             rid = rest[0]
             if method == "GET":
@@ -606,6 +612,20 @@ class FreshsalesSandbox(ASGIEmulator):
         return _json(200, {"job_status": {k: v for k, v in job.items() if not
                                           k.startswith("_")}})
 
+    def _bulk_destroy(self, obj: str, plural: str, data: dict[str, Any]) -> Response:
+        """``POST /api/{e}/bulk_destroy`` ``{"selected_ids": [...]}`` (API_NOTES.md 3.3 [3p];
+        202 in the unofficial endpoint index, bulkDestroyContacts). Neither gives the response
+        body or a limit: this answers 202 with a message only, having deleted what it could;
+        unknown ids and records the store refuses (injected record errors) are left as they
+        are, without a word, so a client must read the ids back to know."""
+        ids = data.get("selected_ids")
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(i, (int, str)) and not isinstance(i, bool) and str(i).strip()
+                for i in ids):
+            raise _HTTPError(400, ["selected_ids is invalid"])
+        self.store.delete(obj, list(dict.fromkeys(str(i) for i in ids)))  # faults raise here
+        return _json(202, {"message": f"Your {plural.replace('_', ' ')} are being deleted."})
+
     def _delete(self, obj: str, rid: str) -> Response:
         r = self.store.delete(obj, [rid])[0]
         if not r.ok:
@@ -643,6 +663,8 @@ class FreshsalesSandbox(ASGIEmulator):
             if attr == self.external_id_field and op == "is_in" and isinstance(value, list):
                 found = self.store.find_by_external_id(obj, [str(v) for v in value])
                 rows = list(self.store.get(obj, sorted(set(found.values()))).values())
+            elif attr == "id" and op == "is_in" and isinstance(value, list) and rows is None:
+                rows = list(self.store.get(obj, sorted({str(v) for v in value})).values())
             else:
                 conds.append((attr, op, value))
         if rows is None:
