@@ -743,6 +743,11 @@ class PipedriveClient(OwnedHTTP):
         if obj == FILE_OBJECT:
             return self.delete_attachments(ids)
         version, seg = self._entity(obj)
+        # one DELETE per record: the v2 spec (../shared/crm/specs/pipedrive/openapi-v2.yaml) has
+        # no bulk delete for persons, organizations, deals, activities or products, only for
+        # field options (and a deal's products); v1 bulk deletes exist for fields and filters
+        # only in openapi-v1.yaml, and v1 ``DELETE /persons?ids=`` is deprecated (API_NOTES.md
+        # 4.3, api/v1/deletepersons.md)
         out = []
         for rid in ids:
             status, resp = self._request("DELETE", version, f"/{seg}/{rid}", op="delete",
