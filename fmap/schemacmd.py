@@ -244,7 +244,10 @@ def apply(
                        + " (fmap's external id)")
         if emitter is not None:
             try:
-                written = emitter(todo, emit[1], external_id_objects=ext_objects)
+                # the client's field name (external_id_field= on the target URI), the one
+                # ext_objects were checked for
+                written = emitter(todo, emit[1], external_id_objects=ext_objects,
+                                  **({"external_id_field": ext_field} if ext_field else {}))
             except UnsupportedByDialect as exc:  # the dialect's package error: bad names/types
                 raise _fail(f"{dialect.label}: {exc.what}\nnothing was written; fix these in "
                             "the mapping's create/extend blocks and emit again", 2) from None

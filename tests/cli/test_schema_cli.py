@@ -159,9 +159,10 @@ def test_emit_package_calls_the_dialect_hook(org, tmp_path, monkeypatch):
 
     seen: dict = {}
 
-    def emit(changes, out_dir, *, external_id_objects=()):
+    def emit(changes, out_dir, *, external_id_objects=(), external_id_field=None):
         seen["changes"] = changes
         seen["external_id_objects"] = external_id_objects
+        seen["external_id_field"] = external_id_field
         out_dir.mkdir(parents=True)
         (out_dir / "package.xml").write_text("<Package/>")
         return [out_dir / "package.xml"]
@@ -175,7 +176,8 @@ def test_emit_package_calls_the_dialect_hook(org, tmp_path, monkeypatch):
     assert f"wrote {Path('pkg') / 'package.xml'}" in res.output
     assert seen["changes"][0] == {**seen["changes"][0], "action": "create_module",
                                   "object": "Patient_Details"}
-    assert seen["external_id_objects"] == []  # zoho clients name no external-id field
+    assert seen["external_id_objects"] == []  # the zoho sandbox has it on every module
+    assert seen["external_id_field"] == "Source_System_ID"  # the client's field
     # emitting changed nothing in the org
     assert "+ module Patient_Details" in invoke("apply", str(MAPPING), "--target", org).output
 
@@ -206,9 +208,10 @@ map patients -> Patient_Detail__c {{
 """
 
 
-def _sf_org_without_external_id_on(monkeypatch, objects: set[str]) -> None:
+def _sf_org_without_external_id_on(monkeypatch, objects: set[str],
+                                   field: str = "Fmap_External_ID__c") -> None:
     """A Salesforce org (the in-process sandbox) whose describe of ``objects`` has no
-    ``Fmap_External_ID__c`` yet (the sandbox itself adds it everywhere)."""
+    ``field`` yet (the sandbox itself adds the connector's external-id field everywhere)."""
     from runtime.dialects.salesforce.client import SalesforceClient
 
     real = SalesforceClient.metadata_bundle
@@ -217,8 +220,7 @@ def _sf_org_without_external_id_on(monkeypatch, objects: set[str]) -> None:
         out = real(self, names)
         for name, describe in out["objects"].items():
             if name in objects:
-                describe["fields"] = [f for f in describe["fields"]
-                                      if f["name"] != "Fmap_External_ID__c"]
+                describe["fields"] = [f for f in describe["fields"] if f["name"] != field]
         return out
 
     monkeypatch.setattr(SalesforceClient, "metadata_bundle", bundle)
@@ -251,6 +253,44 @@ def test_emit_package_adds_the_external_id_field_where_the_org_lacks_it(tmp_path
     assert "3 change(s) in the package" in res.output
 
 
+def test_emit_package_uses_the_clients_external_id_field(tmp_path, monkeypatch):
+    """``external_id_field=`` on the target URI names the field the connector upserts by: the
+    CLI checks the org for that field, and the package adds that one, not the default."""
+    from runtime.dialects.salesforce.package import package_files
+
+    monkeypatch.chdir(tmp_path)
+    mapping = tmp_path / "sf.fmap"
+    mapping.write_text(SF_MAPPING, "utf-8")
+    _sf_org_without_external_id_on(monkeypatch, {"Account"}, "Clinic_Ref__c")
+    org = f"sandbox:salesforce?db={tmp_path / 'sf.sqlite'}&external_id_field=Clinic_Ref__c"
+    res = invoke("apply", str(mapping), "--target", org, "--emit", "package", "pkg")
+    assert res.exit_code == 0, res.output
+    no_traceback(res)
+    assert "+ field  Account.Clinic_Ref__c text(255) [unique, external_id]" in res.output
+    assert "Fmap_External_ID__c" not in res.output
+    files = package_files(tmp_path / "pkg")
+    assert sorted(files) == ["objects/Account.object", "objects/Patient_Detail__c.object",
+                             "package.xml"]
+    text = "".join(v.decode() for v in files.values())
+    assert "Fmap_External_ID__c" not in text
+    for obj in ("Account", "Patient_Detail__c"):
+        assert "<fullName>Clinic_Ref__c</fullName>" in files[f"objects/{obj}.object"].decode()
+        assert f"<members>{obj}.Clinic_Ref__c</members>" in files["package.xml"].decode()
+
+
+def test_package_refuses_an_external_id_field_it_cannot_create(tmp_path):
+    """A standard field (no ``__c``) named as the external id cannot go in a package: the
+    package error says so and nothing is written."""
+    from runtime.dialects.salesforce import emit_schema_package
+    from runtime.dialects.salesforce.package import SchemaPackageError
+
+    with pytest.raises(SchemaPackageError) as exc:
+        emit_schema_package([], tmp_path / "pkg", external_id_objects=["Account"],
+                            external_id_field="AccountNumber")
+    assert "external_id_field" in str(exc.value)
+    assert not (tmp_path / "pkg").exists()
+
+
 def test_emit_package_with_only_external_ids_missing_still_writes_one(tmp_path, monkeypatch):
     """An org that has every declared module and field but not the connector's external-id
     field on a loaded object still needs a package; with it everywhere, nothing to do."""
@@ -279,7 +319,7 @@ def test_a_package_error_reads_as_one(tmp_path, monkeypatch):
     import runtime.targets as targets
     from runtime.dialects.salesforce.package import SchemaPackageError
 
-    def emit(changes, out_dir, *, external_id_objects=()):
+    def emit(changes, out_dir, *, external_id_objects=(), external_id_field=None):
         raise SchemaPackageError(["Patient_Detail__c.Bad Name__c: not a valid API name"])
 
     real = targets._dialect_hook

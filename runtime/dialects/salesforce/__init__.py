@@ -152,13 +152,16 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
                          target_scheme="salesforce", close=sandbox.close)
 
 
-def emit_schema_package(changes: Any, out_dir: Any, *, external_id_objects: Any = ()) -> list:
+def emit_schema_package(changes: Any, out_dir: Any, *, external_id_objects: Any = (),
+                        external_id_field: str | None = None) -> list:
     """``fmap schema apply --emit package DIR``: Salesforce creates objects and fields through a
     Metadata API deployment, so write that package (``package.xml`` + ``objects/*.object``) for
     the admin to deploy. ``changes`` are ``PLAN.schema_changes`` (dicts or models);
     ``external_id_objects`` names objects loaded without changes, which still need the
-    connector's ``Fmap_External_ID__c``. Raises ``SchemaPackageError`` (a ValueError)."""
-    from runtime.dialects.salesforce.package import emit_package
+    connector's external-id field: ``external_id_field`` (the client's, from the target URI;
+    None = ``Fmap_External_ID__c``). Raises ``SchemaPackageError`` (a ValueError)."""
+    from runtime.dialects.salesforce.package import EXTERNAL_ID_FIELD, emit_package
 
     items = [c.model_dump() if hasattr(c, "model_dump") else dict(c) for c in changes]
-    return emit_package(items, out_dir, external_id_objects=external_id_objects)
+    return emit_package(items, out_dir, external_id_objects=external_id_objects,
+                        external_id_field=external_id_field or EXTERNAL_ID_FIELD)

@@ -12,8 +12,9 @@ So ``fmap schema apply --emit package DIR`` writes that package instead of calli
 
 Fields are written with the Metadata API's element order (``fullName`` first, the rest
 alphabetical, as the WSDL sequence has them), so a strict deploy accepts them. The executor's own
-external-id field (``Fmap_External_ID__c``, Text(255) External ID + Unique) is added to every
-object in the package and to ``external_id_objects``: the connector upserts by it.
+external-id field (``Fmap_External_ID__c`` unless the connector's ``external_id_field`` says
+otherwise; Text(255) External ID + Unique) is added to every object in the package and to
+``external_id_objects``: the connector upserts by it.
 
 The output is deterministic (sorted objects and fields, no timestamps) so a package can be
 reviewed and diffed. :func:`read_package` is the inverse, used by the sandbox's ``deployRequest``
@@ -187,11 +188,14 @@ def _write_xml(root: ET.Element, path: Path) -> None:
 
 def emit_package(changes: Iterable[dict[str, Any]], out_dir: str | Path, *,
                  external_id_objects: Iterable[str] = (),
+                 external_id_field: str = EXTERNAL_ID_FIELD,
                  api_version: str = API_VERSION) -> list[Path]:
     """Write ``package.xml`` and ``objects/*.object`` for ``changes`` (``PLAN.schema_changes``
-    entries as dicts) into ``out_dir``; returns the written paths. Raises
-    :class:`SchemaPackageError` listing every problem before anything is written."""
-    problems: list[str] = []
+    entries as dicts) into ``out_dir``; returns the written paths. ``external_id_field`` is the
+    connector's (``external_id_field=`` on the target URI): the field added to every object.
+    Raises :class:`SchemaPackageError` listing every problem before anything is written."""
+    problems: list[str] = [f"external_id_field {p}"
+                           for p in naming.check_custom_name("field", external_id_field)]
     new_objects: dict[str, dict[str, Any]] = {}
     fields: dict[str, dict[str, dict[str, Any]]] = {}
     for c in changes:
@@ -210,7 +214,7 @@ def emit_package(changes: Iterable[dict[str, Any]], out_dir: str | Path, *,
         else:
             problems.append(f"unknown schema change action {c.get('action')!r}")
     for obj in [*fields, *external_id_objects]:
-        fields.setdefault(obj, {}).setdefault(EXTERNAL_ID_FIELD, _external_id_meta())
+        fields.setdefault(obj, {}).setdefault(external_id_field, _external_id_meta())
     for obj, fs in fields.items():
         for name, meta in fs.items():
             if meta.get("type") == "Lookup" and meta["referenceTo"] != "User":
