@@ -36,6 +36,15 @@ write call refused as a whole (400 ``INVALID_FIELD``, a bad external-id field, 3
 Choices on upsert) -> a failed ``WriteResult`` per item; other refused reads ->
 :class:`SalesforceAPIError`; unreadable answers -> :class:`SalesforceProtocolError` (both
 ``FatalError``). ``Sforce-Limit-Info: api-usage=x/y`` is parsed into :attr:`api_usage`.
+
+Pacing: every request (Bulk API 2.0's job calls and polls, describes, queries included) first
+passes :attr:`SalesforceClient.pacer`; for the clients of ``open_client`` and ``open_sandbox`` a
+:class:`~runtime.dialects.salesforce.ratelimit.RollingWindowPacer` over the org's allocation that
+learns the org's usage from ``Sforce-Limit-Info`` (what other integrations spent), keeps
+``api_reserve`` of it back, waits for the window to free up, and stops the run with a resumable
+``FatalError`` (:class:`~runtime.dialects.salesforce.ratelimit.AllocationSpent`) when that wait
+would exceed ``max_wait``, before the org's 403. ``pacer=None`` (the constructor's default, for
+tests and benchmarks of the org's own enforcement) turns it off.
 """
 
 from __future__ import annotations
@@ -43,7 +52,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -78,6 +88,13 @@ from runtime.dialects.salesforce.auth import (
     TokenManager,
 )
 from runtime.dialects.salesforce.bulk import BulkSettings, bulk_delete, bulk_write
+from runtime.dialects.salesforce.ratelimit import (
+    DEFAULT_MAX_WAIT,
+    DEFAULT_RESERVE,
+    WINDOW_SECONDS,
+    AllocationSpent,
+    RollingWindowPacer,
+)
 from runtime.schema.model import FieldType, SystemSchema
 
 __all__ = ["SalesforceClient", "SalesforceAPIError", "SalesforceProtocolError",
@@ -187,7 +204,18 @@ class SalesforceClient(OwnedHTTP):
         timeout: float = 120.0,
         owns: Iterable[Any] = (),
         bulk: BulkSettings | None = None,
+        pacer: Any = None,
+        api_reserve: float = DEFAULT_RESERVE,
+        max_wait: float = DEFAULT_MAX_WAIT,
+        api_window: float = WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``pacer``: called before every request. ``"default"`` (what ``open_client`` and
+        ``open_sandbox`` pass): a :class:`RollingWindowPacer` over ``daily_limit`` per
+        ``api_window`` seconds on ``clock``/``sleep``, keeping ``api_reserve`` back and stopping
+        past ``max_wait``; ``None``: no pacing but the executor's (tests and benchmarks of the
+        org's own enforcement)."""
         creds = credentials or SalesforceCredentials.discover()
         self._open_http(http, transport, timeout, owns)
         self.auth = TokenManager(creds, self._http)
@@ -200,9 +228,12 @@ class SalesforceClient(OwnedHTTP):
         self._learn = schema is None
         self._described: set[str] = set()
         self.api_usage: tuple[int, int] | None = None
-        # called before every request (e.g. a RollingWindowPacer); None: the executor paces
-        self.pacer: Any = None
         limit = daily_limit or daily_api_limit()
+        if isinstance(pacer, str) and pacer == "default":
+            pacer = RollingWindowPacer(limit, api_window, reserve=api_reserve, max_wait=max_wait,
+                                       clock=clock, sleep=sleep)
+        # called before every request; told each answer's usage when it has ``observe``
+        self.pacer: Any = pacer
         self.bulk = bulk or BulkSettings()
         on = self.bulk.threshold is not None
         self.capabilities = DestinationCapabilities(
@@ -244,7 +275,10 @@ class SalesforceClient(OwnedHTTP):
             token = self.auth.token()
             url = self._base() + full
             if self.pacer is not None:
-                self.pacer()
+                try:
+                    self.pacer()
+                except AllocationSpent as e:
+                    raise AllocationSpent(f"{endpoint}: {e}") from None
             self.stats.count_call(op, n)
             headers = {"Authorization": f"Bearer {token}",
                        "Accept": "text/csv" if text else "application/json"}
@@ -255,6 +289,9 @@ class SalesforceClient(OwnedHTTP):
             usage = parse_limit_info(resp.headers.get("sforce-limit-info"))
             if usage is not None:
                 self.api_usage = usage
+                observe = getattr(self.pacer, "observe", None)
+                if observe is not None:
+                    observe(*usage)
             status = resp.status_code
             if text and status < 300:
                 return status, resp.text

@@ -29,6 +29,8 @@ What it reproduces (API_NOTES.md sections 2 and 6):
   ``FirstPublishLocationId``; deleting the ContentDocument (``069``) removes the file.
 - the daily API allocation: ``Sforce-Limit-Info: api-usage=x/y`` on every response, 403
   ``REQUEST_LIMIT_EXCEEDED`` "TotalRequests Limit exceeded." once it is used (no Retry-After).
+  ``api_used`` presets what the org's other integrations already spent (with ``api_window``:
+  spent at construction, leaving the window one window later).
 - the store's injected faults: throttles become 403 ``REQUEST_LIMIT_EXCEEDED``
   "ConcurrentPerOrgLongTxn Limit exceeded.", batch failures 503 ``SERVER_UNAVAILABLE``, timeouts
   and lost responses a dropped connection, a fatal fault the daily limit.
@@ -185,11 +187,11 @@ class SalesforceSandbox(ASGIEmulator):
                  page_size: int = PAGE_SIZE, clock: Callable[[], datetime] | None = None,
                  bulk_seed: int = 0, api_window: float | None = None,
                  api_clock: Callable[[], float] | None = None,
-                 audit_fields: bool = False) -> None:
+                 audit_fields: bool = False, api_used: int = 0) -> None:
         self.path = Path(path)
         self.token = token or secrets.token_urlsafe(24)
         self.api_limit = api_limit
-        self.api_used = 0
+        self.api_used = max(0, int(api_used))  # spent elsewhere before this sandbox's requests
         self.faults = faults
         self.external_id_field = external_id_field
         self.page_size = page_size
@@ -205,6 +207,8 @@ class SalesforceSandbox(ASGIEmulator):
         self.api_window = api_window
         self.api_clock = api_clock or __import__("time").monotonic
         self._ledger: deque[float] = deque()
+        if api_window is not None and self.api_used:
+            self._ledger.extend([self.api_clock()] * self.api_used)
         self.clock = clock
         self.calls: Counter[str] = Counter()  # requests by endpoint (tests, benchmarks)
         self._set_schema(schema, users=users)
