@@ -11,7 +11,7 @@ from runtime.dialects.salesforce.metadata import load_salesforce_metadata
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox", "serve_sandbox",
-           "emit_schema_package", "bulk_settings"]
+           "emit_schema_package", "bulk_settings", "pacing"]
 
 
 class SalesforceDialect(Dialect):
@@ -36,8 +36,9 @@ def open_client(uri: str, options: dict[str, Any]):
     ``salesforce://127.0.0.1:PORT`` -> a loopback emulator (plain HTTP, loopback only).
     Credentials from ``SF_ACCESS_TOKEN`` or the refresh flow (``SF_CLIENT_ID``,
     ``SF_CLIENT_SECRET``, ``SF_REFRESH_TOKEN``, ``SF_LOGIN_URL``). Options: ``api_version``,
-    ``external_id_field``, ``edition`` + ``licences`` (the daily request allocation), ``schema``,
-    and the Bulk API 2.0 options of :func:`bulk_settings`."""
+    ``external_id_field``, ``edition`` + ``licences`` or ``api_limit`` (the daily request
+    allocation), ``schema``, the pacing options of :func:`pacing`, and the Bulk API 2.0 options
+    of :func:`bulk_settings`."""
     from runtime.dialects._http import split_target
     from runtime.dialects.salesforce.auth import SalesforceCredentials
     from runtime.dialects.salesforce.client import (
@@ -54,9 +55,24 @@ def open_client(uri: str, options: dict[str, Any]):
         api_version=str(options.get("api_version", DEFAULT_API_VERSION)),
         schema=options.get("schema"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
-        daily_limit=daily_api_limit(options.get("edition", "enterprise"),
-                                    int(options.get("licences", 10))),
-        bulk=bulk_settings(options))
+        daily_limit=int(options.get("api_limit") or daily_api_limit(
+            options.get("edition", "enterprise"), int(options.get("licences", 10)))),
+        bulk=bulk_settings(options), **pacing(options))
+
+
+def pacing(options: dict[str, Any]) -> dict[str, Any]:
+    """Client pacing from target options: every request waits for room in the org's rolling
+    24 h allocation, learnt from ``Sforce-Limit-Info`` (see ``salesforce/ratelimit.py``).
+    ``api_reserve`` (share kept for the admin and other integrations, default 0.03),
+    ``max_wait`` (seconds; a longer wait stops the run, resumable with ``--resume``; default
+    900), ``api_pacing=off`` (no client pacing: the executor's bucket and the org's 403 only)."""
+    from runtime.dialects.salesforce.ratelimit import DEFAULT_MAX_WAIT, DEFAULT_RESERVE
+
+    if str(options.get("api_pacing", "on")).strip().lower() in ("off", "no", "false", "0"):
+        return {"pacer": None}
+    return {"pacer": "default",
+            "api_reserve": float(options.get("api_reserve", DEFAULT_RESERVE)),
+            "max_wait": float(options.get("max_wait", DEFAULT_MAX_WAIT))}
 
 
 def bulk_settings(options: dict[str, Any], **defaults: Any):
@@ -82,7 +98,10 @@ def bulk_settings(options: dict[str, Any], **defaults: Any):
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
     """``sandbox:salesforce``: a :class:`SalesforceClient` speaking the REST API to an in-process
     :class:`SalesforceSandbox` over the SQLite file ``path`` (no network). Options: ``edition``
-    + ``licences`` or ``api_limit`` (the daily request allocation), ``external_id_field``,
+    + ``licences`` or ``api_limit`` (the daily request allocation), ``api_used`` (already spent
+    by other integrations), ``api_window`` (seconds; the allocation's rolling window scaled
+    down) with ``api_clock`` / ``api_sleep`` (callables; tests' fake clock, shared with the
+    client's pacing and Bulk polls), the options of :func:`pacing`, ``external_id_field``,
     ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``,
     ``audit_fields`` (``1``: CreatedDate & co. settable on insert, as with the "Set Audit Fields
     upon Record Creation" permission; otherwise refused), and
@@ -100,18 +119,25 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     limit = int(options.get("api_limit") or daily_api_limit(
         options.get("edition", "enterprise"), int(options.get("licences", 10))))
     ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
+    window = options.get("api_window")
+    clocks = {"api_window": float(window) if window else None,
+              "api_clock": options.get("api_clock")}
+    timing = {k: v for k, v in (("clock", options.get("api_clock")),
+                                ("sleep", options.get("api_sleep"))) if v is not None}
     sandbox = SalesforceSandbox(schema, path, users=users, api_limit=limit,
                                 faults=parse_faults(options.get("faults")),
                                 external_id_field=ext,
                                 page_size=int(options.get("page_size", 2000)),
-                                audit_fields=_flag(options.get("audit_fields")))
+                                audit_fields=_flag(options.get("audit_fields")),
+                                api_used=int(options.get("api_used") or 0), **clocks)
     http, transport = in_process_http(sandbox)
     client = SalesforceClient(
         credentials=SalesforceCredentials(instance_url="http://salesforce-sandbox.invalid",
                                           access_token=sandbox.token, source="sandbox"),
         http=http, schema=sandbox.schema(), external_id_field=ext, daily_limit=limit,
         name="sandbox:salesforce", owns=(http, transport, sandbox),
-        bulk=bulk_settings(options, poll_interval=0.0))
+        bulk=bulk_settings(options, poll_interval=0.0, **timing), **pacing(options),
+        **({"api_window": clocks["api_window"]} if window else {}), **timing)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
     return client
 
