@@ -50,6 +50,14 @@ def cache_key(check: CheckResult) -> str:
     h.update(_compiler_fingerprint().encode())
     for name in sorted(check.program.sources):
         h.update(name.encode() + b"\0" + check.program.sources[name].encode() + b"\0")
+    # what the generated PLAN's source config reads from the source schema file: an edited schema
+    # (a declared modified-at format, a new key) must not be served the old module
+    source = check.schemas.source if check.schemas is not None else None
+    for obj in (source.objects if source is not None else []):
+        declared = obj.field(obj.modified_at) if obj.modified_at else None
+        vendor = (declared.vendor if declared is not None else None) or {}
+        h.update(json.dumps([obj.api_name, obj.key, obj.modified_at, vendor.get("date_format"),
+                             vendor.get("tz")], default=str).encode() + b"\0")
     return h.hexdigest()
 
 
@@ -78,7 +86,10 @@ def compile_checked(check: CheckResult, display_path: str) -> CompileResult:
 
 
 def _source_config(check: CheckResult, plan: LoadPlan) -> dict[str, dict]:
-    """Key and modified-at fields of the source objects the plan reads, from the source schema."""
+    """Key and modified-at fields of the source objects the plan reads, from the source schema,
+    with the format and zone the modified-at values are written in (the field's ``vendor:
+    {date_format, tz}``) so a delta run compares them as instants (``modified_format`` /
+    ``modified_tz``; see :func:`runtime.sources.plan_source_options`)."""
     source = check.schemas.source if check.schemas is not None else None
     if source is None:
         return {}
@@ -88,6 +99,11 @@ def _source_config(check: CheckResult, plan: LoadPlan) -> dict[str, dict]:
         if obj is None:
             continue
         cfg = {k: v for k, v in (("key", obj.key), ("modified_at", obj.modified_at)) if v}
+        declared = obj.field(obj.modified_at) if obj.modified_at else None
+        vendor = (declared.vendor if declared is not None else None) or {}
+        for opt, vkey in (("modified_format", "date_format"), ("modified_tz", "tz")):
+            if isinstance(vendor.get(vkey), str) and vendor[vkey]:
+                cfg[opt] = vendor[vkey]
         if cfg:
             out[name] = cfg
     return out

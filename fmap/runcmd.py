@@ -107,6 +107,11 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
                 raise typer.Exit(code=2) from None
     source.close()
     dest.close()
+    for obj, n in sorted(result.unreadable_modified.items()):  # counts only: values are patient data
+        if n:
+            console.print(f"[yellow]{obj}: {n:,} modified-at value(s) do not parse with the "
+                          "declared format (modified_format/modified_tz or the schema's vendor "
+                          "date_format/tz); delta runs read these records every time.[/yellow]")
     write_rebuild_reference(plan, state_path.parent / "reports")
     return result, state_path
 

@@ -2412,7 +2412,12 @@ PLAN = Plan(
         'documents': {'key': 'document_id'},
         'insurance': {'key': 'insurance_id'},
         'locations': {'key': 'location_id'},
-        'patients': {'key': 'patient_id', 'modified_at': 'modified_date'},
+        'patients': {
+            'key': 'patient_id',
+            'modified_at': 'modified_date',
+            'modified_format': '%m/%d/%Y %I:%M %p',
+            'modified_tz': 'America/New_York',
+        },
         'program_enrollments': {'key': 'enrollment_id'},
         'programs': {'key': 'program_id'},
         'referral_sources': {'key': 'code'},
