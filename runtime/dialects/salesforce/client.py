@@ -240,7 +240,7 @@ class SalesforceClient(OwnedHTTP):
             name=name, batch_size=MAX_BATCH, native_upsert=True, bulk=on,
             bulk_batch_size=max(self.bulk.batch_size, MAX_BATCH) if on else None,
             attachment_limit_bytes=JSON_FILE_LIMIT,
-            rate_limit=RateLimit(kind="requests", per_window=limit, window_seconds=86400.0,
+            rate_limit=RateLimit(kind="requests", per_window=limit, window_seconds=api_window,
                                  write_cost_per_call=1.0, read_cost_per_call=1.0,
                                  concurrency=25))
         self.stats = CallStats()
