@@ -116,16 +116,31 @@ def test_required_field_message_and_upsert_created(sb):
     assert status == 201 and out["created"] is True
 
 
-def test_daily_limit_gives_403_and_client_stops(tmp_path):
+def test_daily_limit_gives_403_and_unpaced_client_stops(tmp_path):
+    """The org's own answer once the allocation is spent (a client with pacing off meets it)."""
     client = open_sandbox(_schema(), tmp_path / "o.sqlite", sandbox_users(USERS),
-                          {"api_limit": "3"})
+                          {"api_limit": "3", "api_pacing": "off"})
     try:
-        client.count("Account")
-        client.count("Account")
-        client.count("Account")
+        for _ in range(3):
+            client.count("Account")
         with pytest.raises(FatalError, match="daily API request allocation"):
             client.create("Account", [WriteItem("a", "a", {"Name": "A"})])
         assert client.api_usage == (3, 3)
+        assert client.sandbox.limited == 1  # the 403 was really answered
+    finally:
+        client.close()
+
+
+def test_paced_client_stops_before_the_403(tmp_path):
+    """The default client holds the request back and stops resumably: no lockout answer."""
+    client = open_sandbox(_schema(), tmp_path / "o.sqlite", sandbox_users(USERS),
+                          {"api_limit": "3"})
+    try:
+        for _ in range(3):
+            client.count("Account")
+        with pytest.raises(FatalError, match="--resume"):
+            client.create("Account", [WriteItem("a", "a", {"Name": "A"})])
+        assert client.sandbox.limited == 0
     finally:
         client.close()
 
