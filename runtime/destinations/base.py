@@ -59,6 +59,10 @@ class DestinationCapabilities(BaseModel):
     attachment_limit_bytes: int | None = None
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     max_retries: int = 6
+    # find_by_external_id takes ``hints={external_id: {"sent_at", "payload"}}`` from the run
+    # journal (when the op was first sent, what it sent) to narrow its search after a lost
+    # response or a restart; destinations without it are called with the ids alone
+    find_hints: bool = False
 
 
 @dataclass

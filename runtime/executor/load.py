@@ -166,8 +166,7 @@ class Loader:
         for obj, group in by_target.items():
             sent = [o for o in group if o.state in ("sent", "unknown") and o.external_id
                     and o.op in ("create", "upsert")]
-            found = self._call_read(self.dest.find_by_external_id, obj,
-                                    [o.external_id for o in sent]) if sent else {}
+            found = self._find(obj, sent) if sent else {}
             confirm, abandon = [], []
             for o in group:
                 dest_id = found.get(o.external_id) if o in sent else None
@@ -183,6 +182,27 @@ class Loader:
             if abandon:
                 self.state.fail([(o.id, "abandoned on resume: outcome unknown or never sent; "
                                         "the record is processed again") for o in abandon])
+
+    def _find(self, obj: str, ops: list) -> dict[str, str]:
+        """external id -> destination id for the journaled ``ops`` whose records exist. A
+        destination that takes hints (``capabilities.find_hints``) also gets, per external id,
+        when the op was first sent and the payload it sent, from the journal: what lets a
+        resumed process search a window instead of the whole object."""
+        ids = list(dict.fromkeys(o.external_id for o in ops if o.external_id))
+        if not getattr(self.dest.capabilities, "find_hints", False):
+            return self._call_read(self.dest.find_by_external_id, obj, ids)
+        hints: dict[str, dict] = {}
+        for o in ops:
+            if not o.external_id:
+                continue
+            # a re-sent op's sent_at is its latest send (requeue clears it and counts an
+            # attempt; the first is 1); its first send, which may be the one the destination
+            # committed, is no earlier than its planning
+            sent_at = o.sent_at if o.attempt <= 1 and o.sent_at else o.planned_at
+            h = hints.setdefault(o.external_id, {"sent_at": sent_at, "payload": o.written})
+            if sent_at and (h["sent_at"] is None or sent_at < h["sent_at"]):
+                h["sent_at"] = sent_at  # one id journaled twice: the earlier send
+        return self._call_read(self.dest.find_by_external_id, obj, ids, hints=hints)
 
     def _maybe_outcome(self, op, detail: str) -> list[Outcome]:
         """The outcome of a recovered op, under its step's name (the journal namespace before
@@ -496,7 +516,7 @@ class Loader:
     def _settle_unknown(self, st: Step, obj: str, batch: list[_Pending],
                         pending: dict[str, _Pending]) -> None:
         """After a call whose outcome is unknown: records that exist were written; confirm them."""
-        found = self._call_read(self.dest.find_by_external_id, obj, [p.external_id for p in batch])
+        found = self._find(obj, self.state.ops_by_ids(p.op_id for p in batch))
         confirmed = [p for p in batch if p.external_id in found]
         if not confirmed:
             return
@@ -637,13 +657,13 @@ class Loader:
         if total >= self.opt.error_budget_min and self.stats.failed / total > self.opt.error_budget:
             raise RunStopped(f"error budget exceeded: {self.stats.failed} of {total} writes failed")
 
-    def _call_read(self, fn, *args):
+    def _call_read(self, fn, *args, **kwargs):
         attempt = 0
         while True:
             try:
                 self.bucket.acquire(self.dest.capabilities.rate_limit.read_cost_per_call)
                 self.stats.calls += 1
-                return fn(*args)
+                return fn(*args, **kwargs)
             except TransientError as exc:
                 attempt += 1
                 if attempt > self.max_retries:

@@ -583,6 +583,15 @@ class StateStore:
             raise StateError(f"no op {op_id}")
         return self._op_row(row)
 
+    def ops_by_ids(self, op_ids: Iterable[int]) -> list[Op]:
+        """The ops with these ids (any run), in id order; unknown ids are left out."""
+        out: list[Op] = []
+        for chunk in _chunks(list(dict.fromkeys(op_ids))):
+            marks = ",".join("?" * len(chunk))
+            out += [self._op_row(r) for r in self.conn.execute(
+                f"SELECT {self._OP_COLS} FROM ops WHERE id IN ({marks})", tuple(chunk))]
+        return sorted(out, key=lambda o: o.id)
+
     def ops(self, run_id: int, *, state: str | None = None, map: str | None = None) -> Iterator[Op]:
         sql = f"SELECT {self._OP_COLS} FROM ops WHERE run_id = ?"
         params: list[Any] = [run_id]

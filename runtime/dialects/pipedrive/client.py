@@ -344,7 +344,7 @@ class PipedriveClient(OwnedHTTP):
             else SentLog(sent_log)
         self.capabilities = DestinationCapabilities(
             name=name, batch_size=1, native_upsert=False, bulk=False,
-            attachment_limit_bytes=None,
+            attachment_limit_bytes=None, find_hints=True,
             # the client paces itself per request (burst + search windows, headers); the
             # executor's bucket is left unlimited so the two do not double-count
             rate_limit=RateLimit(kind="tokens", per_window=0, window_seconds=BURST_WINDOW_S,
