@@ -27,22 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fakeclock import FakeClock  # noqa: E402
+
 from runtime.destinations.base import TransientError, WriteItem  # noqa: E402
 from runtime.dialects import get_dialect  # noqa: E402
 from runtime.dialects.zoho import open_sandbox  # noqa: E402
 from runtime.dialects.zoho.ratelimit import write_cost  # noqa: E402
 from runtime.executor.ratelimit import Backoff, TokenBucket  # noqa: E402
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += max(s, 0.001)
 
 
 def _batches(n: int, prefix: str):

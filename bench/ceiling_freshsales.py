@@ -27,23 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fakeclock import FakeClock  # noqa: E402
+
 from runtime.destinations.base import TransientError, WriteItem  # noqa: E402
 from runtime.dialects import get_dialect  # noqa: E402
 from runtime.dialects.freshsales import open_sandbox  # noqa: E402
 from runtime.executor.ratelimit import Backoff  # noqa: E402
 
 WINDOW = 3600.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += max(s, 0.001)
 
 
 def _batches(n: int):

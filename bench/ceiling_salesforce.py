@@ -38,6 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fakeclock import FakeClock  # noqa: E402
+
 from runtime.destinations.base import WriteItem  # noqa: E402
 from runtime.dialects import get_dialect  # noqa: E402
 from runtime.dialects.salesforce import open_sandbox  # noqa: E402
@@ -46,20 +48,9 @@ from runtime.dialects.salesforce.ratelimit import DEFAULT_RESERVE  # noqa: E402
 COLLECTION = 200
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += max(s, 0.0)
-
-
 def _run(n: int, db: Path, limit: int, window: float, *, bulk: bool,
          reserve: float = DEFAULT_RESERVE, used: int = 0) -> dict:
-    clock = FakeClock()
+    clock = FakeClock(min_sleep=0.0)
     options = {"api_limit": str(limit), "api_window": window, "api_clock": clock,
                "api_sleep": clock.sleep, "api_used": str(used), "bulk_poll_interval": "1",
                "bulk_threshold": "2000" if bulk else "off"}
