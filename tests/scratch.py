@@ -10,9 +10,13 @@ MiB, so a small one is passed over for the ordinary temp dir rather than failing
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["fast_dir"]
+__all__ = ["fast_dir", "scratch_dir"]
 
 SHM = Path("/dev/shm")
 MIN_FREE = 2 * 1024**3  # bytes; the largest module's files at most run to about 0.5 GiB
@@ -27,3 +31,13 @@ def fast_dir() -> str | None:
     except OSError:
         return None
     return str(SHM) if st.f_bavail * st.f_frsize >= MIN_FREE else None
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory under :func:`fast_dir` for a module's shared runs, removed afterwards."""
+    d = Path(tempfile.mkdtemp(prefix=prefix, dir=fast_dir()))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

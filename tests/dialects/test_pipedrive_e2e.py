@@ -7,8 +7,6 @@ fault-free run holds (0 duplicates, 0 lost records, files included)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migrati
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
-from tests.scratch import fast_dir
+from tests.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAPPING = ROOT / "mappings" / "aeronaclinic_to_pipedrive.fmap"
@@ -30,10 +28,8 @@ FAULTS = "seed=11,lost_response_rate=0.12,timeout_rate=0.03,throttle_rate=0.08"
 
 @pytest.fixture(scope="module")
 def work():
-    d = Path(tempfile.mkdtemp(prefix="fmap-pd-e2e-",
-                              dir=fast_dir()))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with scratch_dir("fmap-pd-e2e-") as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

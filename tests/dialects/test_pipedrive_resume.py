@@ -16,8 +16,6 @@ executor handles it, so the journal is left exactly as a SIGKILL at that point l
 from __future__ import annotations
 
 import random
-import shutil
-import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migrati
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
-from tests.scratch import fast_dir
+from tests.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAPPING = ROOT / "mappings" / "aeronaclinic_to_pipedrive.fmap"
@@ -84,10 +82,8 @@ class KillAfterCommit:
 
 @pytest.fixture(scope="module")
 def work():
-    d = Path(tempfile.mkdtemp(prefix="fmap-pd-resume-",
-                              dir=fast_dir()))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with scratch_dir("fmap-pd-resume-") as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

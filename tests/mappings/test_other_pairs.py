@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from runtime.schema.model import FieldType
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
-from tests.scratch import fast_dir
+from tests.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
@@ -112,10 +111,8 @@ def _compile(dialect: str, out: Path):
 @pytest.fixture(scope="module")
 def fast_tmp():
     """tmpfs when there is one: the runs write three SQLite files with many small commits."""
-    d = Path(tempfile.mkdtemp(prefix="fmap-pairs-",
-                              dir=fast_dir()))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with scratch_dir("fmap-pairs-") as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
