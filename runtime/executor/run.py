@@ -125,18 +125,13 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
         run_id = state.start_run(plan.migration or "migration", fmap_path=plan.fmap_path,
                                  source_sha256=fp, options={"params": _jsonable(P)})
     stage = Stage(f"{stage_path}.run{run_id}")
+    frozen = _freeze_long_lived()
     try:
         if not stage.complete() or stage.fingerprint() != fp:
             stage.reset()
-            gc_was = gc.isenabled()
-            gc.freeze()  # the compiled module and plan are long-lived: keep them out of collections
-            try:
-                extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress,
-                                      watermarks=watermarks, include=opts.include,
-                                      required=_required_fields(plan, dest))
-            finally:
-                if gc_was:
-                    gc.unfreeze()
+            extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress,
+                                  watermarks=watermarks, include=opts.include,
+                                  required=_required_fields(plan, dest))
             stage.conn.execute("INSERT OR REPLACE INTO meta VALUES ('extracted', ?)",
                                (json.dumps(extracted, sort_keys=True),))
             stage.mark_complete(fp)
@@ -165,7 +160,23 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
         return RunResult(run_id, status, counts, loader.stats, loader.stats.unmatched_owners,
                          message, unreadable)
     finally:
+        if frozen:
+            gc.unfreeze()
         stage.close()
+
+
+def _freeze_long_lived() -> bool:
+    """Move what is alive now (the compiled module, the plan, the source and destination
+    objects) out of the collector's reach for the run, so its full collections walk only what
+    the run makes (they walked the plan each time: bench/bench_e2e.py, 2,000 patients, full
+    collections 0.17-0.25 s -> 0.05-0.09 s a run). Undone at the end of the run
+    (``gc.unfreeze``), so a process running many migrations does not keep every earlier run's
+    objects frozen. A caller that froze objects of its own is left alone (unfreezing would take
+    its objects with ours): True when this call froze."""
+    if gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
 
 
 def _required_fields(plan: Plan, dest: Destination) -> dict[str, tuple[str, ...]]:
