@@ -8,8 +8,10 @@ name and size), but three things the lookup needs are only known at send time an
 into the external-id field when it is not the executor's external id (a product keyed by SKU
 whose ``Source_System_ID`` is the source id), the parent a note or file was sent to (so its
 notes/files are listed instead of the company's), and when it was sent (so a scan of an object
-without a search endpoint starts there). This log keeps those, committed before the request
-goes out, so they survive a SIGKILL. It holds ids, times and sizes only: no field values
+without a search endpoint starts there). The executor passes the journal's send time and payload
+as ``hints`` (the ``find_hints`` capability), which covers a run resumed from the state store; this
+log keeps the rest, committed before the request goes out, so it survives a SIGKILL even when the
+journal cannot say (a run started without the state file, another client). It holds ids, times and sizes only: no field values
 beyond the external-id value (no PHI: note content is never stored).
 """
 
