@@ -3,8 +3,7 @@
 Pipedrive has no idempotency key and no upsert: after a process dies with a write in flight, the
 next process must find out whether the record exists before sending it again. The record itself
 carries what identifies it (the external-id custom field, a note's marker line, a file's parent,
-name and size), but three things the lookup needs are only known at send time and the executor's
-``find_by_external_id(obj, external_ids)`` does not hand them over: the value the mapping wrote
+name and size), but three things the lookup needs are only known at send time: the value the mapping wrote
 into the external-id field when it is not the executor's external id (a product keyed by SKU
 whose ``Source_System_ID`` is the source id), the parent a note or file was sent to (so its
 notes/files are listed instead of the company's), and when it was sent (so a scan of an object
