@@ -3,15 +3,15 @@
 Pipedrive has no idempotency key and no upsert: after a process dies with a write in flight, the
 next process must find out whether the record exists before sending it again. The record itself
 carries what identifies it (the external-id custom field, a note's marker line, a file's parent,
-name and size), but three things the lookup needs are only known at send time: the value the mapping wrote
-into the external-id field when it is not the executor's external id (a product keyed by SKU
-whose ``Source_System_ID`` is the source id), the parent a note or file was sent to (so its
+name and size), but three things the lookup needs are only known at send time: the value the
+mapping wrote into the external-id field when it is not the executor's external id (a product keyed
+by SKU whose ``Source_System_ID`` is the source id), the parent a note or file was sent to (so its
 notes/files are listed instead of the company's), and when it was sent (so a scan of an object
-without a search endpoint starts there). The executor passes the journal's send time and payload
-as ``hints`` (the ``find_hints`` capability), which covers a run resumed from the state store; this
+without a search endpoint starts there). The executor passes the journal's send time and payload as
+``hints`` (the ``find_hints`` capability), which covers a run resumed from the state store; this
 log keeps the rest, committed before the request goes out, so it survives a SIGKILL even when the
-journal cannot say (a run started without the state file, another client). It holds ids, times and sizes only: no field values
-beyond the external-id value (no PHI: note content is never stored).
+journal cannot say (a run started without the state file, another client). It holds ids, times and
+sizes only: no field values beyond the external-id value (no PHI: note content is never stored).
 """
 
 from __future__ import annotations
