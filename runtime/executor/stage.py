@@ -151,10 +151,6 @@ class Stage:
         self.conn.execute("INSERT OR IGNORE INTO roots VALUES (?, ?, ?, ?)",
                           (source_object, root_key, modified_at, instant))
 
-    def roots(self, source_object: str) -> Iterator[tuple[str, str | None]]:
-        yield from self.conn.execute(
-            "SELECT root_key, modified_at FROM roots WHERE source_object = ?", (source_object,))
-
     def note_unreadable_modified(self, source_object: str, n: int) -> None:
         """How many records of an object carried a modified-at value that does not parse."""
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -163,11 +159,6 @@ class Stage:
     def unreadable_modified(self) -> dict[str, int]:
         return {k.split(":", 1)[1]: int(v) for k, v in self.conn.execute(
             "SELECT k, v FROM meta WHERE k LIKE 'unreadable_modified:%' ORDER BY k")}
-
-    def root_keys_by_step(self, step: str) -> Iterator[tuple[str, str]]:
-        """(source_key, root_key) of every staged record of a step."""
-        yield from self.conn.execute("SELECT source_key, root_key FROM staged WHERE step = ?",
-                                     (step,))
 
     def add_merge_child(self, step: str, group_key: str, child: Any) -> None:
         self.conn.execute("INSERT INTO merge_children VALUES (?,?,?,?)",
