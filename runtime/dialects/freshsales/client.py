@@ -212,6 +212,15 @@ def _int_id(v: Any) -> Any:
     return v
 
 
+def _job_id(resp: Any) -> Any:
+    """The background job a bulk call answered with: ``job_id`` or ``id``, at the top level or
+    under ``job_status`` [unverified]; None when the answer names none."""
+    if not isinstance(resp, dict):
+        return None
+    job = resp.get("job_status") if isinstance(resp.get("job_status"), dict) else resp
+    return job.get("job_id", job.get("id"))
+
+
 def _gone(rid: str) -> WriteResult:
     """The result of deleting an id that is not there, as its ``DELETE`` answers (404)."""
     return WriteResult(key=rid, ok=False, code="NOT_FOUND", error="Record not found")
@@ -762,10 +771,7 @@ class FreshsalesClient(OwnedHTTP):
                                      write=True, n=len(sent))
         if status >= 400:
             raise FreshsalesAPIError(f"POST /api/{url}", status, _errors(resp) or ["refused"])
-        job_id = None
-        if isinstance(resp, dict):
-            job = resp.get("job_status") if isinstance(resp.get("job_status"), dict) else resp
-            job_id = job.get("job_id", job.get("id"))
+        job_id = _job_id(resp)
         if job_id in (None, ""):
             raise FreshsalesProtocolError(f"POST /api/{url}: response has no job id")
         job = self._wait_for_job(str(job_id))
@@ -869,10 +875,7 @@ class FreshsalesClient(OwnedHTTP):
     def _after_bulk_destroy(self, obj: str, resp: Any, ids: list[str]) -> set[str]:
         """Which of ``ids`` a successful ``bulk_destroy`` left: a job it names is waited for
         first [unverified: none documented]; a refused read-back leaves them all to check."""
-        job_id = None
-        if isinstance(resp, dict):
-            job = resp.get("job_status") if isinstance(resp.get("job_status"), dict) else resp
-            job_id = job.get("job_id", job.get("id"))
+        job_id = _job_id(resp)
         try:
             if job_id not in (None, ""):
                 self._wait_for_job(str(job_id))
