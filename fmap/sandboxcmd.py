@@ -30,7 +30,6 @@ app = typer.Typer(name="sandbox", help="Local CRM emulators (loopback HTTP).", n
                   pretty_exceptions_show_locals=False)
 
 TOKEN_ENV = "FMAP_SANDBOX_TOKEN"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def parse_options(pairs: list[str]) -> dict[str, str]:
@@ -94,6 +93,7 @@ def serve(
 ) -> None:
     """Serve a dialect's sandbox over HTTP until interrupted."""
     from runtime.dialects import UnknownDialect, get_dialect
+    from runtime.dialects._http import LOOPBACK_HOSTS
     from runtime.targets import TargetError, _dialect_hook, sandbox_users
 
     try:
@@ -104,7 +104,7 @@ def serve(
     if hook is None:
         raise _fail(f"{d.name} has no HTTP sandbox (its dialect defines no serve_sandbox); "
                     f"use --target sandbox:{d.name} for an in-process one")
-    if host not in _LOOPBACK and not allow_remote:
+    if host not in LOOPBACK_HOSTS and not allow_remote:
         raise _fail(f"refusing to bind {host}: the sandbox speaks plain HTTP; use 127.0.0.1 or "
                     "--allow-remote")
     try:

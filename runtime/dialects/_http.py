@@ -22,7 +22,8 @@ from runtime.destinations.base import FatalError, TransientError, WriteResult
 __all__ = ["APIError", "LOOPBACK_HOSTS", "OwnedHTTP", "chunks", "header_float", "jsonable",
            "local_file", "parse_json", "present", "send", "split_target"]
 
-# hosts a ``<dialect>://HOST:PORT`` target may name for a loopback ``fmap sandbox serve``
+# hosts a ``<dialect>://HOST:PORT`` target may name for a loopback ``fmap sandbox serve``, and
+# the ones that command binds without ``--allow-remote``
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
