@@ -860,7 +860,7 @@ class FreshsalesClient(OwnedHTTP):
         if todo:
             status, resp = self._request(
                 "POST", url, op="delete", write=True, n=len(todo),
-                json_body={"selected_ids": [int(i) if i.isdigit() else i for i in todo]})
+                json_body={"selected_ids": [_int_id(i) for i in todo]})
             if status in (404, 405):  # no bulk_destroy for this entity on this account
                 left = set(todo)
             elif status >= 400:
@@ -889,7 +889,7 @@ class FreshsalesClient(OwnedHTTP):
     def _existing(self, obj: str, ids: list[str]) -> set[str]:
         """Which of ``ids`` (at most 100) exist: filtered search on ``id`` [unverified]."""
         rules = [{"attribute": "id", "operator": "is_in",
-                  "value": [int(i) if i.isdigit() else i for i in ids]}]
+                  "value": [_int_id(i) for i in ids]}]
         found: set[str] = set()
         for _, recs in self._search(obj, rules, op="get"):
             found.update(str(r["id"]) for r in recs if isinstance(r, dict) and "id" in r)
