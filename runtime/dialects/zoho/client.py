@@ -67,6 +67,8 @@ from runtime.dialects._http import (
     send,
 )
 from runtime.dialects.zoho.auth import TokenManager, ZohoAuthError, ZohoCredentials
+from runtime.dialects.zoho.capabilities import ATTACHMENT_LIMIT_BYTES
+from runtime.dialects.zoho.capabilities import BATCH_SIZE as MAX_BATCH
 from runtime.dialects.zoho.ratelimit import (
     CreditGauge,
     Tier,
@@ -79,10 +81,8 @@ __all__ = ["ZohoClient", "ZohoAPIError", "ZohoProtocolError", "DEFAULT_EXTERNAL_
            "MAX_BATCH", "COQL_IN_LIMIT", "ATTACHMENT_LIMIT_BYTES", "zoho_field_spec"]
 
 DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
-MAX_BATCH = 100
 COQL_IN_LIMIT = 50
 MAX_FIELDS = 50  # `fields` parameter and COQL select columns
-ATTACHMENT_LIMIT_BYTES = 100 * 1024 * 1024
 EXTERNAL_ID_KEY = "$external_id"
 _CREDITS_PER_10 = {"create", "update", "upsert"}  # 1 credit per 10 records; other calls 1
 _RETRYABLE_CODES = {"RECORD_LOCKED", "INTERNAL_ERROR", "RECORD_IN_BLUEPRINT"}

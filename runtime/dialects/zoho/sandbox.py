@@ -56,6 +56,8 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects.zoho.capabilities import ATTACHMENT_LIMIT_BYTES as ATTACHMENT_LIMIT
+from runtime.dialects.zoho.capabilities import BATCH_SIZE as MAX_BATCH
 from runtime.dialects.zoho.ratelimit import CreditLedger, Tier, coql_cost, write_cost
 from runtime.schema.changes import field_from_change
 from runtime.schema.model import (
@@ -72,8 +74,6 @@ __all__ = ["ZohoSandbox", "SyncASGITransport", "DEFAULT_EXTERNAL_ID_FIELD", "ORG
 _log = logging.getLogger(__name__)
 DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
 ORG_ID_PREFIX = "5725767000000"  # 13 digits + a 6-digit sequence = 19-digit ids, as Zoho's
-ATTACHMENT_LIMIT = 100 * 1024 * 1024
-MAX_BATCH = 100
 _API = "/crm/v8"
 _ZOHO_DATA_TYPES = {
     FieldType.text: "text", FieldType.textarea: "textarea", FieldType.email: "email",
