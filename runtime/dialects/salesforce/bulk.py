@@ -271,6 +271,8 @@ def _read_csv(client: SalesforceClient, path: str) -> list[dict[str, str]]:
 
 def _match(results: dict[str, list[dict[str, str]]], key_col: str, item_of: dict[str, str],
            info: dict[str, Any]) -> list[WriteResult]:
+    from runtime.dialects.salesforce.client import RETRYABLE_CODES  # client imports this module
+
     out: dict[str, WriteResult] = {}
     for row in results["successfulResults"]:
         key = item_of.get(row.get(key_col, ""))
@@ -283,8 +285,6 @@ def _match(results: dict[str, list[dict[str, str]]], key_col: str, item_of: dict
         if key is None:
             continue
         code, message, fld = parse_error(row.get("sf__Error", ""))
-        from runtime.dialects.salesforce.client import RETRYABLE_CODES
-
         out[key] = WriteResult(key=key, ok=False, code=code, error=message, field=fld,
                                retryable=code in RETRYABLE_CODES)
     job_error = str(info.get("errorMessage") or "")

@@ -109,9 +109,8 @@ SOQL_IN = 200  # values per IN list
 JSON_FILE_LIMIT = int(37.5 * 1024 * 1024)  # base64 in a non-multipart JSON body
 EXTERNAL_ID_KEY = "$external_id"
 FILE_MARKER = "fmap:"
-_RETRYABLE = {"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK", "SERVER_UNAVAILABLE",
-              "REQUEST_RUNNING_TOO_LONG"}
-RETRYABLE_CODES = frozenset(_RETRYABLE)
+RETRYABLE_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                             "SERVER_UNAVAILABLE", "REQUEST_RUNNING_TOO_LONG"})
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 _EDITIONS = {"developer": (15_000, 0), "professional": (100_000, 1_000),
              "enterprise": (100_000, 1_000), "unlimited": (100_000, 5_000),
@@ -440,7 +439,7 @@ class SalesforceClient(OwnedHTTP):
             if isinstance(resp, list) and resp and isinstance(resp[0], dict):
                 code, message, field = _first_error(resp)
                 return out + [WriteResult(key=it.key, ok=False, code=code, error=message,
-                                          field=field, retryable=code in _RETRYABLE)
+                                          field=field, retryable=code in RETRYABLE_CODES)
                               for it in send]
             raise self._fail(endpoint, status, resp)
         if not isinstance(resp, list):
@@ -463,7 +462,7 @@ class SalesforceClient(OwnedHTTP):
             return WriteResult(key=key, ok=True, dest_id=rid, created=created)
         code, message, field = _first_error(res.get("errors"))
         return WriteResult(key=key, ok=False, code=code, error=message, field=field,
-                           retryable=code in _RETRYABLE)
+                           retryable=code in RETRYABLE_CODES)
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
         if self.bulk.use_for("delete", len(ids)):
@@ -690,7 +689,7 @@ class SalesforceClient(OwnedHTTP):
         elif status >= 400 and isinstance(resp, list) and resp:
             code, message, field = _first_error(resp)
             r = WriteResult(key=key, ok=False, code=code, error=message, field=field,
-                            retryable=code in _RETRYABLE)
+                            retryable=code in RETRYABLE_CODES)
         else:
             raise self._fail(f"POST {self._prefix}/sobjects/ContentVersion", status, resp)
         if r.retryable:  # a locked row: the single-file call did not happen; retry it
