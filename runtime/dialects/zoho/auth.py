@@ -21,7 +21,8 @@ from runtime.destinations.base import FatalError
 from runtime.dialects._oauth import RefreshingToken
 
 __all__ = [
-    "DATA_CENTRES", "ENV_VARS", "ZohoCredentials", "TokenManager", "data_centre", "ZohoAuthError",
+    "DATA_CENTRES", "ENV_VARS", "REFRESH_HINT", "ZohoCredentials", "TokenManager", "data_centre",
+    "ZohoAuthError",
 ]
 
 # dc -> (API domain, accounts server)
@@ -39,7 +40,8 @@ DATA_CENTRES: dict[str, tuple[str, str]] = {
 _DC_ALIASES = {"us": "com", "au": "com.au", "cn": "com.cn", "": "com"}
 ENV_VARS = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ACCESS_TOKEN")
 KEYRING_SERVICE = "fmap-zoho"
-_REFRESH_HINT = ("set ZOHO_REFRESH_TOKEN (with ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET) or a fresh "
+# the remedy every credential error names (the refresh flow here, the client on a 401)
+REFRESH_HINT = ("set ZOHO_REFRESH_TOKEN (with ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET) or a fresh "
                  "ZOHO_ACCESS_TOKEN")
 
 
@@ -123,7 +125,7 @@ class TokenManager(RefreshingToken):
 
     def _refresh_locked(self) -> None:
         if not self._creds.can_refresh:
-            raise ZohoAuthError(f"no usable Zoho access token: {_REFRESH_HINT}")
+            raise ZohoAuthError(f"no usable Zoho access token: {REFRESH_HINT}")
         url = f"{self.accounts_domain}/oauth/v2/token"
         form = {"grant_type": "refresh_token", "client_id": self._creds.client_id,
                 "client_secret": self._creds.client_secret,
@@ -133,7 +135,7 @@ class TokenManager(RefreshingToken):
         if status != 200 or not isinstance(token, str) or not token:
             err = body.get("error") if isinstance(body, dict) else None
             raise ZohoAuthError(f"Zoho refused the refresh token at {url} "
-                                f"({err or 'HTTP ' + str(status)}): {_REFRESH_HINT}")
+                                f"({err or 'HTTP ' + str(status)}): {REFRESH_HINT}")
         self._token = token
         self.refreshes += 1
         if isinstance(body.get("api_domain"), str):

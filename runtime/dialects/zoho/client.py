@@ -66,7 +66,7 @@ from runtime.dialects._http import (
     parse_json,
     send,
 )
-from runtime.dialects.zoho.auth import TokenManager, ZohoAuthError, ZohoCredentials
+from runtime.dialects.zoho.auth import REFRESH_HINT, TokenManager, ZohoAuthError, ZohoCredentials
 from runtime.dialects.zoho.capabilities import ATTACHMENT_LIMIT_BYTES
 from runtime.dialects.zoho.capabilities import BATCH_SIZE as MAX_BATCH
 from runtime.dialects.zoho.ratelimit import (
@@ -182,10 +182,8 @@ class ZohoClient(OwnedHTTP):
                     self.auth.refresh(stale=token)
                     continue
                 code = body.get("code") if isinstance(body, dict) else None
-                raise ZohoAuthError(
-                    f"{endpoint}: Zoho rejected the access token ({code or 'HTTP 401'}); set "
-                    "ZOHO_REFRESH_TOKEN (with ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET) or a fresh "
-                    "ZOHO_ACCESS_TOKEN")
+                raise ZohoAuthError(f"{endpoint}: Zoho rejected the access token "
+                                    f"({code or 'HTTP 401'}); {REFRESH_HINT}")
             if status == 429:
                 self.stats.throttled += 1
                 retry_after = self._retry_after(resp, body)
