@@ -120,9 +120,6 @@ class TokenManager(RefreshingToken):
     def __repr__(self) -> str:
         return f"TokenManager(accounts={self.accounts_domain!r}, refreshes={self.refreshes})"
 
-    def header(self) -> dict[str, str]:
-        return {"Authorization": f"Zoho-oauthtoken {self.token()}"}
-
     def _refresh_locked(self) -> None:
         if not self._creds.can_refresh:
             raise ZohoAuthError(f"no usable Zoho access token: {REFRESH_HINT}")
