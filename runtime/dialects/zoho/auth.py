@@ -42,7 +42,7 @@ ENV_VARS = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_
 KEYRING_SERVICE = "fmap-zoho"
 # the remedy every credential error names (the refresh flow here, the client on a 401)
 REFRESH_HINT = ("set ZOHO_REFRESH_TOKEN (with ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET) or a fresh "
-                 "ZOHO_ACCESS_TOKEN")
+                "ZOHO_ACCESS_TOKEN")
 
 
 class ZohoAuthError(FatalError):
