@@ -342,13 +342,13 @@ class ZohoSandbox(ASGIEmulator):
         if parts == ["coql"] and method == "POST":
             return self._coql(self._body(body))
         if parts[0] == "users" and method == "GET" and n == 1:
-            return self._charged(1) or self._users(q)
+            return self._charge(1) or self._users(q)
         if parts[0] == "settings" and n >= 2:
             return self._settings(method, parts[1:], q, body)
         module = parts[0]
         if n == 1:
             if method == "GET":
-                return self._charged(1) or self._list(module, q, headers)
+                return self._charge(1) or self._list(module, q, headers)
             if method in ("POST", "PUT"):
                 return self._write(module, "create" if method == "POST" else "update",
                                    self._body(body))
@@ -357,9 +357,9 @@ class ZohoSandbox(ASGIEmulator):
         if n == 2 and parts[1] == "upsert" and method == "POST":
             return self._write(module, "upsert", self._body(body))
         if n == 3 and parts[1:] == ["actions", "count"] and method == "GET":
-            return self._charged(1) or self._count(module)
+            return self._charge(1) or self._count(module)
         if n == 2 and method == "GET":
-            return self._charged(1) or self._list(module, {"ids": parts[1]}, headers)
+            return self._charge(1) or self._list(module, {"ids": parts[1]}, headers)
         if n == 2 and method == "PUT":
             data = self._body(body)
             for rec in data.get("data") or []:
@@ -369,17 +369,14 @@ class ZohoSandbox(ASGIEmulator):
         if n == 2 and method == "DELETE":
             return self._delete(module, [parts[1]])
         if n == 4 and parts[2] == "Attachments" and method == "DELETE":
-            return self._charged(1) or self._delete_attachment(module, parts[1], parts[3])
+            return self._charge(1) or self._delete_attachment(module, parts[1], parts[3])
         if n == 3 and parts[2] == "Attachments":
             if method == "POST":
-                return self._charged(1) or self._attach(module, parts[1], headers, body)
+                return self._charge(1) or self._attach(module, parts[1], headers, body)
             if method == "GET":
-                return self._charged(1) or self._list_attachments(module, parts[1])
+                return self._charge(1) or self._list_attachments(module, parts[1])
         raise _HTTPError(400, "INVALID_URL_PATTERN",
                          "Please check if the URL trying to access is a correct one")
-
-    def _charged(self, cost: float) -> Response | None:
-        return self._charge(cost)
 
     @staticmethod
     def _body(body: bytes) -> dict[str, Any]:
