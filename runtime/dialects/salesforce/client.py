@@ -184,6 +184,14 @@ def _first_error(errors: Any) -> tuple[str, str, str | None]:
     return "ERROR", "rejected without an error", None
 
 
+def _failed(key: str, errors: Any) -> WriteResult:
+    """Item ``key``'s failed result from Salesforce ``errors`` (a result's, or those of a write
+    call refused as a whole), retryable when the first code is one of :data:`RETRYABLE_CODES`."""
+    code, message, field = _first_error(errors)
+    return WriteResult(key=key, ok=False, code=code, error=message, field=field,
+                       retryable=code in RETRYABLE_CODES)
+
+
 class SalesforceClient(OwnedHTTP):
     """Salesforce destination. Give it an ``httpx.Client`` (its transport decides where requests
     go: the real API, a ``MockTransport`` or the sandbox) or let it build one (TLS verified)."""
@@ -437,10 +445,7 @@ class SalesforceClient(OwnedHTTP):
                                       field=self.ext_field(obj)) for it in send]
         if status >= 400:
             if isinstance(resp, list) and resp and isinstance(resp[0], dict):
-                code, message, field = _first_error(resp)
-                return out + [WriteResult(key=it.key, ok=False, code=code, error=message,
-                                          field=field, retryable=code in RETRYABLE_CODES)
-                              for it in send]
+                return out + [_failed(it.key, resp) for it in send]
             raise self._fail(endpoint, status, resp)
         if not isinstance(resp, list):
             raise SalesforceProtocolError(f"{endpoint}: HTTP {status} response is not a list")
@@ -460,9 +465,7 @@ class SalesforceClient(OwnedHTTP):
             created = True if op == "create" else (
                 res.get("created") is not False if op == "upsert" else None)
             return WriteResult(key=key, ok=True, dest_id=rid, created=created)
-        code, message, field = _first_error(res.get("errors"))
-        return WriteResult(key=key, ok=False, code=code, error=message, field=field,
-                           retryable=code in RETRYABLE_CODES)
+        return _failed(key, res.get("errors"))
 
     def delete(self, obj: str, ids: Sequence[str]) -> list[WriteResult]:
         if self.bulk.use_for("delete", len(ids)):
@@ -687,9 +690,7 @@ class SalesforceClient(OwnedHTTP):
         if isinstance(resp, dict):
             r = self._result("create", key, resp)
         elif status >= 400 and isinstance(resp, list) and resp:
-            code, message, field = _first_error(resp)
-            r = WriteResult(key=key, ok=False, code=code, error=message, field=field,
-                            retryable=code in RETRYABLE_CODES)
+            r = _failed(key, resp)
         else:
             raise self._fail(f"POST {self._prefix}/sobjects/ContentVersion", status, resp)
         if r.retryable:  # a locked row: the single-file call did not happen; retry it
