@@ -52,7 +52,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -461,6 +461,36 @@ class PipedriveClient(OwnedHTTP):
             raise PipedriveAPIError(endpoint, status, self._error_text(body))
         return body.get("data")
 
+    def _v1_pages(self, path: str, *, op: str, params: dict[str, Any] | None = None,
+                  sort: str | None = None) -> Iterator[list[Any]]:
+        """The ``data`` of each page of a v1 listing (``start``/``limit`` pagination); the next
+        page is asked for only when the caller reads on."""
+        start = 0
+        while True:
+            status, resp = self._request(
+                "GET", "v1", path, op=op,
+                params={**(params or {}), "start": start, "limit": PAGE_LIMIT,
+                        **({"sort": sort} if sort else {})})
+            yield self._ok_data(f"GET /api/v1{path}", status, resp) or []
+            pag = ((resp.get("additional_data") or {}).get("pagination") or {})
+            if not pag.get("more_items_in_collection"):
+                return
+            start = int(pag.get("next_start") or start + PAGE_LIMIT)
+
+    def _v2_pages(self, path: str, *, op: str, params: dict[str, Any] | None = None
+                  ) -> Iterator[list[Any]]:
+        """The ``data`` of each page of a v2 listing (``cursor`` pagination)."""
+        cursor = None
+        while True:
+            status, resp = self._request(
+                "GET", "v2", path, op=op,
+                params={"limit": PAGE_LIMIT, **(params or {}),
+                        **({"cursor": cursor} if cursor else {})})
+            yield self._ok_data(f"GET /api/v2{path}", status, resp) or []
+            cursor = (resp.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return
+
     # ------------------------------------------------------------------ schema and fields
     def schema(self) -> SystemSchema:
         if self._schema is None:
@@ -496,17 +526,8 @@ class PipedriveClient(OwnedHTTP):
         if seg is None:
             raise FatalError(f"Pipedrive has no fields endpoint for {obj!r} (one of "
                              f"{', '.join(o for o, e in ENTITIES.items() if e[2])})")
-        items: list[Any] = []
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": PAGE_LIMIT}
-            if cursor:
-                params["cursor"] = cursor
-            status, body = self._request("GET", "v2", f"/{seg}", op="metadata", params=params)
-            items.extend(self._ok_data(f"GET /api/v2/{seg}", status, body) or [])
-            cursor = (body.get("additional_data") or {}).get("next_cursor")
-            if not cursor:
-                return {"success": True, "data": items, "additional_data": {"next_cursor": None}}
+        items = [x for page in self._v2_pages(f"/{seg}", op="metadata") for x in page]
+        return {"success": True, "data": items, "additional_data": {"next_cursor": None}}
 
     def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
         """``{"objects": {name: GET /api/v2/{entity}Fields response}}``, what ``fmap schema
@@ -898,22 +919,17 @@ class PipedriveClient(OwnedHTTP):
 
         def scan(params: dict[str, Any], exts: list[str]) -> None:
             todo = set(exts)
-            start = 0
-            while todo:
-                status, resp = self._request("GET", "v1", "/notes", op="find_by_external_id",
-                                             params={**params, "start": start,
-                                                     "limit": PAGE_LIMIT, "sort": "id DESC"})
-                for raw in self._ok_data("GET /api/v1/notes", status, resp) or []:
+            for page in self._v1_pages("/notes", op="find_by_external_id", params=params,
+                                       sort="id DESC"):
+                for raw in page:
                     if not isinstance(raw, dict) or raw.get("id") is None:
                         continue
                     rec = self._from_pd("Note", raw)
                     for ext in [e for e in todo if match(e, rec)]:
                         out[ext] = rec["id"]
                         todo.discard(ext)
-                pag = ((resp.get("additional_data") or {}).get("pagination") or {})
-                if not pag.get("more_items_in_collection"):
+                if not todo:
                     return
-                start = int(pag.get("next_start") or start + PAGE_LIMIT)
 
         for (link, rid), exts in by_parent.items():
             scan({link: rid}, exts)
@@ -972,37 +988,11 @@ class PipedriveClient(OwnedHTTP):
                          else v) for k, v in f.items()} | {EXTERNAL_ID_KEY: None}
                     for f in self._files()]
         version, seg = self._entity(obj)
-        out: list[dict[str, Any]] = []
-        if version == "v1":
-            start = 0
-            while True:
-                params: dict[str, Any] = {"start": start, "limit": PAGE_LIMIT}
-                if modified_since:
-                    params["updated_since"] = modified_since
-                status, resp = self._request("GET", "v1", f"/{seg}", op="list_records",
-                                             params=params)
-                out.extend(self._from_pd(obj, r) for r in
-                           self._ok_data(f"GET /api/v1/{seg}", status, resp) or []
-                           if isinstance(r, dict))
-                pag = ((resp.get("additional_data") or {}).get("pagination") or {})
-                if not pag.get("more_items_in_collection"):
-                    return out
-                start = int(pag.get("next_start") or start + PAGE_LIMIT)
-        cursor = None
-        while True:
-            params = {"limit": PAGE_LIMIT}
-            if modified_since:
-                params["updated_since"] = modified_since
-            if cursor:
-                params["cursor"] = cursor
-            status, resp = self._request("GET", "v2", f"/{seg}", op="list_records",
-                                         params=params)
-            out.extend(self._from_pd(obj, r) for r in
-                       self._ok_data(f"GET /api/v2/{seg}", status, resp) or []
-                       if isinstance(r, dict))
-            cursor = (resp.get("additional_data") or {}).get("next_cursor")
-            if not cursor:
-                return out
+        pages = self._v1_pages if version == "v1" else self._v2_pages
+        params = {"updated_since": modified_since} if modified_since else {}
+        return [self._from_pd(obj, r) for page in pages(f"/{seg}", op="list_records",
+                                                        params=params)
+                for r in page if isinstance(r, dict)]
 
     def list_users(self) -> list[User]:
         status, resp = self._request("GET", "v1", "/users", op="list_users")
@@ -1048,29 +1038,15 @@ class PipedriveClient(OwnedHTTP):
 
     def _files(self) -> list[dict[str, Any]]:
         """Every file of the company (``GET /api/v1/files``, newest first)."""
-        out: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            status, resp = self._request("GET", "v1", "/files", op="get",
-                                         params={"start": start, "limit": PAGE_LIMIT,
-                                                 "sort": "id DESC"})
-            out.extend(f for f in self._ok_data("GET /api/v1/files", status, resp) or []
-                       if isinstance(f, dict) and f.get("id") is not None)
-            pag = ((resp.get("additional_data") or {}).get("pagination") or {})
-            if not pag.get("more_items_in_collection"):
-                return out
-            start = int(pag.get("next_start") or start + PAGE_LIMIT)
+        return [f for page in self._v1_pages("/files", op="get", sort="id DESC") for f in page
+                if isinstance(f, dict) and f.get("id") is not None]
 
     def _find_file(self, link: str, record_id: str, file_name: str, size: int, *,
                    since: float | None = None) -> str | None:
         """The file on that record with that name and size, newest first; the listing stops at
         files added before ``since`` (less the clock skew) when the send time is known."""
-        start = 0
-        while True:
-            status, resp = self._request("GET", "v1", "/files", op="find_by_external_id",
-                                         params={"start": start, "limit": PAGE_LIMIT,
-                                                 "sort": "id DESC"})
-            for f in self._ok_data("GET /api/v1/files", status, resp) or []:
+        for page in self._v1_pages("/files", op="find_by_external_id", sort="id DESC"):
+            for f in page:
                 if not isinstance(f, dict) or f.get("id") is None:
                     continue
                 if str(f.get(link)) == str(record_id) and f.get("name") == file_name \
@@ -1079,10 +1055,7 @@ class PipedriveClient(OwnedHTTP):
                 added = _v1_epoch(f.get("add_time"))
                 if since is not None and added is not None and added < since - SKEW_S:
                     return None
-            pag = ((resp.get("additional_data") or {}).get("pagination") or {})
-            if not pag.get("more_items_in_collection"):
-                return None
-            start = int(pag.get("next_start") or start + PAGE_LIMIT)
+        return None
 
     def delete_attachments(self, ids: Sequence[str]) -> list[WriteResult]:
         out = []
