@@ -381,8 +381,7 @@ class SalesforceClient(OwnedHTTP):
                 v = v.split(";")
             out["id" if k == "Id" else k] = v
         out[EXTERNAL_ID_KEY] = rec.get(ext)
-        if ext == self.external_id_field:  # fmap's own bookkeeping field, not a mapped one
-            out.pop(ext, None)
+        out.pop(ext, None)  # fmap's own bookkeeping field, not a mapped one
         return out
 
     # ------------------------------------------------------------------ writes
