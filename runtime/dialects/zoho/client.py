@@ -753,11 +753,11 @@ class ZohoClient(OwnedHTTP):
 
 def zoho_field_spec(field: Any) -> dict[str, Any]:
     """A ``.fmap`` schema change's field (a :class:`FieldSchema`) as a field-create item."""
-    from runtime.dialects.zoho.sandbox import _ZOHO_DATA_TYPES
+    from runtime.dialects.zoho.metadata import DATA_TYPES
 
     spec: dict[str, Any] = {"field_label": field.label or field.api_name.replace("_", " "),
                             "api_name": field.api_name,
-                            "data_type": _ZOHO_DATA_TYPES.get(field.type, "text")}
+                            "data_type": DATA_TYPES.get(field.type, "text")}
     if field.max_length:
         spec["length"] = field.max_length
     if field.picklist_values:

@@ -42,7 +42,7 @@ from runtime.schema.model import (
     SystemSchema,
 )
 
-__all__ = ["ZOHO_TYPES", "AUDIT_FIELDS", "load_zoho_metadata", "load_fields", "load_modules",
+__all__ = ["ZOHO_TYPES", "DATA_TYPES", "AUDIT_FIELDS", "load_zoho_metadata", "load_fields", "load_modules",
            "apply_layouts"]
 
 ZOHO_TYPES: dict[str, FieldType] = {
@@ -71,6 +71,17 @@ ZOHO_TYPES: dict[str, FieldType] = {
     "fileupload": FieldType.file,
     "imageupload": FieldType.file,
     "profileimage": FieldType.file,
+}
+# the other way: the ``data_type`` of a field of each normalised type, as a field-create request
+# names it (the connector's schema changes) and the sandbox's field metadata shows it
+DATA_TYPES: dict[FieldType, str] = {
+    FieldType.text: "text", FieldType.textarea: "textarea", FieldType.email: "email",
+    FieldType.phone: "phone", FieldType.url: "website", FieldType.integer: "integer",
+    FieldType.decimal: "double", FieldType.currency: "currency", FieldType.percent: "percent",
+    FieldType.boolean: "boolean", FieldType.date: "date", FieldType.datetime: "datetime",
+    FieldType.picklist: "picklist", FieldType.multipicklist: "multiselectpicklist",
+    FieldType.lookup: "lookup", FieldType.owner: "ownerlookup", FieldType.file: "fileupload",
+    FieldType.id: "bigint",
 }
 _READ_ONLY_TYPES = {"autonumber", "formula", "rollup_summary"}
 _FORMULA_RETURN = {"double": FieldType.decimal, "currency": FieldType.currency,

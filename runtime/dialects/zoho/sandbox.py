@@ -58,6 +58,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
 )
 from runtime.dialects.zoho.capabilities import ATTACHMENT_LIMIT_BYTES as ATTACHMENT_LIMIT
 from runtime.dialects.zoho.capabilities import BATCH_SIZE as MAX_BATCH
+from runtime.dialects.zoho.metadata import DATA_TYPES as _ZOHO_DATA_TYPES
 from runtime.dialects.zoho.ratelimit import CreditLedger, Tier, coql_cost, write_cost
 from runtime.schema.changes import field_from_change
 from runtime.schema.model import (
@@ -75,15 +76,6 @@ _log = logging.getLogger(__name__)
 DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
 ORG_ID_PREFIX = "5725767000000"  # 13 digits + a 6-digit sequence = 19-digit ids, as Zoho's
 _API = "/crm/v8"
-_ZOHO_DATA_TYPES = {
-    FieldType.text: "text", FieldType.textarea: "textarea", FieldType.email: "email",
-    FieldType.phone: "phone", FieldType.url: "website", FieldType.integer: "integer",
-    FieldType.decimal: "double", FieldType.currency: "currency", FieldType.percent: "percent",
-    FieldType.boolean: "boolean", FieldType.date: "date", FieldType.datetime: "datetime",
-    FieldType.picklist: "picklist", FieldType.multipicklist: "multiselectpicklist",
-    FieldType.lookup: "lookup", FieldType.owner: "ownerlookup", FieldType.file: "fileupload",
-    FieldType.id: "bigint",
-}
 _FROM_ZOHO_TYPES = {v: k for k, v in _ZOHO_DATA_TYPES.items() if k != FieldType.id}
 _FROM_ZOHO_TYPES.update({"bigint": FieldType.integer, "ownerlookup": FieldType.owner})
 
