@@ -15,12 +15,12 @@ from runtime.executor import (
     ATTACHMENT_OBJECTS,
     LoadOptions,
     RunOptions,
-    load_compiled,
     run_migration,
 )
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.compiled import compile_and_load
 
 ROOT = Path(__file__).resolve().parents[2]
 FMAP = ROOT / "mappings" / "aeronaclinic_to_freshsales.fmap"
@@ -33,13 +33,7 @@ FAULTS = ("seed=7,throttle_rate=0.04,lost_response_rate=0.04,batch_failure_rate=
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    from compiler.compile import compile_path
-
-    result = compile_path(FMAP)
-    assert result.ok, [d.message for d in result.diagnostics]
-    out = tmp_path_factory.mktemp("build") / "aeronaclinic_to_freshsales.py"
-    out.write_text(result.python, "utf-8")
-    return load_compiled(out)
+    return compile_and_load(FMAP, tmp_path_factory.mktemp("build"))
 
 
 def _open(compiled, base: Path, extra: str = ""):

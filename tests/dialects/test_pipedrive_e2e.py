@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migration
+from runtime.executor import LoadOptions, RunOptions, run_migration
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.compiled import compile_and_load
 from tests.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -34,13 +35,7 @@ def work():
 
 @pytest.fixture(scope="module")
 def compiled(work):
-    from compiler.compile import compile_path
-
-    result = compile_path(MAPPING, display="mappings/aeronaclinic_to_pipedrive.fmap")
-    assert result.ok, [d.message for d in result.diagnostics]
-    out = work / "aeronaclinic_to_pipedrive.py"
-    out.write_text(result.python, "utf-8")
-    return load_compiled(out, name="fmap_pd_e2e")
+    return compile_and_load(MAPPING, work, display="mappings/aeronaclinic_to_pipedrive.fmap")
 
 
 def _run(compiled, base: Path, faults: str | None):

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from runtime.destinations.faults import FaultPlan
-from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migration
+from runtime.executor import LoadOptions, RunOptions, run_migration
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.compiled import compile_and_load
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPING = ROOT / "mappings" / "aeronaclinic_to_salesforce.fmap"
@@ -29,13 +30,8 @@ USERS = ROOT / "mappings" / "sandbox" / "salesforce_users.json"
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    from compiler.compile import compile_path
-
-    res = compile_path(MAPPING, display="mappings/aeronaclinic_to_salesforce.fmap")
-    assert res.ok, [d.message for d in res.diagnostics]
-    out = tmp_path_factory.mktemp("build") / "sf_e2e.py"
-    out.write_text(res.python, "utf-8")
-    return load_compiled(out, name="fmap_sf_e2e")
+    return compile_and_load(MAPPING, tmp_path_factory.mktemp("build"),
+                            display="mappings/aeronaclinic_to_salesforce.fmap")
 
 
 def _run(module, base: Path, faults: FaultPlan | None, dest=None):

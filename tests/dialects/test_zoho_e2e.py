@@ -14,11 +14,12 @@ import pytest
 from runtime.destinations.faults import FaultPlan
 from runtime.dialects import get_dialect
 from runtime.dialects.zoho import open_sandbox
-from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migration
+from runtime.executor import LoadOptions, RunOptions, run_migration
 from runtime.schema.changes import apply_changes
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target, sandbox_users
+from tests.compiled import compile_and_load
 from tests.dialects.served import serve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "zoho"
@@ -68,13 +69,7 @@ def expected_counts(n_patients: int = 24) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
-    from compiler.compile import compile_path
-
-    result = compile_path(FIXTURES / "e2e.fmap")
-    assert result.ok, [d.message for d in result.diagnostics]
-    out = tmp_path_factory.mktemp("build") / "zoho_e2e.py"
-    out.write_text(result.python, "utf-8")
-    return load_compiled(out)
+    return compile_and_load(FIXTURES / "e2e.fmap", tmp_path_factory.mktemp("build"))
 
 
 def _run(module, dest, src: Path, state_dir: Path, *, opts: LoadOptions | None = None):

@@ -23,7 +23,6 @@ from runtime.executor import (
     ATTACHMENT_OBJECTS,
     LoadOptions,
     RunOptions,
-    load_compiled,
     run_migration,
 )
 from runtime.operations import rollback_all
@@ -31,6 +30,7 @@ from runtime.schema.model import FieldType
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.compiled import compile_and_load
 from tests.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,11 +101,8 @@ def test_target_snapshot_has_every_loaded_object(dialect, tmp_path):
 # ------------------------------------------------------------------------------ end to end
 
 def _compile(dialect: str, out: Path):
-    res = compile_path(fmap_path(dialect), display=f"mappings/aeronaclinic_to_{dialect}.fmap")
-    assert res.ok
-    py = out / f"aeronaclinic_to_{dialect}.py"
-    py.write_text(res.python, "utf-8")
-    return load_compiled(py, name=f"fmap_pairs_{dialect}_{abs(hash(str(out)))}")
+    return compile_and_load(fmap_path(dialect), out,
+                            display=f"mappings/aeronaclinic_to_{dialect}.fmap")
 
 
 @pytest.fixture(scope="module")

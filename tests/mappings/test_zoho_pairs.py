@@ -27,13 +27,14 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from compiler.check import check_path
 from compiler.compile import compile_path
-from runtime.executor import LoadOptions, RunOptions, load_compiled, run_migration
+from runtime.executor import LoadOptions, RunOptions, run_migration
 from runtime.operations import reconcile_run
 from runtime.operations.rollback import rollback_run
 from runtime.schema.io import load_schema
 from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
+from tests.compiled import compile_and_load
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
@@ -135,10 +136,7 @@ class Pair:
         self.tmp = tmp
         self.src = gen.generate(system, fmt, PATIENTS, SEED, tmp / "export", big_files="sparse")
         self.source_schema = load_schema(MAPPINGS / "schemas" / schema_file)
-        result = compile_path(MAPPINGS / f"{pair}.fmap")
-        assert result.ok, result.diagnostics
-        (tmp / f"{pair}.py").write_text(result.python, "utf-8")
-        self.module = load_compiled(tmp / f"{pair}.py")
+        self.module = compile_and_load(MAPPINGS / f"{pair}.fmap", tmp)
         self.plan = self.module.PLAN
         self.store = StateStore(tmp / "state.sqlite")
         self.dest = open_target(f"sandbox:zoho?db={tmp / 'sandbox.sqlite'}&users={USERS}",
@@ -426,9 +424,7 @@ def test_attachments_reach_the_sandbox(pair, tmp_path):
     system, fmt, schema_file, p.fallback = PAIRS[pair]
     p.src = MAPPINGS / "samples" / ("aeronaclinic_api" if system == "aeronaclinic" else "clinic_mgmt_csv")
     p.source_schema = load_schema(MAPPINGS / "schemas" / schema_file)
-    result = compile_path(MAPPINGS / f"{pair}.fmap")
-    (tmp_path / "m.py").write_text(result.python, "utf-8")
-    p.module = load_compiled(tmp_path / "m.py")
+    p.module = compile_and_load(MAPPINGS / f"{pair}.fmap", tmp_path)
     p.plan = p.module.PLAN
     p.store = StateStore(tmp_path / "state.sqlite")
     p.dest = open_target(f"sandbox:zoho?db={tmp_path / 'sandbox.sqlite'}&users={USERS}",
