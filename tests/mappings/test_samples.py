@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from runtime.schema.model import SystemSchema
-from tests.scratch import fast_dir
+from tests.scratch import fast_dir, scratch_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "mappings" / "schemas"
@@ -45,20 +45,11 @@ def load_schema(stem: str) -> SystemSchema:
     return SystemSchema.model_validate(yaml.safe_load((SCHEMA_DIR / f"{stem}.yaml").read_text()))
 
 
-def _tmp_base() -> str | None:
-    """tmpfs when available: the generator writes thousands of small files."""
-    return fast_dir()
-
-
 @pytest.fixture(scope="module")
 def fast_tmp():
     """A scratch dir on tmpfs when there is one (thousands of small files), removed afterwards."""
-    import shutil
-    import tempfile
-
-    d = Path(tempfile.mkdtemp(prefix="fmap-samples-", dir=_tmp_base()))
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with scratch_dir("fmap-samples-") as d:
+        yield d
 
 
 @pytest.fixture
@@ -411,7 +402,7 @@ def test_memory_flat_when_streaming():
     (~90 s for 20,000 patients); a process's peak RSS over a 10x larger run catches any
     per-patient accumulation just as surely.
     """
-    procs = [subprocess.Popen([sys.executable, "-c", _MEM_SCRIPT, str(GEN_PATH), str(n), _tmp_base() or ""],
+    procs = [subprocess.Popen([sys.executable, "-c", _MEM_SCRIPT, str(GEN_PATH), str(n), fast_dir() or ""],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for n in (2_000, 20_000)]  # run side by side: each reports its own peak
     peaks = []
