@@ -172,8 +172,8 @@ def _org_state(dest, dialect, changes: list[dict[str, Any]],
     for bundle in bundles:
         schema = _load(dialect, bundle, f"{dialect.name} org")
         for o in objects:
-            if _fields(schema, o):
-                have[o] = _fields(schema, o)
+            if fields := _fields(schema, o):
+                have[o] = fields
     return have
 
 
