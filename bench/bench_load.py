@@ -66,6 +66,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "executor"))
 
 import execfix  # noqa: E402
+from fakeclock import FakeClock  # noqa: E402
 
 from runtime.destinations.base import (  # noqa: E402
     CallStats,
@@ -229,17 +230,6 @@ def throughput(n: int, tmp: Path) -> dict:
             "calls": res.stats.calls, "status": res.status}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.t += s
-
-
 def rate_limited(n: int, tmp: Path, fake: bool) -> dict:
     module = execfix.compile_module(tmp / "build-flat", FLAT_FMAP, name="flat")
     src = tmp / f"flat{n}"
@@ -251,9 +241,9 @@ def rate_limited(n: int, tmp: Path, fake: bool) -> dict:
     rl = RateLimit(per_window=20, window_seconds=1)
     store = execfix.store(":memory:", rate_limit=rl)
     if fake:
-        clock = FakeClock()
-        dest = _Timed(store, clock=clock.now)
-        opts = LoadOptions(clock=clock.now, sleep=clock.sleep)
+        clock = FakeClock(min_sleep=0.0)  # the bucket's own sleeps, none added
+        dest = _Timed(store, clock=clock)
+        opts = LoadOptions(clock=clock, sleep=clock.sleep)
     else:
         dest = _Timed(store, clock=time.monotonic)
         opts = LoadOptions()

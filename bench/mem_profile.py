@@ -29,7 +29,6 @@ import ctypes
 import ctypes.util
 import gc
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -76,11 +75,6 @@ MALLINFO, SQLITE_USED = _libs()
 MIB = 1048576
 
 
-def _rss() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
-
-
 class Probe:
     def __init__(self, trace: bool, top: int, work: Path | None = None) -> None:
         self.work = work
@@ -92,7 +86,7 @@ class Probe:
         self._last = (None, -1)
 
     def sample(self, where: str) -> None:
-        row = {"phase": self.phase, "where": where, "rss": round(_rss(), 1),
+        row = {"phase": self.phase, "where": where, "rss": round(bench_load._rss_mib(), 1),
                "maxrss": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
         if MALLINFO is not None:
             mi = MALLINFO()
