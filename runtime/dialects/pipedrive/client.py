@@ -71,7 +71,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.dialects._http import OwnedHTTP, header_float, local_file, send
+from runtime.dialects._http import OwnedHTTP, chunks, header_float, local_file, send
 from runtime.dialects.pipedrive.auth import PipedriveAuthError, PipedriveCredentials
 from runtime.dialects.pipedrive.capabilities import RATE_LIMIT
 from runtime.dialects.pipedrive.sentlog import Sent, SentLog
@@ -798,8 +798,7 @@ class PipedriveClient(OwnedHTTP):
                 if isinstance(data, dict):
                     out[rid] = self._from_pd(obj, data)
             return out
-        for i in range(0, len(uniq), IDS_LIMIT):
-            chunk = uniq[i:i + IDS_LIMIT]
+        for chunk in chunks(uniq, IDS_LIMIT):
             status, resp = self._request("GET", "v2", f"/{seg}", op="get",
                                          params={"ids": ",".join(chunk), "limit": IDS_LIMIT})
             for rec in self._ok_data(f"GET /api/v2/{seg}", status, resp) or []:
