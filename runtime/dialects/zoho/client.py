@@ -281,8 +281,9 @@ class ZohoClient(OwnedHTTP):
         return [self.external_id_field, *names][:MAX_FIELDS]
 
     # ------------------------------------------------------------------ record conversion
-    def _to_zoho(self, module: str, item: WriteItem, *, with_id: bool) -> dict[str, Any]:
-        types = self._field_types(module)
+    def _to_zoho(self, module: str, types: dict[str, FieldType], item: WriteItem, *,
+                 with_id: bool) -> dict[str, Any]:
+        """``item`` as a Zoho record; ``types``: the module's field types (read once a batch)."""
         rec: dict[str, Any] = {}
         for k, v in item.record.items():
             t = types.get(k)
@@ -366,8 +367,9 @@ class ZohoClient(OwnedHTTP):
         return out
 
     def _write_batch(self, op: str, module: str, items: Sequence[WriteItem]) -> list[WriteResult]:
+        types = self._field_types(module)
         body: dict[str, Any] = {
-            "data": [self._to_zoho(module, it, with_id=op == "update") for it in items],
+            "data": [self._to_zoho(module, types, it, with_id=op == "update") for it in items],
             "trigger": [],
         }
         path = f"/{module}"
