@@ -45,7 +45,6 @@ def open_client(uri: str, options: dict[str, Any]):
         DEFAULT_API_VERSION,
         DEFAULT_EXTERNAL_ID_FIELD,
         SalesforceClient,
-        daily_api_limit,
     )
 
     netloc, loopback = split_target(uri)
@@ -55,9 +54,16 @@ def open_client(uri: str, options: dict[str, Any]):
         api_version=str(options.get("api_version", DEFAULT_API_VERSION)),
         schema=options.get("schema"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
-        daily_limit=int(options.get("api_limit") or daily_api_limit(
-            options.get("edition", "enterprise"), int(options.get("licences", 10)))),
-        bulk=bulk_settings(options), **pacing(options))
+        daily_limit=_api_limit(options), bulk=bulk_settings(options), **pacing(options))
+
+
+def _api_limit(options: dict[str, Any]) -> int:
+    """The org's daily request allocation: ``api_limit``, else that of ``edition`` with
+    ``licences`` (enterprise, 10)."""
+    from runtime.dialects.salesforce.client import daily_api_limit
+
+    return int(options.get("api_limit") or daily_api_limit(
+        options.get("edition", "enterprise"), int(options.get("licences", 10))))
 
 
 def pacing(options: dict[str, Any]) -> dict[str, Any]:
@@ -109,15 +115,10 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     from runtime.dialects._asgi import in_process_http
     from runtime.dialects._faults import parse_faults
     from runtime.dialects.salesforce.auth import SalesforceCredentials
-    from runtime.dialects.salesforce.client import (
-        DEFAULT_EXTERNAL_ID_FIELD,
-        SalesforceClient,
-        daily_api_limit,
-    )
+    from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD, SalesforceClient
     from runtime.dialects.salesforce.sandbox import SalesforceSandbox
 
-    limit = int(options.get("api_limit") or daily_api_limit(
-        options.get("edition", "enterprise"), int(options.get("licences", 10))))
+    limit = _api_limit(options)
     ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
     window = options.get("api_window")
     clocks = {"api_window": float(window) if window else None,
