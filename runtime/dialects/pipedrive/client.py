@@ -100,6 +100,8 @@ ENTITIES: dict[str, tuple[str, str, str | None]] = {
 }
 FILE_OBJECT = "File"  # read, counted and deleted through /v1/files; written by upload_attachment
 _SEARCHABLE = {"persons", "organizations", "deals", "products"}
+# the fields that tie a sent note (or lead) to its parent, in the order a lookup tries them
+_PARENT_LINKS = ("person_id", "org_id", "deal_id", "lead_id")
 _FILE_PARENTS = {"Person": "person_id", "Organization": "org_id", "Deal": "deal_id",
                  "Product": "product_id", "Activity": "activity_id", "Lead": "lead_id"}
 
@@ -704,8 +706,8 @@ class PipedriveClient(OwnedHTTP):
             if it.external_id is not None:
                 self._unsettled[(obj, it.external_id)] = (time.time(), body)
                 if self.sent_log is not None:
-                    link = next((k for k in ("person_id", "org_id", "deal_id", "lead_id")
-                                 if body.get(k)), None) if obj == "Note" else None
+                    link = next((k for k in _PARENT_LINKS if body.get(k)), None) \
+                        if obj == "Note" else None
                     self.sent_log.record(obj, it.external_id, Sent(
                         time.time(), own=self._ext_values.get((obj, it.external_id)),
                         link=link, parent=str(body[link]) if link else None))
@@ -901,8 +903,7 @@ class PipedriveClient(OwnedHTTP):
             parent = None
             if isinstance(body, dict):
                 bodies[ext] = body
-                parent = next(((k, str(body[k])) for k in ("person_id", "org_id", "deal_id",
-                                                           "lead_id") if body.get(k)), None)
+                parent = next(((k, str(body[k])) for k in _PARENT_LINKS if body.get(k)), None)
             if parent is None and self.sent_log is not None:
                 sent = self.sent_log.get("Note", ext)
                 if sent is not None and sent.link and sent.parent:
@@ -965,7 +966,7 @@ class PipedriveClient(OwnedHTTP):
                 continue
             body = sent[1]
             params: dict[str, Any] = {"limit": PAGE_LIMIT, "sort": "id DESC"}
-            for k in ("person_id", "org_id", "deal_id", "lead_id"):
+            for k in _PARENT_LINKS:
                 if body.get(k) is not None:
                     params[k] = body[k]
                     break
