@@ -120,9 +120,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
 
     limit = _api_limit(options)
     ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
-    window = options.get("api_window")
-    clocks = {"api_window": float(window) if window else None,
-              "api_clock": options.get("api_clock")}
+    window = float(options["api_window"]) if options.get("api_window") else None
     timing = {k: v for k, v in (("clock", options.get("api_clock")),
                                 ("sleep", options.get("api_sleep"))) if v is not None}
     sandbox = SalesforceSandbox(schema, path, users=users, api_limit=limit,
@@ -130,7 +128,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
                                 external_id_field=ext,
                                 page_size=int(options.get("page_size", 2000)),
                                 audit_fields=_flag(options.get("audit_fields")),
-                                api_used=int(options.get("api_used") or 0), **clocks)
+                                api_used=int(options.get("api_used") or 0),
+                                api_window=window, api_clock=options.get("api_clock"))
     http, transport = in_process_http(sandbox)
     client = SalesforceClient(
         credentials=SalesforceCredentials(instance_url="http://salesforce-sandbox.invalid",
@@ -138,7 +137,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         http=http, schema=sandbox.schema(), external_id_field=ext, daily_limit=limit,
         name="sandbox:salesforce", owns=(http, transport, sandbox),
         bulk=bulk_settings(options, poll_interval=0.0, **timing), **pacing(options),
-        **({"api_window": clocks["api_window"]} if window else {}), **timing)
+        **({"api_window": window} if window is not None else {}), **timing)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
     return client
 
