@@ -54,10 +54,7 @@ def cache_key(check: CheckResult) -> str:
     # (a declared modified-at format, a new key) must not be served the old module
     source = check.schemas.source if check.schemas is not None else None
     for obj in (source.objects if source is not None else []):
-        declared = obj.field(obj.modified_at) if obj.modified_at else None
-        vendor = (declared.vendor if declared is not None else None) or {}
-        h.update(json.dumps([obj.api_name, obj.key, obj.modified_at, vendor.get("date_format"),
-                             vendor.get("tz")], default=str).encode() + b"\0")
+        h.update(json.dumps([obj.api_name, _object_config(obj)]).encode() + b"\0")
     return h.hexdigest()
 
 
@@ -96,17 +93,21 @@ def _source_config(check: CheckResult, plan: LoadPlan) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for name in sorted({s.source.split(".", 1)[0] for s in plan.steps}):
         obj = source.object(name)
-        if obj is None:
-            continue
-        cfg = {k: v for k, v in (("key", obj.key), ("modified_at", obj.modified_at)) if v}
-        declared = obj.field(obj.modified_at) if obj.modified_at else None
-        vendor = (declared.vendor if declared is not None else None) or {}
-        for opt, vkey in (("modified_format", "date_format"), ("modified_tz", "tz")):
-            if isinstance(vendor.get(vkey), str) and vendor[vkey]:
-                cfg[opt] = vendor[vkey]
+        cfg = _object_config(obj) if obj is not None else None
         if cfg:
             out[name] = cfg
     return out
+
+
+def _object_config(obj) -> dict[str, str]:
+    """One source object's entry of the PLAN's source config (what ``cache_key`` hashes too)."""
+    cfg = {k: v for k, v in (("key", obj.key), ("modified_at", obj.modified_at)) if v}
+    declared = obj.field(obj.modified_at) if obj.modified_at else None
+    vendor = (declared.vendor if declared is not None else None) or {}
+    for opt, vkey in (("modified_format", "date_format"), ("modified_tz", "tz")):
+        if isinstance(vendor.get(vkey), str) and vendor[vkey]:
+            cfg[opt] = vendor[vkey]
+    return cfg
 
 
 def compile_path(path: str | Path, *, display: str | None = None, schema_dir: Path | None = None,
