@@ -114,22 +114,19 @@ def compile_path(path: str | Path, *, display: str | None = None, schema_dir: Pa
                  cache_dir: Path | None = None) -> CompileResult:
     display = display or str(path)
     check = check_path(path, display, schema_dir=schema_dir)
-    if cache_dir is not None and check.ok:
-        key = cache_key(check)
+    key = cache_key(check) if cache_dir is not None and check.ok else None
+    if key is not None:
         hit = cache_dir / f"{key}.py"
         meta = cache_dir / f"{key}.json"
         if hit.is_file() and meta.is_file():
-            result = compile_checked(check, display) if False else None
             cached = CompileResult(check, list(check.diagnostics), None, hit.read_text("utf-8"),
                                    cached=True)
             plan_json = json.loads(meta.read_text("utf-8"))
             cached.plan = LoadPlan.model_validate(plan_json)
-            del result
             return cached
     result = compile_checked(check, display)
-    if cache_dir is not None and result.ok and result.plan is not None:
+    if key is not None and result.ok and result.plan is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        key = cache_key(check)
         (cache_dir / f"{key}.py").write_text(result.python, "utf-8")
         (cache_dir / f"{key}.json").write_text(result.plan.model_dump_json(), "utf-8")
     return result
