@@ -9,7 +9,6 @@ nothing twice, and a rollback empties the org again.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -31,6 +30,7 @@ from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
 from tests.compiled import compile_and_load
+from tests.mappings.samplegen import gen
 from tests.scratch import scratch_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,11 +42,6 @@ DIALECTS = ["salesforce", "freshsales", "pipedrive"]
 PATIENTS = 250
 SEED = 42  # the committed sample's seed: same practitioners, so the sandbox users files match
 MB25 = 25 * 1024 * 1024
-
-_spec = importlib.util.spec_from_file_location("fmap_sample_generate_pairs",
-                                               MAPPINGS / "samples" / "generate.py")
-gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gen)
 
 # Per pair: the notes map, its text field, the length limit of that field, and the documents map.
 NOTES = {"salesforce": ("Clinical_Note__c", "Body__c", 32768, "Document__c"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import filecmp
-import importlib.util
 import json
 import re
 import subprocess
@@ -23,16 +22,12 @@ import pytest
 import yaml
 
 from runtime.schema.model import SystemSchema
+from tests.mappings.samplegen import GEN_PATH, gen
 from tests.scratch import fast_dir, scratch_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "mappings" / "schemas"
 SAMPLES = ROOT / "mappings" / "samples"
-GEN_PATH = SAMPLES / "generate.py"
-
-_spec = importlib.util.spec_from_file_location("fmap_sample_generate", GEN_PATH)
-gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gen)
 
 # (system, format, schema file stem == committed sample folder name)
 CASES = [("aeronaclinic", "api", "aeronaclinic_api"), ("aeronaclinic", "csv", "aeronaclinic_csv"),

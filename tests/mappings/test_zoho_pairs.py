@@ -15,7 +15,6 @@ The source is opened *with* its source schema (object keys such as `procedures.c
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import re
 from collections import Counter
@@ -35,16 +34,13 @@ from runtime.sources import open_source
 from runtime.state import StateStore
 from runtime.targets import open_target
 from tests.compiled import compile_and_load
+from tests.mappings.samplegen import gen
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "mappings"
 USERS = MAPPINGS / "sandbox" / "zoho_users.json"
 PATIENTS = 500
 SEED = 42  # the sandbox users file lists the practitioners/providers generated for seed 42
-
-_spec = importlib.util.spec_from_file_location("fmap_sample_generate_zoho", MAPPINGS / "samples" / "generate.py")
-gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gen)
 
 # pair -> (system, format, source schema file, fallback owner)
 PAIRS = {
