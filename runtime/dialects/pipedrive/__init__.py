@@ -60,6 +60,21 @@ def _int_opt(options: dict[str, Any], name: str) -> int | None:
     return int(options[name]) if options.get(name) not in (None, "") else None
 
 
+def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any], **kw: Any):
+    """The :class:`PipedriveSandbox` ``open_sandbox`` and ``serve_sandbox`` share, from the
+    options they both take (``plan``, ``seats``, ``daily_budget``, ``burst``,
+    ``lockout_after``, ``faults``)."""
+    from runtime.dialects._faults import parse_faults
+    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
+
+    return PipedriveSandbox(
+        schema, path, users=users, plan=str(options.get("plan", "growth")),
+        seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
+        burst=_int_opt(options, "burst"),
+        lockout_after=_int_opt(options, "lockout_after") or 6,
+        faults=parse_faults(options.get("faults")), **kw)
+
+
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
     """``sandbox:pipedrive``: a :class:`PipedriveClient` speaking Pipedrive's HTTP API to an
     in-process :class:`PipedriveSandbox` over the SQLite file ``path`` (no network).
@@ -72,10 +87,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     ``real`` (wall-clock waiting, as against the vendor), or a :class:`VirtualClock`;
     ``max_429`` (the client's stop threshold)."""
     from runtime.dialects._asgi import in_process_http
-    from runtime.dialects._faults import parse_faults
     from runtime.dialects.pipedrive.auth import PipedriveCredentials
     from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
-    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
 
     clock = options.get("clock", "virtual")
     if clock == "virtual":
@@ -88,12 +101,8 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     elif callable(clock):
         timing = {"clock": clock}
     plan = str(options.get("plan", "growth"))
-    sandbox = PipedriveSandbox(
-        schema, path, users=users, plan=plan, seats=_int_opt(options, "seats"),
-        daily_budget=_int_opt(options, "daily_budget"), burst=_int_opt(options, "burst"),
-        lockout_after=_int_opt(options, "lockout_after") or 6,
-        faults=parse_faults(options.get("faults")),
-        **({"clock": timing["clock"]} if timing else {}))
+    sandbox = _sandbox(schema, path, users, options,
+                       **({"clock": timing["clock"]} if timing else {}))
     http, transport = in_process_http(sandbox)
     client = PipedriveClient(
         base_url="http://pipedrive-sandbox.invalid",
@@ -142,18 +151,11 @@ def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None
     fields Pipedrive's API cannot create (activity fields) exist from the start, as an admin
     would have added them in Settings > Data fields. The client reads the token from
     ``PIPEDRIVE_API_TOKEN``."""
-    from runtime.dialects._faults import parse_faults
     from runtime.dialects.base import ServedSandbox
-    from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
 
     if options.get("mapping"):
         schema = _with_admin_fields(schema, Path(str(options["mapping"])))
-    sandbox = PipedriveSandbox(
-        schema, path, users=users, token=token, plan=str(options.get("plan", "growth")),
-        seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
-        burst=_int_opt(options, "burst"),
-        lockout_after=_int_opt(options, "lockout_after") or 6,
-        faults=parse_faults(options.get("faults")))
+    sandbox = _sandbox(schema, path, users, options, token=token)
     return ServedSandbox(app=sandbox, token=sandbox.token,
                          client_env={"PIPEDRIVE_API_TOKEN": sandbox.token}, base_path="/api/v2",
                          target_scheme="pipedrive", close=sandbox.close)
