@@ -30,13 +30,13 @@ from typing import Any
 
 from runtime.dialects.base import UnsupportedByDialect
 from runtime.dialects.salesforce import naming
+from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD as EXTERNAL_ID_FIELD
 
 __all__ = ["emit_package", "read_package", "SchemaPackageError", "METADATA_NS",
            "package_files"]
 
 METADATA_NS = "http://soap.sforce.com/2006/04/metadata"
 API_VERSION = "62.0"
-EXTERNAL_ID_FIELD = "Fmap_External_ID__c"
 _MAX_LONG_TEXT = 131_072
 _MAX_PRECISION = 18
 

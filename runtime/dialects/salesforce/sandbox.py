@@ -74,13 +74,13 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD  # the org setup's
 from runtime.dialects.salesforce.sandbox_bulk import BulkJobs
 from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
 
 __all__ = ["SalesforceSandbox", "SyncASGITransport", "DroppedConnection", "KEY_PREFIXES",
            "DEFAULT_EXTERNAL_ID_FIELD", "sf_id", "sf_time"]
 
-DEFAULT_EXTERNAL_ID_FIELD = "Fmap_External_ID__c"
 MAX_BATCH = 200
 PAGE_SIZE = 2000
 KEY_PREFIXES = {"Account": "001", "Contact": "003", "Lead": "00Q", "Opportunity": "006",
