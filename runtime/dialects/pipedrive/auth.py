@@ -39,8 +39,7 @@ class PipedriveCredentials:
     source: str = "explicit"
 
     def __repr__(self) -> str:  # never show secrets
-        kind = "api_token" if self.api_token else "oauth" if self.access_token else "none"
-        return f"PipedriveCredentials(source={self.source!r}, kind={kind!r})"
+        return f"PipedriveCredentials(source={self.source!r}, kind={self.kind!r})"
 
     __str__ = __repr__
 
