@@ -149,6 +149,11 @@ class Env:
     def records(self, obj: str) -> list[dict]:
         return list(self.dest.list_records(obj))
 
+    def uploaded_files(self) -> int:
+        """Files in the org: rows of the attachments table of the SandboxStore that each dialect's
+        in-process sandbox wraps (its HTTP client exposes it as ``.sandbox.store``)."""
+        return self.dest.sandbox.store._db.execute("SELECT COUNT(*) FROM attachments").fetchone()[0]
+
     def quarantine(self) -> list[tuple[str, str, str]]:
         return self.store.conn.execute(
             "SELECT map, source_key, reason FROM quarantine").fetchall()
@@ -163,18 +168,6 @@ def env(request, sample_dir, fast_tmp):
     yield e
     e.store.close()
     e.dest.close()
-
-
-def _store(dest):
-    """The generic SandboxStore behind a destination: the store itself, or the one a dialect's
-    in-process sandbox wraps (its HTTP client exposes it as ``.sandbox.store``)."""
-    for path in (("sandbox", "store"), ("_sandbox", "store"), ("store",)):
-        obj = dest
-        for attr in path:
-            obj = getattr(obj, attr, None)
-        if obj is not None and hasattr(obj, "_db"):
-            return obj
-    return dest
 
 
 def test_every_map_loads_and_counts_add_up(env):
@@ -202,8 +195,7 @@ def test_every_map_loads_and_counts_add_up(env):
         else:
             loaded[st.target] = loaded.get(st.target, 0) + res.counts[st.name]["created"]
     assert env.counts() == loaded
-    uploaded = _store(env.dest)._db.execute("SELECT COUNT(*) FROM attachments").fetchone()[0]
-    assert uploaded >= files
+    assert env.uploaded_files() >= files
 
 
 def test_dirt_is_quarantined_or_skipped_with_reasons(env):
@@ -285,8 +277,7 @@ def test_documents_carry_their_files(env):
     _, _, _, doc_map = NOTES[env.dialect]
     n = env.store.conn.execute("SELECT COUNT(*) FROM ops WHERE map = ? AND state = 'confirmed'",
                                (doc_map,)).fetchone()[0]
-    rows = _store(env.dest)._db.execute("SELECT COUNT(*) FROM attachments").fetchone()[0]
-    assert n > 0 and rows == n
+    assert n > 0 and env.uploaded_files() == n
 
 
 def test_not_migrated_items_in_the_plan(env):
