@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from runtime.state.store import BOUNDED_MEMORY_PRAGMAS
+
 __all__ = ["Stage", "StagedRecord"]
 
 _SCHEMA = [
@@ -55,17 +57,6 @@ _SCHEMA = [
 ]
 
 
-# Memory: the stage holds the whole run on disk; its connection's own memory is fixed here so it
-# does not scale with the source (page cache 2 MiB, sorts and temp tables spill to disk, no mmap),
-# and the WAL is checkpointed into the file every ~4 MiB (SQLite's default of 1,000 pages).
-_BOUNDED = (
-    "PRAGMA cache_size = -2048",
-    "PRAGMA temp_store = FILE",
-    "PRAGMA mmap_size = 0",
-    "PRAGMA wal_autocheckpoint = 1000",
-)
-
-
 class StagedRecord:
     __slots__ = ("step", "seq", "source_key", "status", "detail", "field", "location", "value",
                  "payload", "source_object", "root_key")
@@ -83,7 +74,7 @@ class Stage:
         self.conn = sqlite3.connect(self.path)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        for pragma in _BOUNDED:
+        for pragma in BOUNDED_MEMORY_PRAGMAS:  # the stage holds the whole run on disk
             self.conn.execute(pragma)
         cols = {r[1] for r in self.conn.execute("PRAGMA table_info(roots)")}
         if cols and "instant" not in cols:  # a stage from an older fmap: staged again

@@ -247,6 +247,18 @@ def _ts_cmp(a: str, b: str, parse: Any = None) -> int | None:
 # -- the store -----------------------------------------------------------------------------------
 
 
+# A connection's own memory fixed so it does not scale with the data (the state store's journal,
+# the executor's stage): page cache 2 MiB, sorts and temp tables spill to disk, no mmap, and the
+# WAL checkpointed into the file every ~4 MiB (SQLite's default of 1,000 pages), so a
+# million-record run's WAL does not grow without bound.
+BOUNDED_MEMORY_PRAGMAS = (
+    "PRAGMA cache_size = -2048",
+    "PRAGMA temp_store = FILE",
+    "PRAGMA mmap_size = 0",
+    "PRAGMA wal_autocheckpoint = 1000",
+)
+
+
 class StateStore:
     """Open (creating or upgrading) the state file at ``path``. Use as a context manager or call
     :meth:`close`. ``":memory:"`` works for tests."""
@@ -263,12 +275,10 @@ class StateStore:
             raise StateError(f"state file {self.path}: cannot switch to WAL (journal_mode={mode})")
         self.conn.execute("PRAGMA synchronous = FULL")
         self.conn.execute("PRAGMA foreign_keys = ON")
-        # memory that does not grow with the journal: a 2 MiB page cache, sorts (the counts'
-        # GROUP BY, watermark queries) spilling to disk, no mmap; the WAL checkpointed every
-        # ~4 MiB so a million-record run's WAL does not grow without bound
-        for pragma in ("cache_size = -2048", "temp_store = FILE", "mmap_size = 0",
-                       "wal_autocheckpoint = 1000"):
-            self.conn.execute(f"PRAGMA {pragma}")
+        # memory that does not grow with the journal (the counts' GROUP BY and the watermark
+        # queries sort on disk)
+        for pragma in BOUNDED_MEMORY_PRAGMAS:
+            self.conn.execute(pragma)
         self.schema_version = migrate(self.conn)
 
     def close(self) -> None:
