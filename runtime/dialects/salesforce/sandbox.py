@@ -211,6 +211,7 @@ class SalesforceSandbox(ASGIEmulator):
             self._ledger.extend([self.api_clock()] * self.api_used)
         self.clock = clock
         self.calls: Counter[str] = Counter()  # requests by endpoint (tests, benchmarks)
+        self._deploys: dict[str, dict[str, Any]] = {}  # deployRequest results by id
         self._set_schema(schema, users=users)
         self.bulk = BulkJobs(self, seed=bulk_seed)
 
@@ -497,7 +498,7 @@ class SalesforceSandbox(ASGIEmulator):
         (deployOptions) and a ``file`` part (the package zip) deploys the package's objects and
         fields; ``GET deployRequest/{id}`` reads the result. Deploys finish at once here."""
         if method == "GET" and len(rest) == 1:
-            result = self._deploys.get(rest[0]) if hasattr(self, "_deploys") else None
+            result = self._deploys.get(rest[0])
             if result is None:
                 raise _HTTPError(404, "NOT_FOUND", "The requested resource does not exist")
             return _json(200, result)
@@ -523,7 +524,6 @@ class SalesforceSandbox(ASGIEmulator):
 
         with self._lock:
             self._set_schema(apply_changes(self._schema, changes, get_dialect("salesforce")))
-            self._deploys = getattr(self, "_deploys", {})
             did = sf_id("0Af", len(self._deploys) + 1)
             result = {"id": did, "deployResult": {
                 "id": did, "status": "Succeeded", "done": True, "success": True,
