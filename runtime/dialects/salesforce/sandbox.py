@@ -161,6 +161,11 @@ def _multipart_file(content_type: str, body: bytes) -> bytes | None:
     return None
 
 
+def _request_error(e: dict[str, Any]) -> list[dict[str, Any]]:
+    """A collection result's error item as the body of a single-record call refused with it."""
+    return [{"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]}]
+
+
 class _HTTPError(Exception):
     def __init__(self, status: int, code: str, message: str, fields: list[str] | None = None):
         super().__init__(message)
@@ -759,9 +764,7 @@ class SalesforceSandbox(ASGIEmulator):
             {**data, "attributes": {"type": obj_name}}]})[2])[0]
         if res["success"]:
             return _json(201, res)
-        e = res["errors"][0]
-        return _json(400, [{"message": e["message"], "errorCode": e["statusCode"],
-                            "fields": e["fields"]}])
+        return _json(400, _request_error(res["errors"][0]))
 
     def _single_upsert(self, obj_name: str, field: str, value: str, data: Any) -> Response:
         self._object(obj_name)
@@ -773,9 +776,7 @@ class SalesforceSandbox(ASGIEmulator):
             return _json(201 if res["created"] else 200,
                          {"id": res["id"], "success": True, "errors": [],
                           "created": res["created"]})
-        e = res["errors"][0]
-        return _json(400, [{"message": e["message"], "errorCode": e["statusCode"],
-                            "fields": e["fields"]}])
+        return _json(400, _request_error(res["errors"][0]))
 
     def _delete(self, ids: list[str], all_or_none: bool) -> Response:
         if not ids:
@@ -835,8 +836,7 @@ class SalesforceSandbox(ASGIEmulator):
             if r.code == "NOT_FOUND":
                 e = {"statusCode": "FIELD_INTEGRITY_EXCEPTION", "message": "First Publish "
                      "Location ID: id value of incorrect type", "fields": ["FirstPublishLocationId"]}
-            return _json(400, [{"message": e["message"], "errorCode": e["statusCode"],
-                                "fields": e["fields"]}])
+            return _json(400, _request_error(e))
         return _json(201, {"id": _reprefix(str(r.dest_id), KEY_PREFIXES["ContentVersion"]),
                            "success": True, "errors": []})
 
