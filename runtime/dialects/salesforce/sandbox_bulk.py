@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runtime.destinations.base import TransientError, WriteItem, WriteResult
+from runtime.dialects._asgi import Response
 from runtime.schema.model import FieldType
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ NULL = "#N/A"
 _CHUNK = 200
 _INTERNAL_RETRIES = 3
 _OPERATIONS = ("insert", "update", "upsert", "delete")
-Response = tuple[int, dict[str, str], bytes]
 
 
 class _BulkError(Exception):
