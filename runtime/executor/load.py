@@ -520,15 +520,9 @@ class Loader:
         confirmed = [p for p in batch if p.external_id in found]
         if not confirmed:
             return
-        outcomes = []
-        for p in confirmed:
-            outcome = Outcome(st.name, p.key, "loaded", "created", p.rec.source_object)
-            if p.attachment is not None:
-                up = self._upload(st, obj, found[p.external_id], p)
-                if not up.ok:
-                    outcome = Outcome(st.name, p.key, "failed", "record written but its file was "
-                                      f"rejected: {up.code}: {up.error}", p.rec.source_object)
-            outcomes.append(outcome)
+        outcomes = [self._with_file(st, obj, found[p.external_id], p,
+                                    Outcome(st.name, p.key, "loaded", "created",
+                                            p.rec.source_object)) for p in confirmed]
         self.state.confirm([OpResult(p.op_id, found[p.external_id], True) for p in confirmed],
                            outcomes=outcomes)
         for p in confirmed:
@@ -559,8 +553,12 @@ class Loader:
             elif r.ok:
                 created = op == "create" or (op == "upsert" and r.created is not False)
                 confirms.append(OpResult(p.op_id, r.dest_id, created))
-                c_outs.append(Outcome(st.name, p.key, "loaded",
-                                      "created" if created else "updated", p.rec.source_object))
+                out = self._with_file(st, obj, r.dest_id, p, Outcome(
+                    st.name, p.key, "loaded", "created" if created else "updated",
+                    p.rec.source_object))
+                if out.outcome == "failed":
+                    self.stats.failed += 1
+                c_outs.append(out)
             elif r.retryable and attempt < self.max_retries:
                 retry.append(p)
             else:
@@ -570,17 +568,6 @@ class Loader:
                 fails.append((p.op_id, err))
                 f_outs.append(Outcome(st.name, p.key, "failed", err, p.rec.source_object))
         if confirms:
-            # a record with a file is only "loaded" once its file is there too
-            confirmed = {c.op_id: i for i, c in enumerate(confirms)}
-            for p in batch:
-                i = confirmed.get(p.op_id)
-                if i is None or p.attachment is None:
-                    continue
-                up = self._upload(st, obj, by_key[p.external_id].dest_id, p)
-                if not up.ok:
-                    err = f"record written but its file was rejected: {up.code}: {up.error}"
-                    c_outs[i] = Outcome(st.name, p.key, "failed", err, p.rec.source_object)
-                    self.stats.failed += 1
             self.state.confirm(confirms, outcomes=c_outs)
             self.stats.written += len(confirms)
         if fails:
@@ -591,6 +578,18 @@ class Loader:
             self.state.mark_unknown([p.op_id for p in unknown], "no result for this record")
             retry.extend(unknown)
         return retry
+
+    def _with_file(self, st: Step, obj: str, dest_id: str | None, p: _Pending,
+                   outcome: Outcome) -> Outcome:
+        """``outcome`` of a record just written, uploading its file first if it has one: a record
+        with a file is only "loaded" once its file is there too."""
+        if p.attachment is None:
+            return outcome
+        up = self._upload(st, obj, dest_id, p)
+        if up.ok:
+            return outcome
+        return Outcome(st.name, p.key, "failed", "record written but its file was rejected: "
+                       f"{up.code}: {up.error}", p.rec.source_object)
 
     def _upload(self, st: Step, obj: str, record_id: str | None, p: _Pending) -> WriteResult:
         """Upload a pending record's file to ``obj``/``record_id``, retrying transient errors
