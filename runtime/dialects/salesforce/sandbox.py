@@ -656,12 +656,7 @@ class SalesforceSandbox(ASGIEmulator):
         with self._lock:
             for t, grp in prepared:
                 items = [it for _, it in grp]
-                pre: dict[str, WriteResult] = {}
-                if op == "update":
-                    for it in items:
-                        if not it.dest_id or self.object_of(str(it.dest_id)) != t:
-                            pre[it.key] = WriteResult(key=it.key, ok=False, code="MALFORMED_ID",
-                                                      field="Id", error="bad id")
+                pre = {r.key: r for r in self._misaddressed(t, items)} if op == "update" else {}
                 send = [it for it in items if it.key not in pre]
                 if op == "create":
                     results = self.store.create(t, send) if send else []
@@ -685,6 +680,12 @@ class SalesforceSandbox(ASGIEmulator):
                                         "were valid and the request was using AllOrNone header",
                                         "fields": []}]
         return _json(200, [out[i] for i in range(len(records))])
+
+    def _misaddressed(self, obj: str, items: list[WriteItem]) -> list[WriteResult]:
+        """``MALFORMED_ID`` results for the updates among ``items`` whose id is missing or not an
+        ``obj`` id, as Salesforce answers them (REST collections and Bulk jobs alike)."""
+        return [WriteResult(key=it.key, ok=False, code="MALFORMED_ID", field="Id", error="bad id")
+                for it in items if not it.dest_id or self.object_of(str(it.dest_id)) != obj]
 
     def _hard_delete(self, created: list[tuple[str, str]]) -> None:
         db = self.store._db  # noqa: SLF001 (allOrNone: undo this call's creates)

@@ -300,9 +300,7 @@ class BulkJobs:
                     if op == "upsert":
                         return store.upsert(obj, items)
                     if op == "update":
-                        pre = [WriteResult(key=it.key, ok=False, code="MALFORMED_ID", field="Id",
-                                           error="bad id") for it in items
-                               if not it.dest_id or sb.object_of(str(it.dest_id)) != obj]
+                        pre = sb._misaddressed(obj, items)  # noqa: SLF001
                         bad = {r.key for r in pre}
                         send = [it for it in items if it.key not in bad]
                         return [*pre, *(store.update(obj, send) if send else [])]
