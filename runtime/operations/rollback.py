@@ -157,11 +157,12 @@ class _Rollback:
         self._settle_unresolved()
         items, order = self._items()
         self.result.delete_order = order
-        restores = [i for i in items if i.action == "restore"]
-        deletes = [i for i in items if i.action == "delete"
-                   and i.target_object not in ATTACHMENT_OBJECTS]
+        # files uploaded by maps into attachment objects are not records: set apart
         files = [i for i in items if i.action == "delete" and i.target_object in ATTACHMENT_OBJECTS]
-        items = [i for i in items if i not in files]
+        items = [i for i in items if i.action != "delete"
+                 or i.target_object not in ATTACHMENT_OBJECTS]
+        restores = [i for i in items if i.action == "restore"]
+        deletes = [i for i in items if i.action == "delete"]
         if files:  # uploaded files first: they hang off the records deleted below
             self._start_run()
             try:
