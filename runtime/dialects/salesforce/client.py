@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -617,7 +618,7 @@ class SalesforceClient(OwnedHTTP):
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for rel, data in package_files(package_dir).items():
                 zf.writestr(rel, data)
-        boundary = "fmap-" + base64.urlsafe_b64encode(__import__("os").urandom(9)).decode()
+        boundary = "fmap-" + base64.urlsafe_b64encode(os.urandom(9)).decode()
         opts = json.dumps({"deployOptions": {"singlePackage": True, "rollbackOnError": True,
                                              "checkOnly": False}})
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"json\"\r\n"

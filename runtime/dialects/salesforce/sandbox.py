@@ -50,6 +50,7 @@ import re
 import secrets
 import tempfile
 import threading
+import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable
@@ -210,7 +211,7 @@ class SalesforceSandbox(ASGIEmulator):
         # api_window (seconds) makes api_limit a rolling window on api_clock (the 24 h
         # allocation scaled down, for the ceiling benchmark); None: a count since start
         self.api_window = api_window
-        self.api_clock = api_clock or __import__("time").monotonic
+        self.api_clock = api_clock or time.monotonic
         self._ledger: deque[float] = deque()
         if api_window is not None and self.api_used:
             self._ledger.extend([self.api_clock()] * self.api_used)
