@@ -168,9 +168,7 @@ class _Rollback:
             try:
                 self._delete_files(files)
             except TransientError as exc:
-                self.store.finish_run(self.rb_run, "stopped")
-                raise RollbackStopped(f"rollback of run {self.run.id} stopped: {exc}; run it "
-                                      "again to resume") from None
+                raise self._stopped(exc) from None
         if not items:
             self.result.noop = self.result.resumed_ops == 0
             self._finish(done_all=True)
@@ -184,12 +182,16 @@ class _Rollback:
                 self._restore(todo_r, current)
                 self._delete(todo_d, current, order)
             except TransientError as exc:
-                self.store.finish_run(self.rb_run, "stopped")
-                raise RollbackStopped(f"rollback of run {self.run.id} stopped: {exc}; run it "
-                                      "again to resume") from None
+                raise self._stopped(exc) from None
         skipped = [c for c in self.result.conflicts if not c.forced]
         self._finish(done_all=not skipped and not self.result.failed)
         return self.result
+
+    def _stopped(self, exc: TransientError) -> RollbackStopped:
+        """The destination kept failing: the rollback run is marked stopped, to be resumed."""
+        self.store.finish_run(self.rb_run, "stopped")
+        return RollbackStopped(f"rollback of run {self.run.id} stopped: {exc}; run it again to "
+                               "resume")
 
     def _start_run(self) -> None:
         for r in reversed(self.store.runs(self.run.migration)):
