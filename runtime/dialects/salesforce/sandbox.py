@@ -404,18 +404,20 @@ class SalesforceSandbox(ASGIEmulator):
         base = f"/services/data/v{self.version}/sobjects/{name}"
         return {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"}
 
+    def _summary(self, o: ObjectSchema) -> dict[str, Any]:
+        """An object as describeGlobal lists it and as its describe begins (no fields, no urls)."""
+        name = o.api_name
+        return {"name": name, "label": o.label or name,
+                "labelPlural": o.plural_label or (o.label or name) + "s",
+                "keyPrefix": self._prefix.get(name), "custom": name.endswith("__c"),
+                "createable": o.capabilities.createable, "updateable": o.capabilities.updateable,
+                "deletable": o.capabilities.deletable, "queryable": True, "searchable": True,
+                "layoutable": True}
+
     def _describe_global(self) -> dict[str, Any]:
         """``GET /sobjects`` (describeGlobal): every object, without fields."""
-        out = []
-        for name in sorted(self._objects):
-            o = self._objects[name]
-            out.append({"name": name, "label": o.label or name,
-                        "labelPlural": o.plural_label or (o.label or name) + "s",
-                        "keyPrefix": self._prefix.get(name), "custom": name.endswith("__c"),
-                        "createable": o.capabilities.createable,
-                        "updateable": o.capabilities.updateable,
-                        "deletable": o.capabilities.deletable, "queryable": True,
-                        "searchable": True, "layoutable": True, "urls": self._urls(name)})
+        out = [{**self._summary(self._objects[name]), "urls": self._urls(name)}
+               for name in sorted(self._objects)]
         return {"encoding": "UTF-8", "maxBatchSize": MAX_BATCH, "sobjects": out}
 
     def _field_describe(self, o: ObjectSchema, f: FieldSchema) -> dict[str, Any]:
@@ -490,12 +492,7 @@ class SalesforceSandbox(ASGIEmulator):
                     children.append({"childSObject": other.api_name, "field": f.api_name,
                                      "relationshipName": None, "cascadeDelete": False,
                                      "deprecatedAndHidden": False})
-        return {"name": o.api_name, "label": o.label or o.api_name,
-                "labelPlural": o.plural_label or (o.label or o.api_name) + "s",
-                "keyPrefix": self._prefix.get(o.api_name), "custom": o.api_name.endswith("__c"),
-                "createable": o.capabilities.createable, "updateable": o.capabilities.updateable,
-                "deletable": o.capabilities.deletable, "queryable": True, "searchable": True,
-                "layoutable": True, "fields": fields, "childRelationships": children,
+        return {**self._summary(o), "fields": fields, "childRelationships": children,
                 "recordTypeInfos": [], "urls": self._urls(o.api_name)}
 
     def _deploy(self, method: str, rest: list[str], headers: dict[str, str],
