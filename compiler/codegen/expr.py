@@ -116,9 +116,7 @@ class ExprCompiler:
     def condition(self, e, s: Scope) -> str:
         """``e`` as a Python bool (missing, null, "", false and 0 are false): comparisons and
         boolean operators already are one, anything else goes through ``truthy``."""
-        if is_boolean(e):
-            return unparen(self.compile(e, s))
-        return f"{self.k.rt('truthy')}({unparen(self.compile(e, s))})"
+        return unparen(self._operand(e, s))
 
     # ----------------------------------------------------------------- literals
     def _string(self, e, s):
