@@ -128,13 +128,14 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
         n = 0
         wm = (watermarks or {}).get(obj)
         parse = source_instant_parser(source, obj)
+        wm_at = parse(wm.modified_at) if wm is not None else None
         unreadable = 0
         for srec in source.records(obj):
             ts = srec.modified_at
             instant = parse(ts) if ts is not None else None
             if ts is not None and instant is None:
                 unreadable += 1  # always read, never moves the watermark (reported)
-            if wm is not None and not wm.admits(ts, srec.key, parse):
+            if wm is not None and not wm.admits_instant(instant, srec.key, wm_at):
                 continue
             if include is not None and not include(obj, srec):
                 continue

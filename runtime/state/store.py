@@ -212,10 +212,18 @@ class Watermark:
         ISO-8601 by default) cannot read: yes (cannot be proved unchanged)."""
         if modified_at is None:
             return True
-        c = _ts_cmp(modified_at, self.modified_at, parse)
-        if c is None:
+        from runtime.sources.base import instant_parser
+
+        parse = parse or instant_parser()
+        return self.admits_instant(parse(modified_at), key, parse(self.modified_at))
+
+    def admits_instant(self, instant: float | None, key: str, at: float | None) -> bool:
+        """:meth:`admits` for a record whose modified-at was already read as ``instant``; ``at``:
+        this watermark's own instant, read with the same parser (a delta run reads each value
+        once, not again per comparison)."""
+        if instant is None or at is None:
             return True
-        return c > 0 or (c == 0 and key not in self.keys)
+        return instant > at or (instant == at and key not in self.keys)
 
 
 @dataclass(frozen=True, slots=True)
