@@ -26,6 +26,7 @@ from typing import Any
 
 from runtime.operations.compare import FieldDiff
 from runtime.state import StateStore, mask
+from runtime.state.masking import is_masked
 
 __all__ = ["RecordDiff", "Sensitivity", "build_run_report", "build_reconciliation_report",
            "build_rollback_report", "build_diff_section", "build_load_order"]
@@ -74,15 +75,9 @@ class Sensitivity:
         return name in self.fields.get(obj or "", ()) or name in self.fields.get("*", ())
 
     def value(self, obj: str | None, name: str | None, value: Any, *, force: bool = False) -> Any:
-        if not self.show and (force or self.is_sensitive(obj, name)) and not _masked(value):
+        if not self.show and (force or self.is_sensitive(obj, name)) and not is_masked(value):
             return mask(value)
         return _plain(value)
-
-
-def _masked(value: Any) -> bool:
-    """Already a :func:`mask` stand-in (the state store masks sensitive quarantine values)."""
-    return isinstance(value, str) and (value in ("<null>", "<empty>") or (
-        value.startswith("*** (") and value.endswith(")")))
 
 
 def _location(loc: str | None) -> str | None:

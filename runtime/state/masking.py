@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["mask"]
+__all__ = ["mask", "is_masked"]
 
 
 def mask(value: Any) -> str:
@@ -21,3 +21,10 @@ def mask(value: Any) -> str:
     if isinstance(value, (list, tuple, dict, set)):
         return f"*** ({type(value).__name__}, {len(value)} items)"
     return f"*** ({type(value).__name__})"
+
+
+def is_masked(value: Any) -> bool:
+    """Already a :func:`mask` stand-in (the state store masks sensitive quarantine values, so a
+    report must not mask them a second time)."""
+    return isinstance(value, str) and (value in ("<null>", "<empty>") or (
+        value.startswith("*** (") and value.endswith(")")))
