@@ -159,6 +159,9 @@ class Dialect:
     # how an external-id field is named/declared in this CRM (a template over the field name)
     external_id_field: str = "{name}"
     metadata_format: str = ""  # the vendor endpoint load_metadata understands, for docs and errors
+    # the longest record name a new custom module/object takes (its ``custom_name_field``); the
+    # checks and the dialect's emulator both read it, so a name the checks pass is one it stores
+    custom_name_max_length: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ---- vendor hooks --------------------------------------------------------------------------
@@ -206,7 +209,7 @@ class Dialect:
     def from_capabilities(cls, caps: ModuleType, **fields: Any) -> Self:
         """The dialect whose capability fields are the constants of its ``capabilities.py``
         (``BATCH_SIZE``, ``BULK``, ``ATTACHMENT_LIMIT_BYTES``, ``RATE_LIMIT``, ``ID_FORMAT``,
-        ``AUDIT_FIELDS``, ``OWNER_FIELD``, ``EXTERNAL_ID_FIELD``), so that module is the one place
+        ``AUDIT_FIELDS``, ``OWNER_FIELD``, ``EXTERNAL_ID_FIELD``, ``CUSTOM_NAME_MAX_LENGTH``), so that module is the one place
         each is declared; ``fields`` gives the rest (``name``, ``label``, ``upsert``...)."""
         declared = {f: getattr(caps, const) for f, const in _CAPABILITY_CONSTANTS.items()}
         return cls(**declared, **fields)
@@ -237,7 +240,7 @@ class Dialect:
                                       lookup_targets=["Users"]))
         if self.custom_name_field:
             fields.append(FieldSchema(api_name=self.custom_name_field, type=FieldType.text,
-                                      max_length=255))
+                                      max_length=self.custom_name_max_length))
         return fields
 
     def audit_hint(self, object_name: str, field_name: str) -> str | None:
@@ -265,6 +268,7 @@ _CAPABILITY_CONSTANTS = {
     "audit_fields": "AUDIT_FIELDS",
     "owner_field": "OWNER_FIELD",
     "external_id_field": "EXTERNAL_ID_FIELD",
+    "custom_name_max_length": "CUSTOM_NAME_MAX_LENGTH",
 }
 
 

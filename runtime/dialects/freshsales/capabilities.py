@@ -9,6 +9,8 @@ BULK = ("POST /api/<entity>/bulk_upsert: up to 100 records per request, async (p
         "GET /api/job_statuses/{id}); per-record failure format unverified")
 ATTACHMENT_LIMIT_BYTES = 150 * 1024 * 1024
 ID_FORMAT = r"^\d+$"
+# The ``name`` field of a custom module, as the emulator creates it (a text field: 255)
+CUSTOM_NAME_MAX_LENGTH = 255
 
 RATE_LIMIT = RateLimit(
     kind="requests_hour",

@@ -71,6 +71,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects.freshsales.capabilities import CUSTOM_NAME_MAX_LENGTH
 from runtime.dialects.freshsales.client import (
     ATTACHMENT_LIMIT_BYTES,
     BULK_DESTROY_ENTITIES,
@@ -753,7 +754,8 @@ class FreshsalesSandbox(ASGIEmulator):
             custom=True, vendor={"icon": mod["icon"], "description": mod.get("description")},
             capabilities=ObjectCapabilities(upsert=True, attachments=True, notes=True),
             fields=[FieldSchema(api_name="id", type=FieldType.id, read_only=True),
-                    FieldSchema(api_name="name", type=FieldType.text, max_length=255,
+                    FieldSchema(api_name="name", type=FieldType.text,
+                                max_length=CUSTOM_NAME_MAX_LENGTH,
                                 label="Name", required=True),
                     FieldSchema(api_name="owner_id", type=FieldType.owner, label="Owner",
                                 lookup_targets=["User"])])

@@ -10,6 +10,7 @@ BULK = None
 # assume 25 MB, which the preflight may apply as a policy. None = "no documented limit".
 ATTACHMENT_LIMIT_BYTES = None
 ID_FORMAT = r"^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"  # leads: UUIDs
+CUSTOM_NAME_MAX_LENGTH = None  # no custom objects (no record-name field to bound)
 
 RATE_LIMIT = RateLimit(
     kind="token_budget",

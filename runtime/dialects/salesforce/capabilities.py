@@ -9,6 +9,9 @@ BULK = ("Bulk API 2.0 ingest jobs (async CSV, 150 MB per upload, 10,000 records 
         "batch); recommended above ~2,000 records")
 ATTACHMENT_LIMIT_BYTES = 2 * 1024**3  # ContentVersion multipart; other blobs 500 MB
 ID_FORMAT = r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$"
+# The ``Name`` text field of a custom object (the emulator builds deployed objects through
+# ``custom_object_fields``, so checks and emulator share it) [unverified against a live org]
+CUSTOM_NAME_MAX_LENGTH = 255
 
 RATE_LIMIT = RateLimit(
     kind="requests_24h",

@@ -8,6 +8,10 @@ BATCH_SIZE = 100  # insert / update / upsert / delete per call
 BULK = "Bulk Write API (async CSV upload, POST /crm/bulk/v8/write; 500 credits per job)"
 ATTACHMENT_LIMIT_BYTES = 100 * 1024 * 1024  # "Maximum allowed file size: 100 MB" (v2 doc)
 ID_FORMAT = r"^\d{15,19}$"  # 18-19 digit strings in practice
+# The record name (``Name``) of a custom module. Zoho's docs we could search state 255 for a
+# single-line text field but give no figure for a custom module's Name field; the emulator has
+# refused longer than 120 since it was written, so 120 stays [unverified against the live API].
+CUSTOM_NAME_MAX_LENGTH = 120
 
 RATE_LIMIT = RateLimit(
     kind="credits_24h",

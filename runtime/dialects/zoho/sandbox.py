@@ -58,6 +58,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
 )
 from runtime.dialects.zoho.capabilities import ATTACHMENT_LIMIT_BYTES as ATTACHMENT_LIMIT
 from runtime.dialects.zoho.capabilities import BATCH_SIZE as MAX_BATCH
+from runtime.dialects.zoho.capabilities import CUSTOM_NAME_MAX_LENGTH
 from runtime.dialects.zoho.metadata import DATA_TYPES as _ZOHO_DATA_TYPES
 from runtime.dialects.zoho.ratelimit import CreditLedger, Tier, coql_cost, write_cost
 from runtime.schema.changes import field_from_change
@@ -949,7 +950,8 @@ class ZohoSandbox(ASGIEmulator):
                                capabilities=ObjectCapabilities(upsert=True, attachments=True,
                                                                notes=True))
             fields = [FieldSchema(api_name="id", type=FieldType.id, read_only=True),
-                      FieldSchema(api_name="Name", max_length=120, label="Name"),
+                      FieldSchema(api_name="Name", max_length=CUSTOM_NAME_MAX_LENGTH,
+                                  label="Name"),
                       FieldSchema(api_name="Owner", type=FieldType.owner,
                                   lookup_targets=["Users"])]
             fields += [_field_from_zoho(f) for f in raw.get("fields") or []]
