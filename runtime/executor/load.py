@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from runtime.state import (
     StateStore,
     request_hash,
 )
+from runtime.state.store import chunked
 
 __all__ = ["LoadOptions", "Loader", "RunStopped", "ATTACHMENT_OBJECTS"]
 
@@ -236,7 +237,7 @@ class Loader:
         total = self.stage.count(st.name)
         done = 0
         self._produced = 0
-        for chunk in _chunks(self.stage.records(st.name), self.batch_size):
+        for chunk in chunked(self.stage.records(st.name), self.batch_size):
             keys = [r.source_key for r in chunk]
             have = self.state.outcomes_for(self.run_id, st.name, keys)
             todo = [r for r in chunk if r.source_key not in have]
@@ -401,8 +402,7 @@ class Loader:
         """Rows of ``sql`` (ending in ``source_key IN ({marks})``) for ``keys``, in chunks under
         SQLite's variable limit."""
         conn: sqlite3.Connection = self.state.conn
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+        for chunk in chunked(keys):
             yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))),
                                     (*params, *chunk))
 
@@ -678,7 +678,7 @@ class Loader:
         dstep = Step(name=name, kind="map", source=st.source, path=st.path, target=st.target,
                      transform=st.transform, key=st.key, line=st.line)
         n = 0
-        for chunk in _chunks(self.stage.records(st.name, status="ready"), self.batch_size):
+        for chunk in chunked(self.stage.records(st.name, status="ready"), self.batch_size):
             keys = [r.source_key for r in chunk]
             loaded = self.state.lookup_many(namespace, keys)
             chunk = [r for r in chunk if r.source_key in loaded]
@@ -697,14 +697,3 @@ class Loader:
                 self._classify_and_send(dstep, obj, namespace, f"{name}@{namespace}", items,
                                         force_update=True)
         self.state.set_extracted(self.run_id, name, n)
-
-
-def _chunks(it: Iterator, n: int) -> Iterator[list]:
-    buf: list = []
-    for x in it:
-        buf.append(x)
-        if len(buf) >= n:
-            yield buf
-            buf = []
-    if buf:
-        yield buf

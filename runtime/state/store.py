@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from hashlib import sha256
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ __all__ = [
     "Watermark",
     "RunInfo",
     "canonical_json",
+    "chunked",
     "request_hash",
     "RUN_STATUSES",
     "OP_KINDS",
@@ -100,9 +102,13 @@ def request_hash(payload: Any) -> str:
     return sha256(canonical_json(payload).encode("utf-8")).hexdigest()
 
 
-def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
+def chunked(items: Iterable[Any], n: int = _CHUNK) -> Iterator[list[Any]]:
+    """``items`` in lists of ``n`` (the last shorter). Takes any iterable, so the loader batches a
+    staged-record cursor with it as well as key lists; the default size keeps an ``IN (...)`` of
+    one chunk under SQLite's variable limit."""
+    it = iter(items)
+    while chunk := list(islice(it, n)):
+        yield chunk
 
 
 # -- value types ---------------------------------------------------------------------------------
@@ -438,7 +444,7 @@ class StateStore:
     ) -> None:
         """Within a transaction: move ``ids`` to a new state; every id must be in ``allowed``."""
         q = ",".join("?" * len(allowed))
-        for chunk in _chunks(list(ids)):
+        for chunk in chunked(ids):
             marks = ",".join("?" * len(chunk))
             cur = self.conn.execute(
                 f"UPDATE ops SET {sets} WHERE id IN ({marks}) AND state IN ({q})",
@@ -541,7 +547,7 @@ class StateStore:
             raise StateError("outcomes given without ops")
         runs = {
             r[0]
-            for chunk in _chunks(ids)
+            for chunk in chunked(ids)
             for r in self.conn.execute(
                 f"SELECT DISTINCT run_id FROM ops WHERE id IN ({','.join('?' * len(chunk))})",
                 tuple(chunk),
@@ -574,7 +580,7 @@ class StateStore:
     def mark_undone(self, op_ids: Iterable[int], by: int) -> None:
         """Record that rollback op ``by`` undid the given ops."""
         with self.transaction():
-            for chunk in _chunks(list(op_ids)):
+            for chunk in chunked(op_ids):
                 self.conn.execute(
                     f"UPDATE ops SET undone_by = ? WHERE id IN ({','.join('?' * len(chunk))})",
                     (by, *chunk))
@@ -604,7 +610,7 @@ class StateStore:
     def ops_by_ids(self, op_ids: Iterable[int]) -> list[Op]:
         """The ops with these ids (any run), in id order; unknown ids are left out."""
         out: list[Op] = []
-        for chunk in _chunks(list(dict.fromkeys(op_ids))):
+        for chunk in chunked(dict.fromkeys(op_ids)):
             marks = ",".join("?" * len(chunk))
             out += [self._op_row(r) for r in self.conn.execute(
                 f"SELECT {self._OP_COLS} FROM ops WHERE id IN ({marks})", tuple(chunk))]
@@ -688,7 +694,7 @@ class StateStore:
         """The found subset of ``source_keys`` -> destination id (missing keys are absent)."""
         keys = list(dict.fromkeys(source_keys))
         found: dict[str, str] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunked(keys):
             for k, d in self.conn.execute(
                 f"SELECT source_key, destination_id FROM id_map WHERE map = ? "
                 f"AND source_key IN ({','.join('?' * len(chunk))})",
@@ -755,7 +761,7 @@ class StateStore:
         """The recorded subset of ``source_keys`` -> (outcome, detail); resume skips these."""
         keys = list(dict.fromkeys(source_keys))
         found: dict[str, tuple[str, str | None]] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunked(keys):
             for k, o, d in self.conn.execute(
                 f"SELECT source_key, outcome, detail FROM outcomes WHERE run_id = ? AND map = ? "
                 f"AND source_key IN ({','.join('?' * len(chunk))})",
