@@ -128,10 +128,11 @@ def chunks(seq: Sequence, n: int) -> Iterator[Sequence]:
 
 class APIError(FatalError):
     """A whole request the CRM refused (bad object, permission, query): retrying won't help.
-    Each dialect subclasses it under its own name (``ZohoAPIError``...)."""
+    Each dialect subclasses it under its own name (``ZohoAPIError``...). A vendor that sends no
+    code (Freshsales) or no message leaves no gap in the text where it would have gone."""
 
     def __init__(self, endpoint: str, status: int, code: str | None, message: str) -> None:
-        super().__init__(f"{endpoint}: HTTP {status} {code or ''} {message}".strip())
+        super().__init__(" ".join(p for p in (f"{endpoint}: HTTP {status}", code, message) if p))
         self.endpoint = endpoint
         self.status = status
         self.code = code

@@ -77,6 +77,7 @@ from runtime.destinations.base import (
     WriteResult,
 )
 from runtime.dialects._http import (
+    APIError,
     OwnedHTTP,
     chunks,
     header_float,
@@ -87,7 +88,7 @@ from runtime.dialects._http import (
     send,
 )
 from runtime.dialects.freshsales.auth import ENV_VAR, FreshsalesAuthError, FreshsalesCredentials
-from runtime.schema.model import FieldSchema, FieldType, SystemSchema
+from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
 
 __all__ = [
     "FreshsalesClient", "FreshsalesAPIError", "FreshsalesProtocolError", "ENTITIES",
@@ -186,13 +187,13 @@ def per_hour(plan: str) -> int:
     return int(p.per_hour or 0)
 
 
-class FreshsalesAPIError(FatalError):
-    """A whole request Freshsales refused (permission, bad entity): retrying won't help."""
+class FreshsalesAPIError(APIError):
+    """A whole request Freshsales refused (permission, bad entity): retrying won't help. An
+    :class:`APIError` like every dialect's, so code that handles "the CRM refused" catches it
+    too; Freshsales' errors carry no code, only messages (each kept in ``messages``)."""
 
     def __init__(self, endpoint: str, status: int, messages: list[str]) -> None:
-        super().__init__(f"{endpoint}: HTTP {status} {'; '.join(messages)}".strip())
-        self.endpoint = endpoint
-        self.status = status
+        super().__init__(endpoint, status, None, "; ".join(messages))
         self.messages = messages
 
 
@@ -311,6 +312,9 @@ class FreshsalesClient(OwnedHTTP):
                                  concurrency=1))
         self.stats = CallStats()
         self._learned: set[str] = set()
+        # obj -> the account's own fields of it (None: refused, absent or unreadable), shared by
+        # every overlay (_refresh_schema, _learn_choices) so one settings call serves them all
+        self._account: dict[str, ObjectSchema | None] = {}
         self._unsettled_uploads: set[str] = set()
 
     def __repr__(self) -> str:
@@ -436,36 +440,60 @@ class FreshsalesClient(OwnedHTTP):
             except FreshsalesAPIError as exc:
                 status, message = "failed", "; ".join(exc.messages) or str(exc)
             out.append({"object": obj, "field": fld, "status": status, "message": message})
-        self._learned.clear()
-        self._refresh_schema([r["object"] for r in out if r["status"] == "created"])
+        changed = [r["object"] for r in out if r["status"] == "created"]
+        for obj in changed:  # what was read of them before the changes is stale now
+            self._account.pop(obj, None)
+            self._learned.discard(obj)
+        self._refresh_schema(changed)
         return out
 
-    def _refresh_schema(self, objects: Sequence[str]) -> None:
-        """Overlay the org's metadata of ``objects`` on the schema, so records written next
-        (and read back) know the fields just created."""
-        from runtime.dialects.freshsales.metadata import load_freshsales_metadata
-        from runtime.schema.io import SchemaLoadError
+    def _account_object(self, obj: str) -> ObjectSchema | None:
+        """The account's own fields of ``obj`` from ``settings/{e}/fields``, read once: the
+        schemaless overlay (:meth:`_fields`) and the choice ids a dropdown lacks
+        (:meth:`_choice_id`) both need them, and each settings call spends the hourly limit.
+        A refusal, a 404 or an answer that does not load is kept as None (asking again would be
+        refused again); a transient failure is not kept, so a later overlay asks again."""
+        if obj not in self._account:
+            from runtime.dialects.freshsales.metadata import load_freshsales_metadata
+            from runtime.schema.io import SchemaLoadError
 
-        objects = list(dict.fromkeys(objects))
-        if not objects:
-            return
-        try:
-            learned = load_freshsales_metadata(self.metadata_bundle(objects),
-                                               source_name="account metadata")
-        except (FatalError, TransientError, SchemaLoadError):
-            return  # the changes are made; the next run reads the metadata again
-        for o in learned.objects:
+            try:
+                learned = load_freshsales_metadata(self.metadata(obj),
+                                                   source_name=f"{obj} (account)",
+                                                   object_name=obj)
+            except (FatalError, SchemaLoadError):
+                learned = None
+            self._account[obj] = None if learned is None else (
+                learned.object(obj) or (learned.objects[0] if learned.objects else None))
+        return self._account[obj]
+
+    def _refresh_schema(self, objects: Sequence[str]) -> None:
+        """Overlay the account's fields of ``objects`` on the schema (the bundled schema's
+        fields keep their definitions and take the account's choice ids; the account's other
+        fields are added), so records written next, and read back, know custom fields and the
+        fields just created."""
+        for obj in dict.fromkeys(objects):
+            try:
+                o = self._account_object(obj)
+            except TransientError:
+                continue  # the changes are made; the next run reads the metadata again
+            if o is None:
+                continue
             base = self.schema().object(o.api_name)
-            if base is not None:  # keep what the bundled schema says; add the org's fields
-                known = {f.api_name: f for f in base.fields}
-                fields = [f.model_copy(deep=True) for f in base.fields]
-                for f in fields:
-                    lf = o.field(f.api_name)
-                    if lf is not None and lf.vendor.get("choices"):
-                        f.vendor["choices"] = dict(lf.vendor["choices"])
-                fields += [f for f in o.fields if f.api_name not in known]
-                o = base.model_copy(update={"fields": fields})
+            if base is not None:
+                o = base.model_copy(update={"fields": self._with_choices(base, o) + [
+                    f for f in o.fields if base.field(f.api_name) is None]})
             self._schema = self.schema().merged(SystemSchema(system="freshsales", objects=[o]))
+
+    @staticmethod
+    def _with_choices(base: ObjectSchema, account: ObjectSchema) -> list[FieldSchema]:
+        """Copies of ``base``'s fields, each dropdown taking the account's choice ids."""
+        fields = [f.model_copy(deep=True) for f in base.fields]
+        for f in fields:
+            lf = account.field(f.api_name)
+            if lf is not None and lf.vendor.get("choices"):
+                f.vendor["choices"] = dict(lf.vendor["choices"])
+        return fields
 
     def _unsupported(self, c: dict[str, Any]) -> str | None:
         from runtime.schema.changes import field_from_change
@@ -538,28 +566,18 @@ class FreshsalesClient(OwnedHTTP):
                                   f" with label {label!r} (rename it in the admin settings)")
 
     def _learn_choices(self, obj: str) -> None:
-        """Read the entity's field metadata once and keep its dropdown choices."""
+        """Give the schema's dropdowns of ``obj`` the account's choice ids (once per object);
+        unlike :meth:`_refresh_schema` it adds no fields: a given schema says which fields
+        exist. The account's metadata is the one :meth:`_refresh_schema` read, if it did."""
         if obj in self._learned:
             return
+        account = self._account_object(obj)  # a transient failure: learned on a retry
         self._learned.add(obj)
-        from runtime.dialects.freshsales.metadata import load_freshsales_metadata
-        from runtime.schema.io import SchemaLoadError
-
-        try:
-            learned = load_freshsales_metadata(self.metadata(obj), source_name=f"{obj} (account)",
-                                               object_name=obj)
-        except (FatalError, SchemaLoadError):
+        base = self.schema().object(obj)
+        if base is None or account is None:
             return
-        schema = self.schema().model_copy(deep=True)
-        o = schema.object(obj)
-        lo = learned.object(obj) or (learned.objects[0] if learned.objects else None)
-        if o is None or lo is None:
-            return
-        for lf in lo.fields:
-            f = o.field(lf.api_name)
-            if f is not None and lf.vendor.get("choices"):
-                f.vendor["choices"] = dict(lf.vendor["choices"])
-        self._schema = schema
+        self._schema = self.schema().merged(SystemSchema(system="freshsales", objects=[
+            base.model_copy(update={"fields": self._with_choices(base, account)})]))
 
     def _choice_id(self, obj: str, f: FieldSchema, value: Any) -> Any:
         if isinstance(value, list):
