@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from runtime.dialects._options import OptionReader
 from runtime.dialects.base import Dialect
 from runtime.dialects.freshsales import capabilities as caps
 from runtime.dialects.freshsales import naming
@@ -29,65 +30,51 @@ DIALECT = FreshsalesDialect.from_capabilities(
 
 
 # ---------------------------------------------------------------------- target hooks
-def _flag(options: dict[str, Any], name: str, default: bool) -> bool:
-    v = options.get(name)
-    return default if v is None else str(v).strip().lower() not in ("0", "false", "no")
+_SANDBOX_KEYS = ("plan", "limit", "window", "clock", "sleep", "faults", "external_id_field",
+                 "job_polls", "rate_headers")
 
 
-def _limit(options: dict[str, Any]) -> tuple[str, float]:
-    """(plan, requests per hour) from option text; a bad value raises :class:`ValueError`
-    naming the option (the CLI prints it instead of a traceback). No ``plan``/``limit``: the
-    sandbox does not meter."""
+def _limit(read: OptionReader) -> tuple[str, float]:
+    """(plan, requests per hour); a bad value raises :class:`ValueError` naming the option (the
+    CLI prints it instead of a traceback). No ``plan``/``limit``: the sandbox does not meter."""
     import math
 
     from runtime.dialects.freshsales.client import per_hour
 
-    plan = str(options.get("plan") or "growth").strip().lower()
-    raw = options.get("limit")
-    if raw not in (None, ""):
-        try:
-            limit = float(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"freshsales option limit={raw!r} is not a number") from None
-        if limit <= 0:
-            raise ValueError(f"freshsales option limit={raw!r} must be positive")
-        return plan, limit
-    if options.get("plan"):
+    plan = read.text("plan", "growth").lower()
+    if read.given("limit"):
+        return plan, read.number("limit", positive=True)
+    if read.given("plan"):
         return plan, float(per_hour(plan))  # an unknown plan fails here, by name
     return plan, math.inf
 
 
 def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any], **kw: Any):
+    """The :class:`FreshsalesSandbox` ``open_sandbox`` and ``serve_sandbox`` share, from the
+    options read once here (text or typed alike)."""
     from runtime.dialects._faults import parse_faults
     from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD
     from runtime.dialects.freshsales.sandbox import FreshsalesSandbox
 
-    _, limit = _limit(options)
-    try:
-        polls = int(options.get("job_polls", 1))
-    except (TypeError, ValueError):
-        raise ValueError(f"freshsales option job_polls={options.get('job_polls')!r} is not "
-                         "a number") from None
-    window = options.get("window")
-    if window not in (None, ""):
-        try:
-            kw["window"] = float(window)
-        except (TypeError, ValueError):
-            raise ValueError(f"freshsales option window={window!r} is not a number") from None
-    if options.get("clock") is not None:
-        kw["clock"] = options["clock"]
-    if options.get("plan"):  # legacy plans add a per-minute cap
+    read = OptionReader("freshsales", options, _SANDBOX_KEYS)
+    plan, limit = _limit(read)
+    if read.given("window"):
+        kw["window"] = read.number("window", positive=True)
+    if read.given("clock"):
+        kw["clock"] = read.function("clock")
+    read.function("sleep")  # the in-process client's: refused here, for both hooks, if not one
+    if read.given("plan"):  # legacy plans add a per-minute cap
         from runtime.dialects.freshsales.capabilities import RATE_LIMIT
 
-        minute = RATE_LIMIT.plans[str(options["plan"]).strip().lower()].per_minute
+        minute = RATE_LIMIT.plans[plan].per_minute
         if minute:
             kw["per_minute"] = float(minute)
     return FreshsalesSandbox(schema, path, users=users, limit=limit,
-                             faults=parse_faults(options.get("faults")),
-                             external_id_field=options.get("external_id_field")
-                             or DEFAULT_EXTERNAL_ID_FIELD,
-                             job_polls=polls, rate_headers=_flag(options, "rate_headers", True),
-                             **kw)
+                             faults=parse_faults(read.raw("faults")),
+                             external_id_field=read.text("external_id_field",
+                                                         DEFAULT_EXTERNAL_ID_FIELD),
+                             job_polls=read.integer("job_polls", 1),
+                             rate_headers=read.flag("rate_headers", True), **kw)
 
 
 def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
@@ -129,19 +116,19 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
 
     from runtime.dialects._asgi import in_process_http
     from runtime.dialects.freshsales.auth import FreshsalesCredentials
-    from runtime.dialects.freshsales.client import DEFAULT_EXTERNAL_ID_FIELD, FreshsalesClient
+    from runtime.dialects.freshsales.client import FreshsalesClient
     from runtime.dialects.freshsales.sandbox import SANDBOX_FIELD_TYPE_CODES
 
-    plan, limit = _limit(options)
-    ext = options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD
     sandbox = _sandbox(schema, path, users, options)
+    read = OptionReader("freshsales", options)  # _sandbox has refused what is unknown or bad
+    plan, limit = _limit(read)
     http, transport = in_process_http(sandbox)
     client = FreshsalesClient(
         base_url="http://freshsales-sandbox.invalid/crm/sales",
         credentials=FreshsalesCredentials(sandbox.api_key, source="sandbox"), http=http,
         plan=plan, limit=None if math.isinf(limit) else int(limit), schema=sandbox.schema(),
-        external_id_field=ext, name="sandbox:freshsales", poll_interval=0.0,
-        sleep=options.get("sleep") or (lambda s: None), owns=(http, transport, sandbox),
+        external_id_field=sandbox.external_id_field, name="sandbox:freshsales", poll_interval=0.0,
+        sleep=read.function("sleep") or (lambda s: None), owns=(http, transport, sandbox),
         field_type_codes=SANDBOX_FIELD_TYPE_CODES)
     if math.isinf(limit):  # the sandbox does not meter: neither should the executor
         client.capabilities.rate_limit.per_window = 0
@@ -169,7 +156,7 @@ def open_client(uri: str, options: dict[str, Any]):
 
     netloc, loopback = split_target(uri)
     base = loopback or api_base(netloc)
-    plan, limit = _limit(options)
+    plan, limit = _limit(OptionReader("freshsales", options))
     return FreshsalesClient(
         base_url=base, credentials=FreshsalesCredentials.discover(), plan=plan,
         limit=None if limit == float("inf") else int(limit),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from runtime.dialects._options import OptionReader
 from runtime.dialects.base import Dialect
 from runtime.dialects.pipedrive import capabilities as caps
 from runtime.dialects.pipedrive import naming
@@ -56,23 +57,23 @@ def _sent_log(options: dict[str, Any], default: Path) -> Path | None:
     return Path(v) if v else default.with_name(default.name + ".sent")
 
 
-def _int_opt(options: dict[str, Any], name: str) -> int | None:
-    return int(options[name]) if options.get(name) not in (None, "") else None
+_SANDBOX_KEYS = ("plan", "seats", "daily_budget", "burst", "lockout_after", "faults",
+                 "external_id_field", "clock", "max_429", "sent_log", "mapping")
 
 
 def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any], **kw: Any):
     """The :class:`PipedriveSandbox` ``open_sandbox`` and ``serve_sandbox`` share, from the
-    options they both take (``plan``, ``seats``, ``daily_budget``, ``burst``,
-    ``lockout_after``, ``faults``)."""
+    options read once here (text or typed alike; ``lockout_after=0`` is 0, not the default 6)."""
     from runtime.dialects._faults import parse_faults
     from runtime.dialects.pipedrive.sandbox import PipedriveSandbox
 
+    read = OptionReader("pipedrive", options, _SANDBOX_KEYS)
     return PipedriveSandbox(
-        schema, path, users=users, plan=str(options.get("plan", "growth")),
-        seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
-        burst=_int_opt(options, "burst"),
-        lockout_after=_int_opt(options, "lockout_after") or 6,
-        faults=parse_faults(options.get("faults")), **kw)
+        schema, path, users=users, plan=read.text("plan", "growth"),
+        seats=read.integer("seats", minimum=1), daily_budget=read.integer("daily_budget"),
+        burst=read.integer("burst", minimum=1),
+        lockout_after=read.integer("lockout_after", 6),
+        faults=parse_faults(read.raw("faults")), **kw)
 
 
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
@@ -95,21 +96,24 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         clock = VirtualClock()
     elif clock == "real":
         clock = None
+    elif not callable(clock):
+        raise ValueError(f"pipedrive option clock={clock!r} is not virtual, real or a clock")
     timing: dict[str, Any] = {}
     if isinstance(clock, VirtualClock):
         timing = {"clock": clock, "sleep": clock.sleep}
     elif callable(clock):
         timing = {"clock": clock}
-    plan = str(options.get("plan", "growth"))
     sandbox = _sandbox(schema, path, users, options,
                        **({"clock": timing["clock"]} if timing else {}))
+    read = OptionReader("pipedrive", options)  # _sandbox has refused what is unknown or bad
     http, transport = in_process_http(sandbox)
     client = PipedriveClient(
         base_url="http://pipedrive-sandbox.invalid",
         credentials=PipedriveCredentials(api_token=sandbox.token, source="sandbox"),
-        http=http, schema=sandbox.schema(), plan=plan, burst=_int_opt(options, "burst"),
-        external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
-        max_429=_int_opt(options, "max_429") or 4, name="sandbox:pipedrive",
+        http=http, schema=sandbox.schema(), plan=read.text("plan", "growth"),
+        burst=read.integer("burst"),
+        external_id_field=read.text("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
+        max_429=read.integer("max_429", 4, minimum=1), name="sandbox:pipedrive",
         owns=(http, transport, sandbox), sent_log=_sent_log(options, Path(path)), **timing)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests inspect it
     return client
@@ -129,13 +133,14 @@ def open_client(uri: str, options: dict[str, Any]):
 
     netloc, loopback = split_target(uri)
     base = loopback or company_base_url(netloc)
+    read = OptionReader("pipedrive", options)
     return PipedriveClient(
         base_url=base, credentials=PipedriveCredentials.from_env(),
         schema=options.get("schema"), plan=str(options.get("plan", "growth")),
-        seats=_int_opt(options, "seats"), daily_budget=_int_opt(options, "daily_budget"),
-        burst=_int_opt(options, "burst"),
+        seats=read.integer("seats", minimum=1), daily_budget=read.integer("daily_budget"),
+        burst=read.integer("burst", minimum=1),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
-        currency=str(options.get("currency", "USD")), max_429=_int_opt(options, "max_429") or 4,
+        currency=str(options.get("currency", "USD")), max_429=read.integer("max_429", 4, minimum=1),
         sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{netloc or 'api'}.db"))
 
 

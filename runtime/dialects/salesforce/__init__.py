@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from runtime.dialects._options import OptionReader
 from runtime.dialects.base import Dialect
 from runtime.dialects.salesforce import capabilities as caps
 from runtime.dialects.salesforce import naming
@@ -11,7 +13,7 @@ from runtime.dialects.salesforce.metadata import load_salesforce_metadata
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "SalesforceDialect", "open_client", "open_sandbox", "serve_sandbox",
-           "emit_schema_package", "bulk_settings", "pacing"]
+           "emit_schema_package", "bulk_settings", "pacing", "sandbox_options", "SandboxOptions"]
 
 
 class SalesforceDialect(Dialect):
@@ -54,16 +56,18 @@ def open_client(uri: str, options: dict[str, Any]):
         api_version=str(options.get("api_version", DEFAULT_API_VERSION)),
         schema=options.get("schema"),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
-        daily_limit=_api_limit(options), bulk=bulk_settings(options), **pacing(options))
+        daily_limit=_api_limit(OptionReader("salesforce", options)), bulk=bulk_settings(options),
+        **pacing(options))
 
 
-def _api_limit(options: dict[str, Any]) -> int:
+def _api_limit(read: OptionReader) -> int:
     """The org's daily request allocation: ``api_limit``, else that of ``edition`` with
-    ``licences`` (enterprise, 10)."""
+    ``licences`` (enterprise, 10; ``licences=0`` is an org with no licences, not the default)."""
     from runtime.dialects.salesforce.client import daily_api_limit
 
-    return int(options.get("api_limit") or daily_api_limit(
-        options.get("edition", "enterprise"), int(options.get("licences", 10))))
+    if read.given("api_limit"):
+        return read.integer("api_limit")
+    return daily_api_limit(read.text("edition", "enterprise"), read.integer("licences", 10))
 
 
 def pacing(options: dict[str, Any]) -> dict[str, Any]:
@@ -74,11 +78,11 @@ def pacing(options: dict[str, Any]) -> dict[str, Any]:
     900), ``api_pacing=off`` (no client pacing: the executor's bucket and the org's 403 only)."""
     from runtime.dialects.salesforce.ratelimit import DEFAULT_MAX_WAIT, DEFAULT_RESERVE
 
-    if str(options.get("api_pacing", "on")).strip().lower() in ("off", "no", "false", "0"):
+    read = OptionReader("salesforce", options)
+    if not read.flag("api_pacing", True):
         return {"pacer": None}
-    return {"pacer": "default",
-            "api_reserve": float(options.get("api_reserve", DEFAULT_RESERVE)),
-            "max_wait": float(options.get("max_wait", DEFAULT_MAX_WAIT))}
+    return {"pacer": "default", "api_reserve": read.number("api_reserve", DEFAULT_RESERVE),
+            "max_wait": read.number("max_wait", DEFAULT_MAX_WAIT)}
 
 
 def bulk_settings(options: dict[str, Any], **defaults: Any):
@@ -87,18 +91,72 @@ def bulk_settings(options: dict[str, Any], **defaults: Any):
     executor batch when Bulk is on), ``bulk_poll_interval`` / ``bulk_poll_timeout`` (seconds)."""
     from runtime.dialects.salesforce.bulk import BulkSettings
 
+    read = OptionReader("salesforce", options)
     s = BulkSettings(**defaults)
     raw = options.get("bulk_threshold")
     if raw is not None:
-        text = str(raw).strip().lower()
-        s.threshold = None if text in ("off", "none", "no", "false", "0", "") else int(text)
-    if options.get("bulk_batch_size") is not None:
-        s.batch_size = int(options["bulk_batch_size"])
-    if options.get("bulk_poll_interval") is not None:
-        s.poll_interval = float(options["bulk_poll_interval"])
-    if options.get("bulk_poll_timeout") is not None:
-        s.poll_timeout = float(options["bulk_poll_timeout"])
+        off = str(raw).strip().lower() in ("off", "none", "no", "false", "0", "")
+        s.threshold = None if off else read.integer("bulk_threshold")
+    s.batch_size = read.integer("bulk_batch_size", s.batch_size, minimum=1)
+    s.poll_interval = read.number("bulk_poll_interval", s.poll_interval)
+    s.poll_timeout = read.number("bulk_poll_timeout", s.poll_timeout)
     return s
+
+
+_PACING_KEYS = ("api_pacing", "api_reserve", "max_wait")
+_BULK_KEYS = ("bulk_threshold", "bulk_batch_size", "bulk_poll_interval", "bulk_poll_timeout")
+_SANDBOX_KEYS = ("edition", "licences", "api_limit", "api_used", "api_window", "api_clock",
+                 "api_sleep", "external_id_field", "faults", "page_size", "audit_fields",
+                 "bulk_max_upload_bytes", *_PACING_KEYS, *_BULK_KEYS)
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """What both sandbox hooks build a :class:`SalesforceSandbox` from (the in-process client's
+    pacing and Bulk settings come from :func:`pacing` and :func:`bulk_settings`)."""
+
+    api_limit: int
+    api_used: int
+    api_window: float | None  # the allocation's rolling window scaled down, or None (24 h)
+    clock: Any  # api_clock: tests' fake clock, or None
+    sleep: Any  # api_sleep, or None
+    external_id_field: str
+    faults: Any
+    page_size: int
+    audit_fields: bool  # the org granted "Set Audit Fields upon Record Creation"
+    bulk_max_upload_bytes: int | None
+
+
+def sandbox_options(options: dict[str, Any]) -> SandboxOptions:
+    """``options`` (text from the CLI or a URI query, or typed values from code) read once for
+    ``open_sandbox`` and ``serve_sandbox`` alike; raises :class:`ValueError` naming a bad or
+    unknown option."""
+    from runtime.dialects._faults import parse_faults
+    from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD
+
+    read = OptionReader("salesforce", options, _SANDBOX_KEYS)
+    return SandboxOptions(
+        api_limit=_api_limit(read), api_used=read.integer("api_used", 0),
+        api_window=read.number("api_window", positive=True), clock=read.function("api_clock"),
+        sleep=read.function("api_sleep"),
+        external_id_field=read.text("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
+        faults=parse_faults(read.raw("faults")), page_size=read.integer("page_size", 2000,
+                                                                        minimum=1),
+        audit_fields=read.flag("audit_fields", False),
+        bulk_max_upload_bytes=read.integer("bulk_max_upload_bytes", minimum=1))
+
+
+def _sandbox(schema: SystemSchema, path: Any, users: Any, opts: SandboxOptions, **kw: Any):
+    from runtime.dialects.salesforce.sandbox import SalesforceSandbox
+
+    sandbox = SalesforceSandbox(schema, path, users=users, api_limit=opts.api_limit,
+                                faults=opts.faults, external_id_field=opts.external_id_field,
+                                page_size=opts.page_size, audit_fields=opts.audit_fields,
+                                api_used=opts.api_used, api_window=opts.api_window,
+                                api_clock=opts.clock, **kw)
+    if opts.bulk_max_upload_bytes is not None:
+        sandbox.bulk.max_upload_bytes = opts.bulk_max_upload_bytes
+    return sandbox
 
 
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
@@ -110,68 +168,40 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     client's pacing and Bulk polls), the options of :func:`pacing`, ``external_id_field``,
     ``faults`` (a :class:`FaultPlan` or ``seed=..,throttle_rate=..`` text), ``page_size``,
     ``audit_fields`` (``1``: CreatedDate & co. settable on insert, as with the "Set Audit Fields
-    upon Record Creation" permission; otherwise refused), and
+    upon Record Creation" permission; otherwise refused), ``bulk_max_upload_bytes``, and
     the Bulk options of :func:`bulk_settings` (polls are not slept on: the emulator is local)."""
     from runtime.dialects._asgi import in_process_http
-    from runtime.dialects._faults import parse_faults
     from runtime.dialects.salesforce.auth import SalesforceCredentials
-    from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD, SalesforceClient
-    from runtime.dialects.salesforce.sandbox import SalesforceSandbox
+    from runtime.dialects.salesforce.client import SalesforceClient
 
-    limit = _api_limit(options)
-    ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
-    window = float(options["api_window"]) if options.get("api_window") else None
-    timing = {k: v for k, v in (("clock", options.get("api_clock")),
-                                ("sleep", options.get("api_sleep"))) if v is not None}
-    sandbox = SalesforceSandbox(schema, path, users=users, api_limit=limit,
-                                faults=parse_faults(options.get("faults")),
-                                external_id_field=ext,
-                                page_size=int(options.get("page_size", 2000)),
-                                audit_fields=_flag(options.get("audit_fields")),
-                                api_used=int(options.get("api_used") or 0),
-                                api_window=window, api_clock=options.get("api_clock"))
+    opts = sandbox_options(options)
+    timing = {k: v for k, v in (("clock", opts.clock), ("sleep", opts.sleep)) if v is not None}
+    sandbox = _sandbox(schema, path, users, opts)
     http, transport = in_process_http(sandbox)
     client = SalesforceClient(
         credentials=SalesforceCredentials(instance_url="http://salesforce-sandbox.invalid",
                                           access_token=sandbox.token, source="sandbox"),
-        http=http, schema=sandbox.schema(), external_id_field=ext, daily_limit=limit,
-        name="sandbox:salesforce", owns=(http, transport, sandbox),
+        http=http, schema=sandbox.schema(), external_id_field=opts.external_id_field,
+        daily_limit=opts.api_limit, name="sandbox:salesforce", owns=(http, transport, sandbox),
         bulk=bulk_settings(options, poll_interval=0.0, **timing), **pacing(options),
-        **({"api_window": window} if window is not None else {}), **timing)
+        **({"api_window": opts.api_window} if opts.api_window is not None else {}), **timing)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
     return client
-
-
-def _flag(value: Any) -> bool:
-    return str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
                   options: dict[str, Any]):
     """``fmap sandbox serve --dialect salesforce``: the :class:`SalesforceSandbox` of
-    :func:`open_sandbox` as an ASGI app on loopback, demanding ``Authorization: Bearer <token>``
-    (anything else: 401 ``INVALID_SESSION_ID``). Options (text): ``faults``,
-    ``external_id_field``, ``edition`` + ``licences`` or ``api_limit`` (the daily allocation),
-    ``page_size``, ``bulk_max_upload_bytes``, ``audit_fields`` (``1``: the org granted "Set Audit
-    Fields upon Record Creation"). Custom objects come from deploying the package of
-    ``fmap schema apply --emit package`` to its ``/metadata/deployRequest``. A client reaches it
-    with ``SF_ACCESS_TOKEN`` and ``--target salesforce://127.0.0.1:PORT``."""
+    :func:`open_sandbox`, from the same options (:func:`sandbox_options`), as an ASGI app on
+    loopback, demanding ``Authorization: Bearer <token>`` (anything else: 401
+    ``INVALID_SESSION_ID``). Custom objects come from deploying the package of ``fmap schema
+    apply --emit package`` to its ``/metadata/deployRequest``. A client reaches it with
+    ``SF_ACCESS_TOKEN`` and ``--target salesforce://127.0.0.1:PORT``."""
     from runtime.destinations.sandbox_store import real_clock
-    from runtime.dialects._faults import parse_faults
     from runtime.dialects.base import ServedSandbox
-    from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD, daily_api_limit
-    from runtime.dialects.salesforce.sandbox import SalesforceSandbox
 
-    limit = int(options.get("api_limit") or daily_api_limit(
-        str(options.get("edition") or "enterprise"), int(options.get("licences") or 10)))
-    sandbox = SalesforceSandbox(
-        schema, path, users=users, token=token or None, api_limit=limit,
-        faults=parse_faults(options.get("faults")),
-        external_id_field=str(options.get("external_id_field") or DEFAULT_EXTERNAL_ID_FIELD),
-        page_size=int(options.get("page_size") or 2000), store_clock=real_clock,
-        audit_fields=_flag(options.get("audit_fields")))
-    if options.get("bulk_max_upload_bytes"):
-        sandbox.bulk.max_upload_bytes = int(options["bulk_max_upload_bytes"])
+    opts = sandbox_options(options)
+    sandbox = _sandbox(schema, path, users, opts, token=token or None, store_clock=real_clock)
     return ServedSandbox(app=sandbox, token=sandbox.token,
                          client_env={"SF_ACCESS_TOKEN": sandbox.token},
                          base_path=f"/services/data/v{sandbox.version}",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.dialects._faults import parse_faults  # re-exported: tests and scripts import it here
+from runtime.dialects._options import OptionReader
 from runtime.dialects.base import Dialect
 from runtime.dialects.zoho import capabilities as caps
 from runtime.dialects.zoho import naming
@@ -12,7 +14,7 @@ from runtime.dialects.zoho.metadata import load_zoho_metadata
 from runtime.schema.model import SystemSchema
 
 __all__ = ["DIALECT", "ZohoDialect", "open_sandbox", "open_client", "serve_sandbox",
-           "parse_faults"]
+           "parse_faults", "sandbox_options", "SandboxOptions"]
 
 
 class ZohoDialect(Dialect):
@@ -31,63 +33,80 @@ DIALECT = ZohoDialect.from_capabilities(
 
 
 # ---------------------------------------------------------------------- target hooks
-def _tier(options: dict[str, Any]):
-    """The tier from option text; a bad value raises :class:`ValueError` naming the option, so
+_TIER_KEYS = ("edition", "users_count", "licences", "credits", "window", "concurrency")
+_SANDBOX_KEYS = (*_TIER_KEYS, "external_id_field", "faults", "clock", "strict_picklists",
+                 "retry_after")
+
+
+def _tier(read: OptionReader):
+    """The tier from the options; a bad value raises :class:`ValueError` naming the option, so
     the CLI can say which flag is wrong instead of printing a traceback."""
     from runtime.dialects.zoho.ratelimit import WINDOW_SECONDS, Tier, credits_for
 
-    def num(key: str, kind: type, default: Any = None) -> Any:
-        raw = options.get(key)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = kind(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"zoho option {key}={raw!r} is not a number") from None
-        if value < 0:
-            raise ValueError(f"zoho option {key}={raw!r} must not be negative")
-        return value
-
-    tier = Tier(edition=str(options.get("edition") or "professional"),
-                users=num("users_count", int, num("licences", int, 10)),
-                credits=num("credits", float),
-                window_seconds=num("window", float, WINDOW_SECONDS) or WINDOW_SECONDS,
-                concurrency=num("concurrency", int))
+    tier = Tier(edition=read.text("edition", "professional"),
+                users=read.integer("users_count", read.integer("licences", 10)),
+                credits=read.number("credits"),
+                window_seconds=read.number("window", WINDOW_SECONDS, positive=True),
+                concurrency=read.integer("concurrency"))
     credits_for(tier.edition, tier.users)  # an unknown edition fails here, by name
     return tier
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """What both sandbox hooks build a :class:`ZohoSandbox` from."""
+
+    tier: Any
+    external_id_field: str
+    faults: Any
+    clock: Any  # monotonic seconds for the credit window, or None (the sandbox's own)
+    strict_picklists: bool  # False: store unlisted picklist values, as older Zoho did
+    send_retry_after: bool  # False: 429s without details.retry_after, as Zoho may answer
+
+
+def sandbox_options(options: dict[str, Any]) -> SandboxOptions:
+    """``options`` (text from the CLI or a URI query, or typed values from code) read once for
+    ``open_sandbox`` and ``serve_sandbox`` alike; raises :class:`ValueError` naming a bad or
+    unknown option."""
+    from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD
+
+    read = OptionReader("zoho", options, _SANDBOX_KEYS)
+    return SandboxOptions(tier=_tier(read),
+                          external_id_field=read.text("external_id_field",
+                                                      DEFAULT_EXTERNAL_ID_FIELD),
+                          faults=parse_faults(read.raw("faults")), clock=read.function("clock"),
+                          strict_picklists=read.flag("strict_picklists", True),
+                          send_retry_after=read.flag("retry_after", True))
 
 
 def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any]):
     """``sandbox:zoho``: a :class:`ZohoClient` speaking Zoho's HTTP API to an in-process
     :class:`ZohoSandbox` over the SQLite file ``path`` (no network; a private event-loop thread).
 
-    Options (URI query or programmatic): ``edition``, ``users_count``, ``credits``, ``window``,
-    ``concurrency`` (the tier); ``external_id_field``; ``faults`` (a :class:`FaultPlan`, or
-    ``seed=..,throttle_rate=..`` text); ``clock`` (monotonic seconds, for the credit window);
-    ``strict_picklists`` (``0`` stores unlisted picklist values, as older Zoho did);
-    ``retry_after`` (``0``: 429s without ``details.retry_after``, as Zoho may answer)."""
+    Options (URI query or programmatic): ``edition``, ``users_count`` (or ``licences``),
+    ``credits``, ``window``, ``concurrency`` (the tier); ``external_id_field``; ``faults`` (a
+    :class:`FaultPlan`, or ``seed=..,throttle_rate=..`` text); ``clock`` (monotonic seconds, for
+    the credit window); ``strict_picklists`` (``0``: store unlisted picklist values, as older
+    Zoho did); ``retry_after`` (``0``: 429s without ``details.retry_after``, as Zoho may
+    answer)."""
     from runtime.dialects._asgi import in_process_http
     from runtime.dialects.zoho.auth import ZohoCredentials
-    from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD, ZohoClient
+    from runtime.dialects.zoho.client import ZohoClient
     from runtime.dialects.zoho.sandbox import ZohoSandbox
 
-    tier = _tier(options)
-    ext = options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD)
-    kwargs: dict[str, Any] = {}
-    if options.get("clock") is not None:
-        kwargs["clock"] = options["clock"]
-    sandbox = ZohoSandbox(schema, path, users=users, tier=tier, faults=parse_faults(
-        options.get("faults")), external_id_field=ext,
-        strict_picklists=str(options.get("strict_picklists", "1")) not in ("0", "false"),
-        send_retry_after=str(options.get("retry_after", "1")).lower() not in ("0", "false"),
-        **kwargs)
+    opts = sandbox_options(options)
+    kwargs: dict[str, Any] = {} if opts.clock is None else {"clock": opts.clock}
+    sandbox = ZohoSandbox(schema, path, users=users, tier=opts.tier, faults=opts.faults,
+                          external_id_field=opts.external_id_field,
+                          strict_picklists=opts.strict_picklists,
+                          send_retry_after=opts.send_retry_after, **kwargs)
     http, transport = in_process_http(sandbox)
     client = ZohoClient(api_domain="http://zoho-sandbox.invalid",
                         accounts_domain="http://zoho-sandbox.invalid",
                         credentials=ZohoCredentials(access_token=sandbox.token, source="sandbox"),
-                        http=http, tier=tier, schema=sandbox.schema(), external_id_field=ext,
-                        name="sandbox:zoho", owns=(http, transport, sandbox),
-                        clock=options.get("clock"))
+                        http=http, tier=opts.tier, schema=sandbox.schema(),
+                        external_id_field=opts.external_id_field, name="sandbox:zoho",
+                        owns=(http, transport, sandbox), clock=opts.clock)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests and benchmarks inspect it
     return client
 
@@ -95,25 +114,20 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
 def serve_sandbox(schema: SystemSchema, path: Any, users: Any, token: str | None,
                   options: dict[str, Any]):
     """``fmap sandbox serve --dialect zoho``: the same :class:`ZohoSandbox` as ``sandbox:zoho``,
-    served as an ASGI app so a connector is exercised over real HTTP. Records are stamped with
-    the wall clock (a served org is a rehearsal target people inspect), unlike the in-process
-    sandbox. Options (text, from the CLI): ``edition``, ``licences`` (or ``users_count``),
-    ``credits``, ``window``, ``concurrency``, ``faults``, ``external_id_field``,
-    ``strict_picklists``, ``retry_after`` (``0``: 429s without ``details.retry_after``)."""
+    from the same options (:func:`sandbox_options`), served as an ASGI app so a connector is
+    exercised over real HTTP. Records are stamped with the wall clock (a served org is a
+    rehearsal target people inspect), unlike the in-process sandbox."""
     from runtime.destinations.sandbox_store import real_clock
     from runtime.dialects.base import ServedSandbox
-    from runtime.dialects.zoho.client import DEFAULT_EXTERNAL_ID_FIELD
     from runtime.dialects.zoho.sandbox import ZohoSandbox
 
-    sandbox = ZohoSandbox(schema, path, users=users, token=token, tier=_tier(options),
-                          faults=parse_faults(options.get("faults")),
-                          external_id_field=options.get("external_id_field")
-                          or DEFAULT_EXTERNAL_ID_FIELD,
-                          strict_picklists=str(options.get("strict_picklists", "1")).lower()
-                          not in ("0", "false"),
-                          send_retry_after=str(options.get("retry_after", "1")).lower()
-                          not in ("0", "false"),
-                          store_clock=real_clock)
+    opts = sandbox_options(options)
+    kwargs: dict[str, Any] = {} if opts.clock is None else {"clock": opts.clock}
+    sandbox = ZohoSandbox(schema, path, users=users, token=token, tier=opts.tier,
+                          faults=opts.faults, external_id_field=opts.external_id_field,
+                          strict_picklists=opts.strict_picklists,
+                          send_retry_after=opts.send_retry_after, store_clock=real_clock,
+                          **kwargs)
     return ServedSandbox(app=sandbox, token=sandbox.token,
                          client_env={"ZOHO_ACCESS_TOKEN": sandbox.token}, base_path="/crm/v8",
                          target_scheme="zoho", close=sandbox.close)
@@ -132,7 +146,8 @@ def open_client(uri: str, options: dict[str, Any]):
     netloc, loopback = split_target(uri)
     api, accounts = (loopback, loopback) if loopback else data_centre(netloc or "com")
     return ZohoClient(api_domain=api, accounts_domain=accounts,
-                      credentials=ZohoCredentials.discover(), tier=_tier(options),
+                      credentials=ZohoCredentials.discover(),
+                      tier=_tier(OptionReader("zoho", options)),
                       schema=options.get("schema"),
                       external_id_field=options.get("external_id_field",
                                                     DEFAULT_EXTERNAL_ID_FIELD))
