@@ -85,6 +85,9 @@ DEFAULT_EXTERNAL_ID_FIELD = "Source_System_ID"
 EXTERNAL_ID_KEY = "$external_id"
 IDS_LIMIT = 100
 PAGE_LIMIT = 500
+# records a content scan (an object whose records carry no id of ours) reads at the most before
+# it stops and reports the outcome it was settling as unknown: 40 pages, 400 tokens on v2
+SCAN_LIMIT = 20_000
 SEARCH_BURST = 10  # requests per 2 s on every plan
 BURST_WINDOW_S = 2.0
 
@@ -100,6 +103,10 @@ ENTITIES: dict[str, tuple[str, str, str | None]] = {
 }
 FILE_OBJECT = "File"  # read, counted and deleted through /v1/files; written by upload_attachment
 _SEARCHABLE = {"persons", "organizations", "deals", "products"}
+# the parent filters each listing takes (the ``GET`` parameters of openapi-v2.yaml / -v1.yaml)
+_LIST_LINKS = {"persons": ("org_id",), "deals": ("person_id", "org_id"),
+               "activities": ("deal_id", "lead_id", "person_id", "org_id"),
+               "leads": ("person_id", "organization_id")}
 # the fields that tie a sent note (or lead) to its parent, in the order a lookup tries them
 _PARENT_LINKS = ("person_id", "org_id", "deal_id", "lead_id")
 _FILE_PARENTS = {"Person": "person_id", "Organization": "org_id", "Deal": "deal_id",
@@ -283,6 +290,42 @@ def _create_type(f: FieldSchema) -> str | None:
                 (f.lookup_targets or [""])[0])}.get(t)
 
 
+def _holds_sent(sent: Any, got: Any) -> bool:
+    """Whether a listed record ``got`` holds what a create ``sent`` (the only way to know a
+    record that carries no id of ours). Lenient where Pipedrive rewrites what it stores: a key
+    the listing leaves out is not compared, a multi-value (emails, set options) needs the sent
+    values among the stored ones, ``{"value": ...}`` objects compare by value, numbers by value
+    (``5`` is ``"5"`` is ``5.0``). An empty body identifies nothing."""
+    if not isinstance(sent, dict) or not isinstance(got, dict):
+        return False
+    compared = [k for k, v in sent.items() if v is not None and k in got]
+    return bool(compared) and all(_same(sent[k], got[k]) for k in compared)
+
+
+def _same(sent: Any, got: Any) -> bool:
+    if isinstance(got, dict) and "value" in got and not isinstance(sent, dict):
+        got = got["value"]  # a v1 expanded link, an address
+    if isinstance(sent, dict):
+        if not isinstance(got, dict):
+            return "value" in sent and _same(sent["value"], got)
+        return all(_same(v, got.get(k)) for k, v in sent.items() if v is not None)
+    if isinstance(sent, list):
+        have = [_scalar(x) for x in got] if isinstance(got, list) else [_scalar(got)]
+        return all(_scalar(x) in have for x in sent)
+    return _scalar(sent) == _scalar(got)
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, dict):
+        v = v.get("value")
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, (int, float, Decimal)) or (isinstance(v, str) and _NUMBER.match(v)):
+        return float(v)
+    return str(v)
+
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _INVALID_FIELD = re.compile(r"Invalid field\(s\) in the payload: ([\w, ]+)")
 _MULTI = {"emails", "phones"}
 _ADDRESS = {"postal_address", "address"}
@@ -314,6 +357,7 @@ class PipedriveClient(OwnedHTTP):
         timeout: float = 60.0,
         owns: Iterable[Any] = (),
         sent_log: SentLog | str | Path | None = None,
+        scan_limit: int = SCAN_LIMIT,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._creds = credentials or PipedriveCredentials.from_env()
@@ -333,6 +377,7 @@ class PipedriveClient(OwnedHTTP):
         self._blocked_until = 0.0
         self._consecutive_429 = 0
         self.tokens_spent = 0
+        self.scan_limit = scan_limit
         self._schema = schema
         self._open_http(http, transport, timeout, owns)
         self._lock = threading.RLock()
@@ -466,18 +511,23 @@ class PipedriveClient(OwnedHTTP):
     def _v1_pages(self, path: str, *, op: str, params: dict[str, Any] | None = None,
                   sort: str | None = None) -> Iterator[list[Any]]:
         """The ``data`` of each page of a v1 listing (``start``/``limit`` pagination); the next
-        page is asked for only when the caller reads on."""
+        page is asked for only when the caller reads on. Notes and files nest the page's
+        details in ``additional_data.pagination``; leads put them in ``additional_data`` itself
+        (openapi-v1.yaml ``getLeads``) and send no ``next_start``."""
         start = 0
         while True:
             status, resp = self._request(
                 "GET", "v1", path, op=op,
                 params={**(params or {}), "start": start, "limit": PAGE_LIMIT,
                         **({"sort": sort} if sort else {})})
-            yield self._ok_data(f"GET /api/v1{path}", status, resp) or []
-            pag = ((resp.get("additional_data") or {}).get("pagination") or {})
-            if not pag.get("more_items_in_collection"):
+            data = self._ok_data(f"GET /api/v1{path}", status, resp) or []
+            yield data
+            extra = resp.get("additional_data") or {}
+            pag = extra.get("pagination") if isinstance(extra.get("pagination"), dict) else extra
+            if not pag.get("more_items_in_collection") or not data:
                 return
-            start = int(pag.get("next_start") or start + PAGE_LIMIT)
+            # the records read, not the limit asked: a server that caps the page lower skips none
+            start = int(pag.get("next_start") or start + len(data))
 
     def _v2_pages(self, path: str, *, op: str, params: dict[str, Any] | None = None
                   ) -> Iterator[list[Any]]:
@@ -532,12 +582,17 @@ class PipedriveClient(OwnedHTTP):
         return {"success": True, "data": items, "additional_data": {"next_cursor": None}}
 
     def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
-        """``{"objects": {name: GET /api/v2/{entity}Fields response}}``, what ``fmap schema
-        pull`` saves and :func:`load_pipedrive_metadata` reads. A name that is no Pipedrive
-        object (Pipedrive has no custom objects) is left out; an object without a fields
-        endpoint (notes, leads) still fails, naming the ones that have one."""
-        return {"objects": {o: self._fields_response(o) for o in dict.fromkeys(objects)
-                            if o in ENTITIES or o == FILE_OBJECT}}
+        """``{"objects": {name: GET /api/v2/{entity}Fields response}, "no_field_metadata":
+        [name, ...]}``, what ``fmap schema pull`` saves and :func:`load_pipedrive_metadata`
+        reads. A name that is no Pipedrive object (Pipedrive has no custom objects) is left out,
+        as the contract says for an object the org lacks. An object Pipedrive has without a v2
+        fields endpoint (notes, leads, files) is named under ``no_field_metadata`` instead of
+        failing the whole pull or vanishing from it: the snapshot says its fields are not in
+        it, and the loader warns."""
+        names = [o for o in dict.fromkeys(objects) if o in ENTITIES or o == FILE_OBJECT]
+        have = [o for o in names if (ENTITIES.get(o) or (None, None, None))[2]]
+        return {"objects": {o: self._fields_response(o) for o in have},
+                "no_field_metadata": [o for o in names if o not in have]}
 
     def apply_schema_changes(self, changes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Custom fields through ``POST /api/v2/{entity}Fields`` (persons, organizations, deals,
@@ -839,7 +894,7 @@ class PipedriveClient(OwnedHTTP):
         if obj == "Note":
             out = self._find_notes(wanted, hints)
         elif key is None:
-            out = self._find_by_content(obj, wanted)
+            out = self._find_by_content(obj, wanted, hints)
         elif seg in _SEARCHABLE:
             for ext in wanted:
                 terms = self._ext_terms(obj, ext)
@@ -955,28 +1010,67 @@ class PipedriveClient(OwnedHTTP):
             terms.append(ext.rsplit(":", 1)[1])
         return terms
 
-    def _find_by_content(self, obj: str, wanted: list[str]) -> dict[str, str]:
-        """Objects without an external-id field (leads, a v2 object whose org lacks the field):
-        the payload this client sent (kept while the outcome is unknown, so in this process
-        only) is looked for among the parent's records."""
+    def _find_by_content(self, obj: str, wanted: list[str],
+                         hints: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Objects whose records carry no id of ours (leads; a v2 object whose org lacks the
+        external-id field): the record holding what was sent is looked for among the object's
+        records (changed since the send when its time is known; of the parent the body names
+        when the listing filters by it), newest first, page after page to the end.
+
+        What was sent is this process's own body (kept while the outcome is unknown) or is
+        rebuilt from the journal's ``payload`` hint; with neither, nothing this client knows of
+        is in flight (an upsert's fresh records) and the id is left out. A scan that reads
+        ``scan_limit`` records without finding one raises :class:`FatalError`: the outcome stays
+        unknown (the run stops with it journaled) rather than taken for "absent", which would
+        create the record a second time."""
+        version, seg = self._entity(obj)
+        pages = self._v1_pages if version == "v1" else self._v2_pages
         out: dict[str, str] = {}
+        undecided = 0
         for ext in wanted:
-            sent = self._unsettled.get((obj, ext))
-            if sent is None:
+            body = self._sent_body(obj, ext, hints)
+            if not body:
                 continue
-            body = sent[1]
-            params: dict[str, Any] = {"limit": PAGE_LIMIT, "sort": "id DESC"}
-            for k in _PARENT_LINKS:
-                if body.get(k) is not None:
-                    params[k] = body[k]
+            params = next(({k: body[k]} for k in _LIST_LINKS.get(seg, ())
+                           if body.get(k) is not None), {})
+            since = self._since(obj, [ext], hints)
+            if since is not None:
+                params["updated_since"] = datetime.fromtimestamp(
+                    since - SKEW_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if version == "v2":
+                params.update(sort_by="id", sort_direction="desc")
+            scanned = 0
+            for page in pages(f"/{seg}", op="find_by_external_id", params=params,
+                              **({"sort": "add_time DESC"} if version == "v1" else {})):
+                hit = next((str(r["id"]) for r in page if isinstance(r, dict)
+                            and r.get("id") is not None and _holds_sent(body, r)), None)
+                if hit is not None:
+                    out[ext] = hit
                     break
-            status, resp = self._request("GET", "v1", f"/{ENTITIES[obj][1]}",
-                                         op="find_by_external_id", params=params)
-            for rec in self._ok_data("GET /api/v1/notes", status, resp) or []:
-                if isinstance(rec, dict) and rec.get("content") == body.get("content"):
-                    out[ext] = str(rec["id"])
+                scanned += len(page)
+                if scanned >= self.scan_limit:
+                    undecided += 1
                     break
+        if undecided:
+            raise FatalError(
+                f"{obj}: the outcome of {undecided} create(s) is still unknown: "
+                f"GET /api/{version}/{seg} was read to the scan limit ({self.scan_limit} records "
+                "each) without finding the record that was sent. It is not assumed absent, so "
+                f"nothing is sent again; check the {obj} records in Pipedrive (or raise the "
+                "client's scan_limit) and resume with --resume")
         return out
+
+    def _sent_body(self, obj: str, ext: str, hints: dict[str, dict[str, Any]]
+                   ) -> dict[str, Any] | None:
+        """The body a create of ``ext`` sent: this process's, else rebuilt from the journal's
+        payload (the record as the executor wrote it) the way :meth:`create` builds it."""
+        sent = self._unsettled.get((obj, ext))
+        if sent is not None:
+            return sent[1]
+        payload = (hints.get(ext) or {}).get("payload")
+        if not isinstance(payload, dict):
+            return None
+        return self._to_pd(obj, WriteItem(ext, ext, payload), creating=True)
 
     def count(self, obj: str) -> int:
         return sum(1 for _ in self.list_records(obj))

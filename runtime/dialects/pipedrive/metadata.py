@@ -4,7 +4,8 @@ Accepted payloads: a v2 response ``GET /api/v2/personFields`` (``{"success", "da
 field_name, field_type, options, is_custom_field, required_fields: {enabled}}]}``) or a v1 response
 ``GET /v1/personFields`` (``{"data": [{key, name, field_type, mandatory_flag, edit_flag, options,
 active_flag}]}``), detected per field; pass ``object_name`` (``Person``, ``persons``,
-``personFields`` ...); or a bundle ``{"objects": {"Person": <response>, ...}}``.
+``personFields`` ...); or a bundle ``{"objects": {"Person": <response>, ...}}``, whose
+``no_field_metadata`` lists objects the client could not read fields of (each a warning).
 
 Custom fields are keyed by 40-character hashes that differ per account, so the normalised
 ``api_name`` of a custom field is its human name made API-safe (``"Outstanding Balance"`` ->
@@ -108,6 +109,10 @@ def load_pipedrive_metadata(payload: Any, *, source_name: str, object_name: str 
                                   "its entity; pass object_name (e.g. 'Person')")
         return _load_fields(sub, object_for_entity(name), path, source_name, warn)
 
+    if isinstance(payload, dict) and isinstance(payload.get("no_field_metadata"), list):
+        for i, name in enumerate(payload["no_field_metadata"]):
+            warn.add(f"$.no_field_metadata[{i}]", f"{name}: Pipedrive has no fields endpoint "
+                     "for it, so this snapshot holds none of its fields")
     return load_bundle(payload, system="pipedrive", source_name=source_name,
                        object_name=object_name, load_object=one)
 
