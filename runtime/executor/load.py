@@ -12,6 +12,7 @@ before anything is re-sent, so a retry never creates a duplicate, with or withou
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,11 +41,40 @@ from runtime.state import (
 )
 from runtime.state.store import chunked
 
-__all__ = ["LoadOptions", "Loader", "RunStopped", "ATTACHMENT_OBJECTS"]
+__all__ = ["LoadOptions", "Loader", "RunStopped", "ATTACHMENT_OBJECTS", "AttachmentOutsideRoot",
+           "attachment_file"]
 
 # Target objects whose "records" are files uploaded to a parent record.
 ATTACHMENT_OBJECTS = frozenset({"Attachments", "Attachment", "ContentVersion", "Document",
                                 "Documents", "File", "Files"})
+
+
+class AttachmentOutsideRoot(ValueError):
+    """An attachment path that leads out of the export's files folder. The message never names
+    the path: file names in a clinic's export are often patient names."""
+
+
+def attachment_file(a: Attachment, files_root: Path | None) -> Path | None:
+    """The file an attachment's path names, or None when the record has no file (a missing, null
+    or blank path). The loader (size checks, uploads) and `fmap profile` read files only through
+    here, so they agree on which file a record means.
+
+    A relative path is read from ``files_root`` (the export's files folder). The paths are data
+    from the export, so with a root they must stay inside it: ``../``, or an absolute path
+    elsewhere, raises :class:`AttachmentOutsideRoot` rather than uploading some other file on this
+    machine to the CRM. The check is on the path as written (normalised), not on symlinks: a link
+    inside the folder was put there by whoever prepared it. Without a root (a library caller that
+    names none) the path is taken as given."""
+    if is_blank(a.path):
+        return None
+    path = Path(str(a.path))
+    if files_root is None:
+        return path
+    root = Path(os.path.abspath(files_root))
+    full = Path(os.path.normpath(root / path))  # an absolute path replaces the root here
+    if not full.is_relative_to(root):
+        raise AttachmentOutsideRoot("attachment path is outside the files folder")
+    return full
 
 
 class RunStopped(Exception):
@@ -379,11 +409,12 @@ class Loader:
         return items, skipped, quarantined
 
     def _attachment_problem(self, st: Step, a: Attachment) -> tuple[str, str] | None:
-        if is_blank(a.path):
+        try:
+            path = attachment_file(a, self.opt.files_root)
+        except AttachmentOutsideRoot as exc:
+            return ("quarantined", str(exc))
+        if path is None:
             return ("skipped", "no file path")
-        path = Path(str(a.path))
-        if not path.is_absolute() and self.opt.files_root is not None:
-            path = self.opt.files_root / path
         if not path.is_file():
             return ("quarantined", "attachment file not found")
         limit = st.attach.limit_bytes
@@ -597,9 +628,12 @@ class Loader:
         if record_id is None:
             return WriteResult(p.external_id, False, code="NO_PARENT",
                                error="the record the file belongs to was not loaded")
-        path = Path(str(p.attachment.path))
-        if not path.is_absolute() and self.opt.files_root is not None:
-            path = self.opt.files_root / path
+        try:
+            path = attachment_file(p.attachment, self.opt.files_root)
+        except AttachmentOutsideRoot as exc:
+            return WriteResult(p.external_id, False, code="OUTSIDE_FILES", error=str(exc))
+        if path is None:
+            return WriteResult(p.external_id, False, code="NO_FILE", error="no file path")
         name = str(p.attachment.name) if p.attachment.name not in (None, "") else path.name
         attempt = 0
         while True:

@@ -19,8 +19,8 @@ from types import ModuleType
 from typing import Any
 
 from runtime.executor.extract import stage_all
+from runtime.executor.load import AttachmentOutsideRoot, attachment_file
 from runtime.executor.stage import Stage
-from runtime.functions.values import is_blank
 from runtime.plan import Attachment, Plan, Ref
 from runtime.schema.model import FieldType, SystemSchema
 
@@ -197,11 +197,13 @@ def _generic(detail: str | None) -> str:
 
 def _check_attachment(report: ProfileReport, step: str, key: str, a: Attachment,
                       limit: int | None, files_root: Path | None, max_listed: int) -> None:
-    if is_blank(a.path):  # no file for this record (missing, null or empty path)
+    try:
+        p = attachment_file(a, files_root)
+    except AttachmentOutsideRoot:  # the loader quarantines it: not a file of the export
+        report.missing_files += 1
         return
-    p = Path(str(a.path))
-    if not p.is_absolute() and files_root is not None:
-        p = files_root / p
+    if p is None:  # no file for this record
+        return
     if not p.is_file():
         report.missing_files += 1
         return
