@@ -71,7 +71,14 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.dialects._http import OwnedHTTP, chunks, header_float, local_file, send
+from runtime.dialects._http import (
+    APIError,
+    OwnedHTTP,
+    chunks,
+    header_float,
+    local_file,
+    send,
+)
 from runtime.dialects.pipedrive.auth import PipedriveAuthError, PipedriveCredentials
 from runtime.dialects.pipedrive.capabilities import RATE_LIMIT
 from runtime.dialects.pipedrive.sentlog import Sent, SentLog
@@ -186,13 +193,12 @@ class BurstWindow:
         return max(0, self.limit - len(self._times))
 
 
-class PipedriveAPIError(FatalError):
-    """A whole request Pipedrive refused (permission, account, lockout): retrying won't help."""
+class PipedriveAPIError(APIError):
+    """A whole request Pipedrive refused (permission, account, lockout): retrying won't help.
+    The shared :class:`APIError`, as every dialect's is; Pipedrive's error text carries no code."""
 
     def __init__(self, endpoint: str, status: int, message: str) -> None:
-        super().__init__(f"{endpoint}: HTTP {status} {message}".strip())
-        self.endpoint = endpoint
-        self.status = status
+        super().__init__(endpoint, status, None, message)
 
 
 class PipedriveProtocolError(FatalError):
