@@ -188,6 +188,7 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
     line = vm.span.line
     literal_only = all(e.value.kind in _LITERALS for e in vm.entries)
     has_null_key = any(k.kind == "null" for e in vm.entries for k in e.keys)
+    has_missing_key = any(k.kind == "missing" for e in vm.entries for k in e.keys)
     dict_name = fname.upper()
     if literal_only:
         w.writeline(f"# value map {vm.name.value!r}", line)
@@ -212,10 +213,16 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
     w.writeline(f"def {fname}(value, P):", line, f"valuemap {vm.name.value}")
     w.indent()
     w.writeline(f'"""value map {_pycomment(vm.name.value)} (line {line})"""')
-    # missing always passes through (an assignment of missing writes nothing); null does
-    # unless the map lists `null` as a key. Literal maps look the value up first (the common case:
-    # MISSING is never a key, None only when listed), then pass missing/null through.
-    passthrough = f"if value is {consts.rt('MISSING')}" + ("" if has_null_key else " or value is None")
+    # missing passes through (an assignment of missing writes nothing) and so does null, unless
+    # the map lists them as keys. They are tested before the lookup: the transforms call this
+    # function for the values that are not text, null the commonest, and a failed lookup raises.
+    passes = [f"value is {consts.rt('MISSING')}"] if not has_missing_key else []
+    passes += [] if has_null_key else ["value is None"]
+    if passes:
+        w.writeline(f"if {' or '.join(passes)}:")
+        w.indent()
+        w.writeline("return value")
+        w.outdent()
     if literal_only:
         w.writeline("try:")
         w.indent()
@@ -225,10 +232,6 @@ def _emit_valuemap(w: CodeWriter, ec: ExprCompiler, consts: ModuleConsts, vm: ir
         w.indent()
         w.writeline("pass")
         w.outdent()
-    w.writeline(passthrough + ":")
-    w.indent()
-    w.writeline("return value")
-    w.outdent()
     if not literal_only:
         for e in vm.entries:
             cond = " or ".join(f"value == {ec.compile(k, scope)}" for k in e.keys)

@@ -170,3 +170,27 @@ def test_inline_forms_are_in_the_generated_text():
     assert "date_reader('%d/%m/%Y')" in text and "datetime_reader(" in text
     assert ".__class__ is list" in text
     assert "op_eq(" not in text
+
+
+def test_missing_and_null_pass_through_value_maps_unless_listed():
+    """The value-map function tests missing/null before its lookup (the transforms call it for
+    values that are not text, null the commonest); a map that lists them as keys maps them."""
+    result = compile_text("""\
+migration "m"
+source clinic
+target zoho
+valuemap keyed { missing -> "Absent"  null -> "Null"  "S" -> "Single"  _ -> "Other" }
+valuemap plain { "S" -> "Single"  _ -> "Other" }
+map patients -> Contacts {
+  key id
+  Keyed = v | keyed
+  Plain = v | plain
+}
+""", "vm_pass.fmap")
+    assert result.ok, [d.message for d in result.diagnostics]
+    one = load_module(result.python, "vm_pass.fmap.py", "gen_vm_pass")
+    step = one.PLAN.step("Contacts")
+    got = [step.transform(_rec(v), (), one.PARAMS) for v in (MISSING, None, "S", "x", 3)]
+    assert got == [{"Keyed": "Absent"}, {"Keyed": "Null", "Plain": None},
+                   {"Keyed": "Single", "Plain": "Single"}, {"Keyed": "Other", "Plain": "Other"},
+                   {"Keyed": "Other", "Plain": "Other"}]

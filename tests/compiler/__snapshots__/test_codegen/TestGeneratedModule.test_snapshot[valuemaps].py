@@ -31,12 +31,12 @@ VM_1 = {
 
 def vm_1(value, P):
     """value map appointment_status (line 25)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_1[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('appointment_status', value, True)
 
 
@@ -49,12 +49,12 @@ VM_2 = {
 
 def vm_2(value, P):
     """value map claim_status (line 19)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_2[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('claim_status', value, False)
 
 
@@ -68,12 +68,12 @@ VM_3 = {
 
 def vm_3(value, P):
     """value map gender (line 8)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_3[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Unknown'
 
 
@@ -87,12 +87,12 @@ VM_4 = {
 
 def vm_4(value, P):
     """value map marital (line 31)"""
+    if value is MISSING:
+        return value
     try:
         return VM_4[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING:
-        return value
     return P['unknown_label']
 
 
@@ -104,12 +104,12 @@ VM_5 = {
 
 def vm_5(value, P):
     """value map title_case (line 14)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_5[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return value
 
 

@@ -67,12 +67,12 @@ VM_1 = {
 
 def vm_1(value, P):
     """value map appointment_status (line 35)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_1[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('appointment_status', value, True)
 
 
@@ -87,12 +87,12 @@ VM_2 = {
 
 def vm_2(value, P):
     """value map gender (line 13)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_2[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Unknown'
 
 
@@ -113,12 +113,12 @@ VM_3 = {
 
 def vm_3(value, P):
     """value map referral_source (line 21)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_3[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Other'
 
 

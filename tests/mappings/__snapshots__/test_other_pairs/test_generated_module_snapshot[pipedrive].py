@@ -74,12 +74,12 @@ VM_1 = {
 
 def vm_1(value, P):
     """value map appointment_status (line 28)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_1[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('appointment_status', value, True)
 
 
@@ -95,12 +95,12 @@ VM_2 = {
 
 def vm_2(value, P):
     """value map deal_status (line 40)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_2[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'open'
 
 
@@ -121,12 +121,12 @@ VM_3 = {
 
 def vm_3(value, P):
     """value map referral_source (line 14)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_3[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Other'
 
 

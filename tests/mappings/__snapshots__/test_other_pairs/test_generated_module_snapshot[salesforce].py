@@ -64,12 +64,12 @@ VM_1 = {
 
 def vm_1(value, P):
     """value map appointment_status (line 38)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_1[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('appointment_status', value, True)
 
 
@@ -90,12 +90,12 @@ VM_2 = {
 
 def vm_2(value, P):
     """value map lead_source (line 24)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_2[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Other'
 
 
@@ -114,12 +114,12 @@ VM_3 = {
 
 def vm_3(value, P):
     """value map salutation (line 11)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_3[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return None
 
 

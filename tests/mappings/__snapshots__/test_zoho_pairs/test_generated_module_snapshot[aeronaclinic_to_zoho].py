@@ -68,12 +68,12 @@ VM_1 = {
 
 def vm_1(value, P):
     """value map account_type (line 42)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_1[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Other'
 
 
@@ -91,12 +91,12 @@ VM_2 = {
 
 def vm_2(value, P):
     """value map appointment_status (line 52)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_2[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('appointment_status', value, True)
 
 
@@ -112,12 +112,12 @@ VM_3 = {
 
 def vm_3(value, P):
     """value map country (line 99)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_3[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return value
 
 
@@ -132,12 +132,12 @@ VM_4 = {
 
 def vm_4(value, P):
     """value map gender (line 116)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_4[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Unknown'
 
 
@@ -153,12 +153,12 @@ VM_5 = {
 
 def vm_5(value, P):
     """value map invoice_status (line 89)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_5[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('invoice_status', value, True)
 
 
@@ -173,12 +173,12 @@ VM_6 = {
 
 def vm_6(value, P):
     """value map item_status (line 81)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_6[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return value
 
 
@@ -199,12 +199,12 @@ VM_7 = {
 
 def vm_7(value, P):
     """value map lead_source (line 27)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_7[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return None
 
 
@@ -220,12 +220,12 @@ VM_8 = {
 
 def vm_8(value, P):
     """value map patient_status (line 107)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_8[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('patient_status', value, False)
 
 
@@ -238,12 +238,12 @@ VM_9 = {
 
 def vm_9(value, P):
     """value map plan_rank (line 7)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_9[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Unknown'
 
 
@@ -259,12 +259,12 @@ VM_10 = {
 
 def vm_10(value, P):
     """value map plan_status (line 72)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_10[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('plan_status', value, True)
 
 
@@ -280,12 +280,12 @@ VM_11 = {
 
 def vm_11(value, P):
     """value map recall_status (line 63)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_11[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('recall_status', value, True)
 
 
@@ -304,12 +304,12 @@ VM_12 = {
 
 def vm_12(value, P):
     """value map salutation (line 16)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_12[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return None
 
 

@@ -66,12 +66,12 @@ VM_1 = {
 
 def vm_1(value, P):
     """value map claim_status (line 70)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_1[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('claim_status', value, True)
 
 
@@ -85,12 +85,12 @@ VM_2 = {
 
 def vm_2(value, P):
     """value map enrollment_status (line 77)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_2[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return value
 
 
@@ -105,12 +105,12 @@ VM_3 = {
 
 def vm_3(value, P):
     """value map gender (line 52)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_3[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Unknown'
 
 
@@ -129,12 +129,12 @@ VM_4 = {
 
 def vm_4(value, P):
     """value map lead_source (line 40)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_4[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return None
 
 
@@ -147,12 +147,12 @@ VM_5 = {
 
 def vm_5(value, P):
     """value map plan_rank (line 7)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_5[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Unknown'
 
 
@@ -179,12 +179,12 @@ VM_6 = {
 
 def vm_6(value, P):
     """value map provider_email (line 17)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_6[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return None
 
 
@@ -199,12 +199,12 @@ VM_7 = {
 
 def vm_7(value, P):
     """value map relationship (line 84)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_7[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     return 'Other'
 
 
@@ -219,12 +219,12 @@ VM_8 = {
 
 def vm_8(value, P):
     """value map visit_status (line 62)"""
+    if value is MISSING or value is None:
+        return value
     try:
         return VM_8[value]
     except (KeyError, TypeError):
         pass
-    if value is MISSING or value is None:
-        return value
     raise UnmappedValue('visit_status', value, True)
 
 
