@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
 
+from runtime.executor.collector import BATCH, BatchCollector
 from runtime.executor.stage import Stage
 from runtime.functions.errors import ConversionError
 from runtime.plan import Owner, Plan, QuarantineRecord, Ref, Step, UnmappedValue, locate
@@ -117,43 +118,46 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
     for st in plan.steps:
         by_source[st.source].append(st)
     available = set(source.objects())
-    for obj in sorted(by_source):
-        steps = by_source[obj]
-        if obj not in available:
-            continue
-        groups: dict[str, list[Step]] = defaultdict(list)
-        for st in steps:
-            if st.kind == "map" and st.route_group is not None:
-                groups[st.route_group].append(st)
-        n = 0
-        wm = (watermarks or {}).get(obj)
-        parse = source_instant_parser(source, obj)
-        wm_at = parse(wm.modified_at) if wm is not None else None
-        unreadable = 0
-        for srec in source.records(obj):
-            ts = srec.modified_at
-            instant = parse(ts) if ts is not None else None
-            if ts is not None and instant is None:
-                unreadable += 1  # always read, never moves the watermark (reported)
-            if wm is not None and not wm.admits_instant(instant, srec.key, wm_at):
+    # automatic collection paused, explicit collections between batches (collector.py)
+    with BatchCollector() as collector:
+        for obj in sorted(by_source):
+            steps = by_source[obj]
+            if obj not in available:
                 continue
-            if include is not None and not include(obj, srec):
-                continue
-            n += 1
-            stage.add_root(obj, srec.key, ts, instant)
-            _stage_record(module, srec, steps, groups, stage, P, extracted, required)
-            if n % 1000 == 0:
-                if n % 10_000 == 0:
-                    # a stage that did not finish is redone from scratch, so committing as it
-                    # goes is safe; one transaction for the whole source kept the WAL from being
-                    # checkpointed and grew it (and its index) to the size of the stage
-                    stage.commit()
-                if progress is not None:
-                    progress(obj, n)
-        if progress is not None:
-            progress(obj, n)
-        if unreadable:
-            stage.note_unreadable_modified(obj, unreadable)
+            groups: dict[str, list[Step]] = defaultdict(list)
+            for st in steps:
+                if st.kind == "map" and st.route_group is not None:
+                    groups[st.route_group].append(st)
+            n = 0
+            wm = (watermarks or {}).get(obj)
+            parse = source_instant_parser(source, obj)
+            wm_at = parse(wm.modified_at) if wm is not None else None
+            unreadable = 0
+            for srec in source.records(obj):
+                ts = srec.modified_at
+                instant = parse(ts) if ts is not None else None
+                if ts is not None and instant is None:
+                    unreadable += 1  # always read, never moves the watermark (reported)
+                if wm is not None and not wm.admits_instant(instant, srec.key, wm_at):
+                    continue
+                if include is not None and not include(obj, srec):
+                    continue
+                n += 1
+                stage.add_root(obj, srec.key, ts, instant)
+                _stage_record(module, srec, steps, groups, stage, P, extracted, required)
+                if n % BATCH == 0:
+                    collector.batch_done()
+                    if n % 10_000 == 0:
+                        # a stage that did not finish is redone from scratch, so committing as it
+                        # goes is safe; one transaction for the whole source kept the WAL from being
+                        # checkpointed and grew it (and its index) to the size of the stage
+                        stage.commit()
+                    if progress is not None:
+                        progress(obj, n)
+            if progress is not None:
+                progress(obj, n)
+            if unreadable:
+                stage.note_unreadable_modified(obj, unreadable)
     for st in plan.steps:
         if st.kind == "merge":
             extracted[st.name] = _stage_merge(module, st, stage, P)
