@@ -13,9 +13,11 @@ A dialect is one folder under ``runtime/dialects/`` (``zoho``, ``salesforce``, `
 
 A folder holds everything vendor-specific (envelopes, error shapes, limits, quirks). Plumbing that
 is the same for every CRM lives beside it, named for what it holds: ``_asgi.py`` (the emulators'
-ASGI request/response handling and the in-process transport), ``_http.py`` (the connectors'
-target hosts, transport errors, JSON bodies, lifecycle), ``_oauth.py`` (the refresh-token flow's
-shared half), ``_faults.py`` (fault plans from option text) and ``_loader.py`` (metadata loading).
+ASGI request/response handling and the in-process transport), ``_bodies.py`` (the emulators'
+JSON answers, JSON-object bodies and multipart uploads), ``_options.py`` (sandbox options, read
+alike from text and code), ``_http.py`` (the connectors' target hosts, transport errors, JSON
+bodies, lifecycle), ``_oauth.py`` (the refresh-token flow's shared half), ``_faults.py`` (fault
+plans from option text) and ``_loader.py`` (metadata loading).
 
 Capabilities are plain attributes so the compiler and the planner can read them (an API-call
 estimate is ``records / batch_size`` calls priced by ``rate_limit``), and a CRM that cannot do a

@@ -40,7 +40,6 @@ reopened sandbox keeps its customisation.
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 import tempfile
@@ -49,8 +48,7 @@ import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.parser import BytesParser
-from email.policy import HTTP
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +69,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects._bodies import BadBody, json_object, json_response, multipart_form
 from runtime.dialects.freshsales.capabilities import CUSTOM_NAME_MAX_LENGTH
 from runtime.dialects.freshsales.client import (
     ATTACHMENT_LIMIT_BYTES,
@@ -119,9 +118,7 @@ class _HTTPError(Exception):
         self.headers = headers or {}
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    h = {"content-type": "application/json; charset=utf-8", **(headers or {})}
-    return status, h, json.dumps(body, separators=(",", ":")).encode()
+_json = partial(json_response, content_type="application/json; charset=utf-8")
 
 
 def _iso(ts: str | None) -> str | None:
@@ -402,12 +399,10 @@ class FreshsalesSandbox(ASGIEmulator):
     @staticmethod
     def _body(body: bytes) -> dict[str, Any]:
         try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise _HTTPError(400, ["Request body is not valid JSON"]) from None
-        if not isinstance(data, dict):
-            raise _HTTPError(400, ["Request body must be a JSON object"])
-        return data
+            return json_object(body)
+        except BadBody as e:
+            raise _HTTPError(400, ["Request body is not valid JSON" if e.not_json
+                                   else "Request body must be a JSON object"]) from None
 
     # ------------------------------------------------------------------ records in
     def _to_store(self, obj: str, rec: Any) -> tuple[dict[str, Any], str | None]:
@@ -808,23 +803,15 @@ class FreshsalesSandbox(ASGIEmulator):
             raise _HTTPError(400, ["File can't be blank"])
         if len(body) > ATTACHMENT_LIMIT_BYTES + 64 * 1024:
             raise _HTTPError(400, ["File size should be less than 150 MB"])
-        msg = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {ctype}\r\n\r\n".encode("latin-1") + body)
-        form: dict[str, str] = {}
-        file_part = None
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if name == "file":
-                file_part = part
-            elif name:
-                form[str(name)] = (part.get_payload(decode=True) or b"").decode("utf-8")
-        if file_part is None:
+        upload = multipart_form(ctype, body)
+        form = upload.texts() if upload is not None else {}
+        if upload is None or not upload.has_file:
             raise _HTTPError(400, ["File can't be blank"])
         ttype, tid = form.get("targetable_type", ""), form.get("targetable_id", "")
         if ttype not in DOCUMENT_TARGETS or ttype not in self._objects:
             raise _HTTPError(400, ["The type for targetable is invalid."])
-        name = form.get("file_name") or file_part.get_filename() or "file"
-        content = file_part.get_payload(decode=True) or b""
+        name = form.get("file_name") or upload.filename or "file"
+        content = upload.content or b""
         self._upload_seq += 1
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "upload.bin"

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import secrets
 import tempfile
@@ -45,8 +44,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.parser import BytesParser
-from email.policy import HTTP
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +65,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects._bodies import BadBody, json_object, json_response, multipart_form
 from runtime.dialects.pipedrive.client import (
     BURST_WINDOW_S,
     ENTITIES,
@@ -117,9 +116,7 @@ class _Err(Exception):
                      "data": None, "additional_data": None, **extra}
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    return status, {"content-type": "application/json", **(headers or {})}, \
-        json.dumps(body, separators=(",", ":")).encode()
+_json = partial(json_response, content_type="application/json")
 
 
 def _rfc3339(ts: str | None) -> str | None:
@@ -441,12 +438,10 @@ class PipedriveSandbox(ASGIEmulator):
     @staticmethod
     def _body(body: bytes) -> dict[str, Any]:
         try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise _Err(400, "Request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise _Err(400, "Request body must be a JSON object")
-        return data
+            return json_object(body)
+        except BadBody as e:
+            raise _Err(400, "Request body is not valid JSON" if e.not_json
+                       else "Request body must be a JSON object") from None
 
     def _custom_fields(self, obj: str) -> dict[str, FieldSchema]:
         return {f.vendor["key"]: f for f in self._objects[obj].fields
@@ -791,17 +786,9 @@ class PipedriveSandbox(ASGIEmulator):
         ctype = headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
             raise _Err(415, "Content-Type must be multipart/form-data")
-        msg = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {ctype}\r\n\r\n".encode("latin-1") + body)
-        form: dict[str, Any] = {}
-        file_part = None
-        for part in msg.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if name == "file":
-                file_part = part
-            elif name:
-                form[name] = (part.get_payload(decode=True) or b"").decode()
-        if file_part is None:
+        upload = multipart_form(ctype, body)
+        form = upload.texts() if upload is not None else {}
+        if upload is None or not upload.has_file:
             raise _Err(400, "File must be given.")
         links = [(k, v) for k, v in form.items() if k in _FILE_LINKS and v]
         if not links:
@@ -809,8 +796,8 @@ class PipedriveSandbox(ASGIEmulator):
                        "activity_id, lead_id or project_id)")
         link, rid = links[0]
         obj = _FILE_LINKS[link]
-        name = file_part.get_filename() or "file"
-        content = file_part.get_payload(decode=True) or b""
+        name = upload.filename or "file"
+        content = upload.content or b""
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "upload.bin"
             p.write_bytes(content)

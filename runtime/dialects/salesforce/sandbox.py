@@ -75,6 +75,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects._bodies import json_response, multipart_form
 from runtime.dialects.salesforce.client import DEFAULT_EXTERNAL_ID_FIELD  # the org setup's
 from runtime.dialects.salesforce.sandbox_bulk import BulkJobs
 from runtime.schema.model import FieldSchema, FieldType, ObjectSchema, SystemSchema
@@ -148,18 +149,8 @@ def _store_ts(iso: str) -> str:
 
 def _multipart_file(content_type: str, body: bytes) -> bytes | None:
     """The ``file`` part of a multipart/form-data body, or None."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
-    if not content_type.lower().startswith("multipart/form-data"):
-        return None
-    msg = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body)
-    for part in msg.iter_parts() if msg.is_multipart() else []:
-        if part.get_param("name", header="content-disposition") == "file":
-            payload = part.get_payload(decode=True)
-            return payload if isinstance(payload, bytes) else None
-    return None
+    form = multipart_form(content_type, body)
+    return form.content if form is not None else None
 
 
 def _request_error(e: dict[str, Any]) -> list[dict[str, Any]]:
@@ -178,8 +169,7 @@ class _HTTPError(Exception):
 
 
 def _json(status: int, body: Any) -> Response:
-    return status, {"content-type": "application/json;charset=UTF-8"}, \
-        json.dumps(body, separators=(",", ":")).encode()
+    return json_response(status, body, content_type="application/json;charset=UTF-8")
 
 
 class SalesforceSandbox(ASGIEmulator):

@@ -42,8 +42,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from email.parser import BytesParser
-from email.policy import HTTP
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,7 @@ from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re
     Response,
     SyncASGITransport,
 )
+from runtime.dialects._bodies import BadBody, json_object, json_response, multipart_form
 from runtime.dialects.zoho.capabilities import ATTACHMENT_LIMIT_BYTES as ATTACHMENT_LIMIT
 from runtime.dialects.zoho.capabilities import BATCH_SIZE as MAX_BATCH
 from runtime.dialects.zoho.capabilities import CUSTOM_NAME_MAX_LENGTH
@@ -91,9 +91,7 @@ class _HTTPError(Exception):
         self.headers = headers or {}
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    h = {"content-type": "application/json;charset=UTF-8", **(headers or {})}
-    return status, h, json.dumps(body, separators=(",", ":")).encode()
+_json = partial(json_response, content_type="application/json;charset=UTF-8")
 
 
 def _iso(ts: str | None) -> str | None:
@@ -374,12 +372,9 @@ class ZohoSandbox(ASGIEmulator):
     @staticmethod
     def _body(body: bytes) -> dict[str, Any]:
         try:
-            data = json.loads(body or b"{}")
-        except ValueError:
-            raise _HTTPError(400, "INVALID_DATA", "body", {"reason": "the body is not JSON"}) from None
-        if not isinstance(data, dict):
-            raise _HTTPError(400, "INVALID_DATA", "body", {"reason": "the body is not an object"})
-        return data
+            return json_object(body)
+        except BadBody as e:
+            raise _HTTPError(400, "INVALID_DATA", "body", {"reason": str(e)}) from None
 
     def _module(self, module: str) -> ObjectSchema:
         o = self._objects.get(module)
@@ -748,17 +743,14 @@ class ZohoSandbox(ASGIEmulator):
         if len(body) > ATTACHMENT_LIMIT + 64 * 1024:
             raise _HTTPError(400, "FILE_SIZE_MORE_THAN_ALLOWED_SIZE", "invalid data",
                              {"allowed_size": ATTACHMENT_LIMIT})
-        msg = BytesParser(policy=HTTP).parsebytes(
-            f"Content-Type: {ctype}\r\n\r\n".encode("latin-1") + body)
-        part = next((p for p in msg.iter_parts()
-                     if p.get_param("name", header="content-disposition") == "file"), None)
-        if part is None:
+        form = multipart_form(ctype, body)
+        if form is None or not form.has_file:
             raise _HTTPError(400, "REQUIRED_PARAM_MISSING", "mandatory param missing",
                              {"param": "file"})
-        name = part.get_filename() or "file"
+        name = form.filename or "file"
         if name.lower().endswith(".exe"):
             raise _HTTPError(400, "INVALID_DATA", "invalid data", {"param_name": "file"})
-        content = part.get_payload(decode=True) or b""
+        content = form.content or b""
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / "upload.bin"
             p.write_bytes(content)
