@@ -27,9 +27,11 @@ from runtime.executor.load import Loader, LoadOptions, LoadStats, RunStopped
 from runtime.executor.stage import Stage
 from runtime.functions.dates import set_run_date
 from runtime.plan import Plan
+from runtime.schema.model import FieldType, SystemSchema
 from runtime.state import COUNT_KEYS, StateStore
 
-__all__ = ["RunOptions", "RunResult", "run_migration", "load_compiled", "InvariantError"]
+__all__ = ["RunOptions", "RunResult", "run_migration", "load_compiled", "InvariantError",
+           "required_fields"]
 
 
 _log = logging.getLogger("fmap.run")
@@ -131,7 +133,7 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
             stage.reset()
             extracted = stage_all(module, plan, source, stage, P, opts.on_stage_progress,
                                   watermarks=watermarks, include=opts.include,
-                                  required=_required_fields(plan, dest))
+                                  required=required_fields(plan, _schema_of(dest)))
             stage.conn.execute("INSERT OR REPLACE INTO meta VALUES ('extracted', ?)",
                                (json.dumps(extracted, sort_keys=True),))
             stage.mark_complete(fp)
@@ -179,13 +181,14 @@ def _freeze_long_lived() -> bool:
     return True
 
 
-def _required_fields(plan: Plan, dest: Destination) -> dict[str, tuple[str, ...]]:
-    """Per map: the writable required fields of its target (deferred lookups excepted), from the
-    destination's schema (none when it has no schema to give)."""
-    try:
-        schema = dest.schema()
-    except Exception:  # a destination without a schema: the destination validates
-        return {}
+def required_fields(plan: Plan, schema: SystemSchema | None) -> dict[str, tuple[str, ...]]:
+    """Per object map: the target fields its records must fill, from the target's schema (none
+    without one). What a run checks while staging (an assigned empty value quarantines the record
+    before it can fail at the destination) and what `fmap profile` reports as missing, so the two
+    name the same fields. Not counted: read-only fields (the CRM fills them), owner fields (the
+    owner policy or the CRM's calling user does), deferred lookups (empty on the first write by
+    design: filled once every map has loaded), and merges (they update records another map
+    created, whose requirements are that map's)."""
     if schema is None:
         return {}
     out: dict[str, tuple[str, ...]] = {}
@@ -194,10 +197,17 @@ def _required_fields(plan: Plan, dest: Destination) -> dict[str, tuple[str, ...]
         if obj is None:
             continue
         need = tuple(f.api_name for f in obj.fields if f.required and not f.read_only
-                     and f.api_name not in st.deferred_fields)
+                     and f.type is not FieldType.owner and f.api_name not in st.deferred_fields)
         if need:
             out[st.name] = need
     return out
+
+
+def _schema_of(dest: Destination) -> SystemSchema | None:
+    try:
+        return dest.schema()
+    except Exception:  # a destination without a schema: the destination validates
+        return None
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from runtime.executor.extract import stage_all
 from runtime.executor.load import AttachmentOutsideRoot, attachment_file
+from runtime.executor.run import required_fields
 from runtime.executor.stage import Stage
 from runtime.plan import Attachment, Plan, Ref
 from runtime.schema.model import FieldType, SystemSchema
@@ -110,14 +111,12 @@ def _analyse(report: ProfileReport, plan: Plan, stage: Stage, extracted: dict[st
     missing: Counter = Counter()
     ready_keys: dict[str, set[str]] = defaultdict(set)
     refs: list[tuple[str, str, tuple[str, ...], str]] = []
+    need = required_fields(plan, schema)
     for st in plan.steps:
         counts = Counter()
         target_obj = schema.object(st.target if st.kind == "map" else plan.step(st.target).target) \
             if schema else None
-        # a merge updates records another map created: their required fields are that map's
-        required = [f.api_name for f in (target_obj.fields if target_obj else [])
-                    if f.required and not f.read_only and f.type is not FieldType.owner
-                    ] if st.kind == "map" else []
+        required = need.get(st.name, ())
         email_f, first_f, last_f, dob_f = _name_fields(target_obj)
         by_email: dict[str, list[str]] = defaultdict(list)
         by_person: dict[tuple, list[str]] = defaultdict(list)
