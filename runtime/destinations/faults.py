@@ -11,7 +11,7 @@ Call-level faults and what the destination does with them:
 ============== ============================================ ===================================
 fault          raised                                       store
 ============== ============================================ ===================================
-throttle       ``TransientError("429", retry_after=...,     nothing written
+throttle       ``InjectedThrottle("429", retry_after=...,   nothing written
                maybe_committed=False)``
 batch failure  ``TransientError("injected 503",             nothing written
                maybe_committed=False)``
@@ -39,10 +39,16 @@ from dataclasses import dataclass, field
 
 from runtime.destinations.base import FatalError, TransientError
 
-__all__ = ["FaultPlan", "CallFault", "FAULT_KINDS", "INJECTED"]
+__all__ = ["FaultPlan", "CallFault", "FAULT_KINDS", "INJECTED", "InjectedThrottle"]
 
 INJECTED = "INJECTED"
 FAULT_KINDS = ("ok", "throttle", "batch_failure", "timeout", "lost_response", "fatal")
+
+
+class InjectedThrottle(TransientError):
+    """An injected throttle: the dialect emulators answer it with their vendor's rate-limit
+    response (429, Salesforce's 403 REQUEST_LIMIT_EXCEEDED...), the other transient faults with
+    a server error. A class, not the message text, is what tells them apart."""
 
 
 @dataclass
@@ -60,8 +66,8 @@ class CallFault:
         if self.kind == "fatal":
             raise FatalError(f"injected fatal error: call quota exhausted (call {self.call_no})")
         if self.kind == "throttle":
-            raise TransientError("429 Too Many Requests (injected)", retry_after=self.retry_after,
-                                 maybe_committed=False)
+            raise InjectedThrottle("429 Too Many Requests (injected)",
+                                   retry_after=self.retry_after, maybe_committed=False)
         if self.kind == "batch_failure":
             raise TransientError("injected 503 Service Unavailable", maybe_committed=False)
         if self.kind == "timeout":

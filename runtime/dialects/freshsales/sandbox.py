@@ -61,7 +61,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.destinations.faults import FaultPlan
+from runtime.destinations.faults import FaultPlan, InjectedThrottle
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
 from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
     ASGIEmulator,
@@ -326,7 +326,7 @@ class FreshsalesSandbox(ASGIEmulator):
         except TransientError as e:  # the store's injected faults
             if e.maybe_committed:
                 raise DroppedConnection(str(e)) from None
-            if "429" in str(e):
+            if isinstance(e, InjectedThrottle):
                 return self._too_many(e.retry_after)
             return _json(503, {"errors": {"code": 503, "message": [
                 "Service temporarily unavailable"]}})

@@ -57,7 +57,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.destinations.faults import FaultPlan
+from runtime.destinations.faults import FaultPlan, InjectedThrottle
 from runtime.destinations.sandbox_store import SandboxStore, real_clock
 from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
     ASGIEmulator,
@@ -377,7 +377,7 @@ class PipedriveSandbox(ASGIEmulator):
             except TransientError as e:  # the store's injected faults
                 if e.maybe_committed:
                     raise DroppedConnection(str(e)) from None
-                if "429" in str(e):
+                if isinstance(e, InjectedThrottle):
                     self.throttled += 1
                     h = self._limit_headers(token)
                     # the plan's throttle_retry_after when it sets one (a fast loopback test)

@@ -67,7 +67,7 @@ from runtime.destinations.base import (
     WriteItem,
     WriteResult,
 )
-from runtime.destinations.faults import FaultPlan
+from runtime.destinations.faults import FaultPlan, InjectedThrottle
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
 from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
     ASGIEmulator,
@@ -299,7 +299,7 @@ class SalesforceSandbox(ASGIEmulator):
         except TransientError as e:  # the store's injected faults
             if e.maybe_committed:
                 raise DroppedConnection(str(e)) from None
-            if "429" in str(e):
+            if isinstance(e, InjectedThrottle):
                 self.limited += 1
                 return _json(403, [{"message": "ConcurrentPerOrgLongTxn Limit exceeded.",
                                     "errorCode": "REQUEST_LIMIT_EXCEEDED"}])

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.destinations.base import FatalError, TransientError, User, WriteItem, WriteResult
-from runtime.destinations.faults import FaultPlan
+from runtime.destinations.faults import FaultPlan, InjectedThrottle
 from runtime.destinations.sandbox_store import EXTERNAL_ID_KEY, SandboxStore
 from runtime.dialects._asgi import (  # DroppedConnection, SyncASGITransport: re-exported
     ASGIEmulator,
@@ -315,7 +315,7 @@ class ZohoSandbox(ASGIEmulator):
         except TransientError as e:  # the store's injected faults
             if e.maybe_committed:
                 raise DroppedConnection(str(e)) from None
-            if "429" in str(e):
+            if isinstance(e, InjectedThrottle):
                 return self._too_many("credits", e.retry_after or 1.0)
             return _json(500, {"code": "INTERNAL_ERROR", "details": {},
                                "message": "Internal server error occurred.", "status": "error"})
