@@ -551,13 +551,28 @@ class Loader:
         confirmed = [p for p in batch if p.external_id in found]
         if not confirmed:
             return
-        outcomes = [self._with_file(st, obj, found[p.external_id], p,
-                                    Outcome(st.name, p.key, "loaded", "created",
-                                            p.rec.source_object)) for p in confirmed]
-        self.state.confirm([OpResult(p.op_id, found[p.external_id], True) for p in confirmed],
-                           outcomes=outcomes)
+        files_failed = self._confirm_written(st, obj, [(p, found[p.external_id], True)
+                                                       for p in confirmed])
         for p in confirmed:
             pending.pop(p.external_id, None)
+        if files_failed:
+            self._check_budget()
+
+    def _confirm_written(self, st: Step, obj: str,
+                         written: list[tuple[_Pending, str | None, bool]]) -> int:
+        """Confirm records the destination holds, as (pending, destination id, created), whether
+        it answered for them or they were found after a lost response: each gets its outcome
+        after its file's upload, and the stats the error budget reads count them the same way on
+        both paths. Returns how many ended failed (their file was rejected)."""
+        outcomes = [self._with_file(st, obj, dest_id, p, Outcome(
+            st.name, p.key, "loaded", "created" if created else "updated", p.rec.source_object))
+            for p, dest_id, created in written]
+        self.state.confirm([OpResult(p.op_id, dest_id, created) for p, dest_id, created in written],
+                           outcomes=outcomes)
+        files_failed = sum(1 for o in outcomes if o.outcome == "failed")
+        self.stats.written += len(written)
+        self.stats.failed += files_failed
+        return files_failed
 
     def _write(self, obj: str, op: str, batch: list[_Pending]) -> list[WriteResult]:
         # updates keep the record's external id: a merge or deferred update writes to a record
@@ -576,20 +591,14 @@ class Loader:
     def _apply_results(self, st: Step, obj: str, op: str, batch: list[_Pending],
                        results: list[WriteResult], attempt: int) -> list[_Pending]:
         by_key = {r.key: r for r in results}
-        confirms, c_outs, fails, f_outs, retry, unknown = [], [], [], [], [], []
+        written, fails, f_outs, retry, unknown = [], [], [], [], []
         for p in batch:
             r = by_key.get(p.external_id)
             if r is None:
                 unknown.append(p)
             elif r.ok:
                 created = op == "create" or (op == "upsert" and r.created is not False)
-                confirms.append(OpResult(p.op_id, r.dest_id, created))
-                out = self._with_file(st, obj, r.dest_id, p, Outcome(
-                    st.name, p.key, "loaded", "created" if created else "updated",
-                    p.rec.source_object))
-                if out.outcome == "failed":
-                    self.stats.failed += 1
-                c_outs.append(out)
+                written.append((p, r.dest_id, created))
             elif r.retryable and attempt < self.max_retries:
                 retry.append(p)
             else:
@@ -598,16 +607,15 @@ class Loader:
                     err += f" ({r.field})"
                 fails.append((p.op_id, err))
                 f_outs.append(Outcome(st.name, p.key, "failed", err, p.rec.source_object))
-        if confirms:
-            self.state.confirm(confirms, outcomes=c_outs)
-            self.stats.written += len(confirms)
+        files_failed = self._confirm_written(st, obj, written) if written else 0
         if fails:
             self.state.fail(fails, outcomes=f_outs)
             self.stats.failed += len(fails)
-            self._check_budget()
         if unknown:  # the destination did not answer for these keys: treat as unknown outcome
             self.state.mark_unknown([p.op_id for p in unknown], "no result for this record")
             retry.extend(unknown)
+        if fails or files_failed:  # after journaling all of the batch
+            self._check_budget()
         return retry
 
     def _with_file(self, st: Step, obj: str, dest_id: str | None, p: _Pending,
