@@ -58,7 +58,7 @@ def _sent_log(options: dict[str, Any], default: Path) -> Path | None:
 
 
 _SANDBOX_KEYS = ("plan", "seats", "daily_budget", "burst", "lockout_after", "faults",
-                 "external_id_field", "clock", "max_429", "sent_log", "mapping")
+                 "external_id_field", "clock", "max_429", "sent_log", "mapping", "scan_limit")
 
 
 def _sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str, Any], **kw: Any):
@@ -86,10 +86,15 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
     lost_response_rate=..`` text); ``clock``: ``virtual`` (the default: a shared fake clock, so
     the burst windows are enforced and the client's pacing advances time instead of sleeping),
     ``real`` (wall-clock waiting, as against the vendor), or a :class:`VirtualClock`;
-    ``max_429`` (the client's stop threshold)."""
+    ``max_429`` (the client's stop threshold); ``scan_limit`` (records a restart may list to
+    find a create whose reply was lost, default 20,000)."""
     from runtime.dialects._asgi import in_process_http
     from runtime.dialects.pipedrive.auth import PipedriveCredentials
-    from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
+    from runtime.dialects.pipedrive.client import (
+        DEFAULT_EXTERNAL_ID_FIELD,
+        SCAN_LIMIT,
+        PipedriveClient,
+    )
 
     clock = options.get("clock", "virtual")
     if clock == "virtual":
@@ -114,6 +119,7 @@ def open_sandbox(schema: SystemSchema, path: Any, users: Any, options: dict[str,
         burst=read.integer("burst"),
         external_id_field=read.text("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         max_429=read.integer("max_429", 4, minimum=1), name="sandbox:pipedrive",
+        scan_limit=read.integer("scan_limit", SCAN_LIMIT, minimum=1),
         owns=(http, transport, sandbox), sent_log=_sent_log(options, Path(path)), **timing)
     client.sandbox = sandbox  # type: ignore[attr-defined]  # tests inspect it
     return client
@@ -126,10 +132,15 @@ def open_client(uri: str, options: dict[str, Any]):
     Options: ``plan``, ``seats`` or ``daily_budget`` (the client stops before overdrawing it),
     ``burst`` (requests per 2 s, when the token's limit differs from the plan's),
     ``sent_log`` (path or ``off``),
-    ``external_id_field``, ``currency`` (of monetary custom fields), ``max_429``."""
+    ``external_id_field``, ``currency`` (of monetary custom fields), ``max_429``, ``scan_limit``
+    (records a restart may list to find a create whose reply was lost)."""
     from runtime.dialects._http import split_target
     from runtime.dialects.pipedrive.auth import PipedriveCredentials, company_base_url
-    from runtime.dialects.pipedrive.client import DEFAULT_EXTERNAL_ID_FIELD, PipedriveClient
+    from runtime.dialects.pipedrive.client import (
+        DEFAULT_EXTERNAL_ID_FIELD,
+        SCAN_LIMIT,
+        PipedriveClient,
+    )
 
     netloc, loopback = split_target(uri)
     base = loopback or company_base_url(netloc)
@@ -141,6 +152,7 @@ def open_client(uri: str, options: dict[str, Any]):
         burst=read.integer("burst", minimum=1),
         external_id_field=options.get("external_id_field", DEFAULT_EXTERNAL_ID_FIELD),
         currency=str(options.get("currency", "USD")), max_429=read.integer("max_429", 4, minimum=1),
+        scan_limit=read.integer("scan_limit", SCAN_LIMIT, minimum=1),
         sent_log=_sent_log(options, Path(".fmap") / f"pipedrive-{netloc or 'api'}.db"))
 
 

@@ -1063,7 +1063,7 @@ class PipedriveClient(OwnedHTTP):
                 f"GET /api/{version}/{seg} was read to the scan limit ({self.scan_limit} records "
                 "each) without finding the record that was sent. It is not assumed absent, so "
                 f"nothing is sent again; check the {obj} records in Pipedrive (or raise the "
-                "client's scan_limit) and resume with --resume")
+                "target's scan_limit option, e.g. ?scan_limit=100000) and resume with --resume")
         return out
 
     def _sent_body(self, obj: str, ext: str, hints: dict[str, dict[str, Any]]
