@@ -163,26 +163,20 @@ class _Rollback:
                  or i.target_object not in ATTACHMENT_OBJECTS]
         restores = [i for i in items if i.action == "restore"]
         deletes = [i for i in items if i.action == "delete"]
-        if files:  # uploaded files first: they hang off the records deleted below
-            self._start_run()
-            try:
-                self._delete_files(files)
-            except TransientError as exc:
-                raise self._stopped(exc) from None
-        if not items:
-            self.result.noop = self.result.resumed_ops == 0
-            self._finish(done_all=True)
-            return self.result
         current = self._read(items)
         todo_r = self._check(restores, current)
         todo_d = self._check(deletes, current)
-        if todo_r or todo_d:
+        # one rollback run for all of it, started only when there is something to do
+        if files or todo_r or todo_d:
             self._start_run()
             try:
+                self._delete_files(files)  # first: the files hang off records deleted below
                 self._restore(todo_r, current)
                 self._delete(todo_d, current, order)
             except TransientError as exc:
                 raise self._stopped(exc) from None
+        if not items:
+            self.result.noop = not files and self.result.resumed_ops == 0
         skipped = [c for c in self.result.conflicts if not c.forced]
         self._finish(done_all=not skipped and not self.result.failed)
         return self.result
