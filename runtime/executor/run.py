@@ -13,7 +13,6 @@ import gc
 import hashlib
 import importlib.util
 import json
-import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,6 @@ from runtime.state import COUNT_KEYS, StateStore
 
 __all__ = ["RunOptions", "RunResult", "run_migration", "load_compiled", "InvariantError",
            "required_fields"]
-
-
-_log = logging.getLogger("fmap.run")
 
 
 class InvariantError(AssertionError):
@@ -61,7 +57,8 @@ class RunResult:
     unmatched_owners: dict[str, int]
     message: str | None = None
     # per source object: records whose modified-at value does not parse with the declared format
-    # (a delta run reads them every time; they never move a watermark)
+    # (a delta run reads them every time; they never move a watermark). Reported by the caller
+    # (`fmap run` prints it with its summary), not logged here: logged too, it showed twice
     unreadable_modified: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -153,9 +150,6 @@ def run_migration(module: ModuleType, source, dest: Destination, state: StateSto
             advance_watermarks(plan, stage, state, run_id,
                                {o: source_instant_parser(source, o) for o in objects})
         unreadable = stage.unreadable_modified()
-        if unreadable:
-            _log.warning("modified-at values that do not parse (delta runs read these records "
-                         "every time): %s", ", ".join(f"{o} {n}" for o, n in unreadable.items()))
         counts = state.finish_run(run_id, status)
         if status == "completed":
             check_invariant(counts)
