@@ -14,7 +14,7 @@ every delta run, and the run reports how many there were).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runtime.executor.stage import Stage
@@ -81,6 +81,15 @@ def _first_unsettled(plan: Plan, state: StateStore, run_id: int, obj: str) -> fl
     return first
 
 
+def _keys_at(state: StateStore, obj: str, instant: float) -> Iterator[str]:
+    """The staged root keys of ``obj`` at ``instant``, streamed (every key of a bulk import that
+    stamped all rows alike); the query starts when the store's write transaction reads the first."""
+    for (k,) in state.conn.execute(
+            "SELECT root_key FROM stg.roots WHERE source_object = ? AND instant = ? "
+            "ORDER BY root_key", (obj, instant)):
+        yield k
+
+
 def advance_watermarks(plan: Plan, stage: Stage, state: StateStore, run_id: int,
                        parsers: dict[str, Any] | None = None) -> dict[str, str]:
     """Advance each source object's watermark to the latest instant before the first unsettled
@@ -106,11 +115,10 @@ def advance_watermarks(plan: Plan, stage: Stage, state: StateStore, run_id: int,
             top = state.conn.execute(q, args).fetchone()[0]
             if top is None:
                 continue  # the earliest instant already holds an unsettled record
-            rows = state.conn.execute(
-                "SELECT root_key, modified_at FROM stg.roots WHERE source_object = ? "
-                "AND instant = ?", (obj, top)).fetchall()
-            ts = min(m for _, m in rows)
-            wm = state.advance_watermark(obj, ts, [k for k, _ in rows], run_id=run_id,
+            ts = state.conn.execute(
+                "SELECT MIN(modified_at) FROM stg.roots WHERE source_object = ? AND instant = ?",
+                (obj, top)).fetchone()[0]
+            wm = state.advance_watermark(obj, ts, _keys_at(state, obj, top), run_id=run_id,
                                          parse=(parsers or {}).get(obj))
             moved[obj] = wm.modified_at
     finally:

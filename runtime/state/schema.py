@@ -8,6 +8,7 @@ leaves the file as it was). Never edit a released migration: add the next one.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
@@ -123,6 +124,35 @@ _V3 = [
 ]
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    """Watermark tie keys move from one JSON list per source object (read whole into memory by
+    every delta run: a bulk import that stamped every row alike put every key in it) to a table of
+    their own, one row a key, looked up by index. Each old list is read once, here."""
+    conn.execute("""CREATE TABLE watermark_keys (
+        source_object TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (source_object, key)
+    ) WITHOUT ROWID""")
+    for obj, tie_keys in conn.execute("SELECT source_object, tie_keys FROM watermarks").fetchall():
+        try:
+            keys = json.loads(tie_keys or "[]")
+        except ValueError:
+            keys = []  # an unreadable list: those records are read again, never skipped wrongly
+        conn.executemany("INSERT OR IGNORE INTO watermark_keys VALUES (?, ?)",
+                         ((obj, str(k)) for k in keys if k is not None))
+    # rebuilt without the column (ALTER TABLE ... DROP COLUMN needs SQLite 3.35)
+    conn.execute("""CREATE TABLE watermarks_v4 (
+        source_object TEXT PRIMARY KEY,
+        modified_at TEXT NOT NULL,
+        run_id INTEGER,
+        updated_at TEXT NOT NULL
+    )""")
+    conn.execute("INSERT INTO watermarks_v4 SELECT source_object, modified_at, run_id, updated_at "
+                 "FROM watermarks")
+    conn.execute("DROP TABLE watermarks")
+    conn.execute("ALTER TABLE watermarks_v4 RENAME TO watermarks")
+
+
 def _run(statements: list[str]) -> Callable[[sqlite3.Connection], None]:
     def apply(conn: sqlite3.Connection) -> None:
         for stmt in statements:
@@ -135,6 +165,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite3.Connection], None]]] = [
     (1, _run(_V1)),
     (2, _run(_V2)),
     (3, _run(_V3)),
+    (4, _v4),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

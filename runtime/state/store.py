@@ -28,6 +28,7 @@ import csv
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -51,6 +52,7 @@ __all__ = [
     "QuarantineItem",
     "IdEntry",
     "Watermark",
+    "TieKeys",
     "RunInfo",
     "canonical_json",
     "chunked",
@@ -203,14 +205,46 @@ class IdEntry:
     created: bool = False
 
 
+class TieKeys(AbstractSet[str]):
+    """The keys recorded at a watermark's instant, left in the state file: a bulk import stamps
+    every row alike, so there can be as many as there are records. Membership is one indexed
+    lookup (a delta run asks only for records exactly at the tie instant); iterating or comparing
+    reads the rows, for inspection and tests, never on a run's path."""
+
+    __slots__ = ("_conn", "_object")
+
+    def __init__(self, conn: sqlite3.Connection, source_object: str) -> None:
+        self._conn, self._object = conn, source_object
+
+    def __contains__(self, key: object) -> bool:
+        return self._conn.execute(
+            "SELECT 1 FROM watermark_keys WHERE source_object = ? AND key = ?",
+            (self._object, key)).fetchone() is not None
+
+    def __iter__(self) -> Iterator[str]:
+        for (k,) in self._conn.execute(
+                "SELECT key FROM watermark_keys WHERE source_object = ? ORDER BY key",
+                (self._object,)):
+            yield k
+
+    def __len__(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM watermark_keys WHERE source_object = ?",
+                                  (self._object,)).fetchone()[0]
+
+    def __repr__(self) -> str:
+        return f"TieKeys({self._object!r}, {len(self)} keys)"
+
+
 @dataclass(frozen=True, slots=True)
 class Watermark:
     """The last confirmed modified-at value of a source object and the keys already processed at
-    exactly that value (records sharing the timestamp that a later delta run must still pick up)."""
+    exactly that value (records sharing the timestamp that a later delta run must still pick up).
+    From the store, ``keys`` is a :class:`TieKeys` that reads the state file's current tie keys:
+    valid until that object's watermark next moves."""
 
     source_object: str
     modified_at: str
-    keys: frozenset[str]
+    keys: AbstractSet[str]
 
     def admits(self, modified_at: str | None, key: str, parse: Any = None) -> bool:
         """Should a delta run process this record? Newer: yes; same instant: only keys not yet
@@ -226,7 +260,7 @@ class Watermark:
     def admits_instant(self, instant: float | None, key: str, at: float | None) -> bool:
         """:meth:`admits` for a record whose modified-at was already read as ``instant``; ``at``:
         this watermark's own instant, read with the same parser (a delta run reads each value
-        once, not again per comparison)."""
+        once, not again per comparison). The tie keys are consulted only at exactly ``at``."""
         if instant is None or at is None:
             return True
         return instant > at or (instant == at and key not in self.keys)
@@ -861,11 +895,11 @@ class StateStore:
     # -- watermarks ------------------------------------------------------------------------------
     def get_watermark(self, source_object: str) -> Watermark | None:
         row = self.conn.execute(
-            "SELECT modified_at, tie_keys FROM watermarks WHERE source_object = ?", (source_object,)
+            "SELECT modified_at FROM watermarks WHERE source_object = ?", (source_object,)
         ).fetchone()
         if row is None:
             return None
-        return Watermark(source_object, row[0], frozenset(json.loads(row[1])))
+        return Watermark(source_object, row[0], TieKeys(self.conn, source_object))
 
     def advance_watermark(
         self,
@@ -877,34 +911,42 @@ class StateStore:
         parse: Any = None,
     ) -> Watermark:
         """Move the watermark forward after records up to ``modified_at`` were confirmed. ``keys``
-        are the confirmed records' keys whose modified-at equals ``modified_at``. A later timestamp
-        replaces the tie keys, the same timestamp adds to them, an earlier one changes nothing
-        (watermarks never move back; ``parse`` reads the timestamps as instants, see
-        :meth:`Watermark.admits`; a stored value that does not parse is replaced). Returns the
-        stored watermark."""
-        keys = set(keys)
+        are the confirmed records' keys whose modified-at equals ``modified_at``, consumed once
+        and streamed into the state file (a generator over a query keeps a bulk import's million
+        ties out of memory). A later timestamp replaces the tie keys, the same timestamp adds to
+        them, an earlier one changes nothing (watermarks never move back; ``parse`` reads the
+        timestamps as instants, see :meth:`Watermark.admits`; a stored value that does not parse
+        is replaced). Returns the stored watermark."""
         with self.transaction():
-            current = self.get_watermark(source_object)
-            if current is not None:
-                c = _ts_cmp(modified_at, current.modified_at, parse)
-                if c is None:
-                    pass  # an unreadable stored value (older fmap compared text): replace it
-                elif c < 0:
-                    return current
+            row = self.conn.execute(
+                "SELECT modified_at FROM watermarks WHERE source_object = ?", (source_object,)
+            ).fetchone()
+            if row is not None:
+                c = _ts_cmp(modified_at, row[0], parse)
+                if c is not None and c < 0:
+                    return Watermark(source_object, row[0], TieKeys(self.conn, source_object))
                 if c == 0:
-                    keys |= current.keys
-                    modified_at = current.modified_at
+                    modified_at = row[0]
+                else:  # later, or an unreadable stored value (older fmap compared text)
+                    self.conn.execute("DELETE FROM watermark_keys WHERE source_object = ?",
+                                      (source_object,))
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO watermark_keys (source_object, key) VALUES (?, ?)",
+                ((source_object, k) for k in keys))
             self.conn.execute(
-                "INSERT INTO watermarks (source_object, modified_at, tie_keys, run_id, updated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_object) DO UPDATE SET "
-                "modified_at = excluded.modified_at, tie_keys = excluded.tie_keys, "
-                "run_id = excluded.run_id, updated_at = excluded.updated_at",
-                (source_object, modified_at, canonical_json(sorted(keys)), run_id, _now()),
+                "INSERT INTO watermarks (source_object, modified_at, run_id, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (source_object) DO UPDATE SET "
+                "modified_at = excluded.modified_at, run_id = excluded.run_id, "
+                "updated_at = excluded.updated_at",
+                (source_object, modified_at, run_id, _now()),
             )
-        return Watermark(source_object, modified_at, frozenset(keys))
+        return Watermark(source_object, modified_at, TieKeys(self.conn, source_object))
 
     def reset_watermark(self, source_object: str) -> None:
-        self.conn.execute("DELETE FROM watermarks WHERE source_object = ?", (source_object,))
+        with self.transaction():
+            self.conn.execute("DELETE FROM watermark_keys WHERE source_object = ?",
+                              (source_object,))
+            self.conn.execute("DELETE FROM watermarks WHERE source_object = ?", (source_object,))
 
     # -- audit -----------------------------------------------------------------------------------
     AUDIT_FIELDS = (
