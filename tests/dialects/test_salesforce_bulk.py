@@ -54,8 +54,10 @@ def test_many_records_go_through_one_bulk_job_with_every_outcome_right(sf):
     stored = sb.store.get("Contact", [r.dest_id for r in results if r.ok])
     assert all(stored[r.dest_id]["$external_id"] == r.key and r.created
                for r in results if r.ok)
-    job = next(iter(sb.bulk.jobs.values()))
-    order = [row[2] for row in job["_ok"]]  # the external-id column, as the results list it
+    (jid,) = sb.bulk.job_ids()
+    _, _, body = sb.bulk.route("GET", [jid, "successfulResults"], b"")
+    rows = list(csv.DictReader(io.StringIO(body.decode(), newline="")))
+    order = [row["Fmap_External_ID__c"] for row in rows]  # as the results list them
     assert order != sorted(order, key=lambda k: int(k[1:]))  # really shuffled
     again = sf.upsert("Contact", [it for it in items if it.key not in bad])
     assert all(r.ok and r.created is False for r in again)
@@ -134,7 +136,7 @@ def test_a_job_whose_outcome_is_unknown_is_safe_to_resend(sf):
     assert exc.value.maybe_committed
     # the job runs after all (the org processes it in the background) ...
     sf.sandbox.bulk.polls_in_progress = 0
-    jid = next(iter(sf.sandbox.bulk.jobs))
+    (jid,) = sf.sandbox.bulk.job_ids()
     sf.sandbox.bulk.route("GET", [jid], b"")
     assert sf.sandbox.store.count("Contact") == 2_000
     # ... and re-sending the same batch updates instead of duplicating
