@@ -42,11 +42,23 @@ from runtime.state import (
 from runtime.state.store import chunked
 
 __all__ = ["LoadOptions", "Loader", "RunStopped", "ATTACHMENT_OBJECTS", "AttachmentOutsideRoot",
-           "attachment_file"]
+           "attachment_file", "FILE_NAMESPACE", "FILE_TARGET", "file_namespace"]
 
 # Target objects whose "records" are files uploaded to a parent record.
 ATTACHMENT_OBJECTS = frozenset({"Attachments", "Attachment", "ContentVersion", "Document",
                                 "Documents", "File", "Files"})
+
+
+# The journal namespace of the files `attach` uploads to a step's records (``<step>@file``), and
+# the target object their ops carry: an attachment object, so rollback removes them with
+# ``delete_attachments`` (whatever the dialect calls its attachments) and never reads them as
+# records.
+FILE_NAMESPACE = "@file"
+FILE_TARGET = "Attachments"
+
+
+def file_namespace(step_name: str) -> str:
+    return f"{step_name}{FILE_NAMESPACE}"
 
 
 class AttachmentOutsideRoot(ValueError):
@@ -142,6 +154,9 @@ class Loader:
                                   clock=self.opt.clock or time.monotonic, sleep=self.sleep)
         self.backoff = Backoff(seed=self.opt.seed)
         self.stats = LoadStats()
+        # (step, key) of records a resume found written but left without an outcome, so their
+        # file's upload is checked when they are processed again (_upload_missing_files)
+        self._created_on_resume: set[tuple[str, str]] = set()
         self.users: dict[str, str] | None = None
         self._schema = None
 
@@ -191,9 +206,16 @@ class Loader:
         ops = self.state.unresolved_ops(self.run_id)
         if not ops:
             return
+        # an upload `attach` made is done again with its record (uploads are idempotent by key):
+        # its record's op is unresolved too, as records are confirmed after their files
+        files = [o for o in ops if o.map.endswith(FILE_NAMESPACE)]
+        if files:
+            self.state.fail([(o.id, "abandoned on resume: the file is uploaded again with its "
+                                    "record") for o in files])
         by_target: dict[str, list] = {}
         for op in ops:
-            by_target.setdefault(op.target_object, []).append(op)
+            if not op.map.endswith(FILE_NAMESPACE):
+                by_target.setdefault(op.target_object, []).append(op)
         for obj, group in by_target.items():
             sent = [o for o in group if o.state in ("sent", "unknown") and o.external_id
                     and o.op in ("create", "upsert")]
@@ -208,6 +230,12 @@ class Loader:
                 else:
                     abandon.append(o)
             for o, dest_id in confirm:
+                if self._has_files(o.map):
+                    # written, but its file may not be: no outcome yet, so the record is
+                    # processed again and its upload checked (``_upload_missing_files``)
+                    self._created_on_resume.add((o.map, o.source_key))
+                    self.state.confirm([OpResult(o.id, dest_id, True)])
+                    continue
                 self.state.confirm([OpResult(o.id, dest_id, True)],
                                    outcomes=self._maybe_outcome(o, "created"))
             if abandon:
@@ -244,6 +272,11 @@ class Loader:
         if self.state.outcomes_for(self.run_id, step_name, [op.source_key]):
             return []
         return [Outcome(step_name, op.source_key, "loaded", detail, op.source_object)]
+
+    def _has_files(self, namespace: str) -> bool:
+        """Whether the step journaling under ``namespace`` uploads files with its records."""
+        step = next((s for s in self.plan.steps if s.name == namespace), None)
+        return step is not None and step.attach is not None
 
     # ------------------------------------------------------------------ steps
     def _target_object(self, st: Step) -> tuple[str, str]:
@@ -454,6 +487,7 @@ class Loader:
         existing = self.state.lookup_many(lookup_ns, keys)
         hashes = self._last_hashes(op_ns, keys) if existing else {}
         unchanged: list[Outcome] = []
+        with_files: list[tuple[_Pending, str]] = []  # unchanged records that carry a file
         to_send: list[_Pending] = []
         for p in items:
             dest_id = existing.get(p.key)
@@ -466,6 +500,9 @@ class Loader:
                 continue
             if dest_id is not None:
                 if hashes.get(p.key) == p.record_hash:
+                    if p.attachment is not None:
+                        with_files.append((p, dest_id))
+                        continue
                     unchanged.append(Outcome(st.name, p.key, "loaded", "unchanged",
                                              p.rec.source_object))
                     continue
@@ -473,9 +510,16 @@ class Loader:
             else:
                 p.op = "upsert" if self.dest.capabilities.native_upsert else "create"
             to_send.append(p)
+        if with_files:
+            unchanged.extend(self._upload_missing_files(st, obj, with_files))
         if unchanged:
             self.state.record_outcomes(self.run_id, unchanged)
-            self.stats.unchanged += sum(1 for o in unchanged if o.outcome == "loaded")
+            self.stats.unchanged += sum(1 for o in unchanged
+                                        if o.outcome == "loaded" and o.detail == "unchanged")
+            files_failed = sum(1 for o in unchanged if o.outcome == "failed")
+            self.stats.failed += files_failed
+            if files_failed:
+                self._check_budget()
         updates = [p for p in to_send if p.op == "update"]
         if updates:
             before = self._call_read(self.dest.get, obj, [p.dest_id for p in updates])
@@ -630,7 +674,38 @@ class Loader:
         return Outcome(st.name, p.key, "failed", "record written but its file was rejected: "
                        f"{up.code}: {up.error}", p.rec.source_object)
 
+    def _upload_missing_files(self, st: Step, obj: str, items: list[tuple[_Pending, str]]
+                              ) -> list[Outcome]:
+        """Outcomes of unchanged records that carry a file: the file is uploaded when no upload
+        of it is confirmed (a run killed between a record's write and its file's upload; a
+        file the destination refused last time), so no record ends loaded without its file. A
+        record written by the run being resumed keeps its outcome "created"."""
+        done = self.state.lookup_many(file_namespace(st.name), [p.key for p, _ in items])
+        out = []
+        for p, dest_id in items:
+            created = (st.name, p.key) in self._created_on_resume
+            outcome = Outcome(st.name, p.key, "loaded", "created" if created else "unchanged",
+                              p.rec.source_object)
+            out.append(outcome if p.key in done else self._with_file(st, obj, dest_id, p, outcome))
+        return out
+
     def _upload(self, st: Step, obj: str, record_id: str | None, p: _Pending) -> WriteResult:
+        """Upload a record's file, journaled under ``<step>@file`` before and after the call:
+        rollback deletes what it uploaded, and a resumed run knows which uploads are done."""
+        if record_id is None:  # refused before any call: nothing to journal
+            return self._send_file(st, obj, record_id, p)
+        (op_id,) = self.state.plan_ops(self.run_id, [PlannedOp(
+            map=file_namespace(st.name), target_object=FILE_TARGET, op="upsert",
+            source_object=p.rec.source_object, source_key=p.key, external_id=p.external_id)])
+        self.state.mark_sent([op_id])
+        r = self._send_file(st, obj, record_id, p)
+        if r.ok:
+            self.state.confirm([OpResult(op_id, r.dest_id, r.created)])
+        else:
+            self.state.fail([(op_id, f"{r.code or 'ERROR'}: {r.error or 'rejected'}")])
+        return r
+
+    def _send_file(self, st: Step, obj: str, record_id: str | None, p: _Pending) -> WriteResult:
         """Upload a pending record's file to ``obj``/``record_id``, retrying transient errors
         (uploads are idempotent by key, so a retry after a lost response attaches nothing twice)."""
         if record_id is None:
@@ -681,7 +756,7 @@ class Loader:
                 r = WriteResult(p.external_id, False, code="NO_FILE", error="no file to upload")
             else:
                 parent_obj, parent_id = p.parent if p.parent else (obj, None)
-                r = self._upload(st, parent_obj, parent_id, p)
+                r = self._send_file(st, parent_obj, parent_id, p)  # journaled above
             if r.ok:
                 self.state.confirm([OpResult(i, r.dest_id, True)], outcomes=[
                     Outcome(st.name, p.key, "loaded", "created", p.rec.source_object)])

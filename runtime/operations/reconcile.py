@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.executor.load import ATTACHMENT_OBJECTS
+from runtime.executor.load import ATTACHMENT_OBJECTS, FILE_NAMESPACE
 from runtime.operations.compare import FieldDiff, compare_record
 from runtime.operations.rollback import expected_state
 from runtime.state import StateStore
@@ -88,7 +88,8 @@ def _journal_maps(store: StateStore, run_id: int) -> dict[str, str]:
     out: dict[str, str] = {}
     for m, obj in store.conn.execute(
             "SELECT DISTINCT map, target_object FROM ops WHERE run_id = ?", (run_id,)):
-        out.setdefault(m.split("@", 1)[0], obj)
+        if not m.endswith(FILE_NAMESPACE):  # a step's files, beside its records
+            out.setdefault(m.split("@", 1)[0], obj)
     return out
 
 

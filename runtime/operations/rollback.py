@@ -31,8 +31,10 @@ already gone is confirmed), and a second rollback finds nothing to do (a no-op, 
 Deleting a record removes every id-map entry that points at it. When nothing is left
 (no conflicts skipped, no failures) the run's status becomes ``rolled_back``.
 
-Not undone: attachments uploaded to records that existed before the run (the destination
-interface has no attachment delete), and records that were deleted in the destination since.
+Files are undone too: those `attach` uploaded to records (journaled as ``<map>@file``, on
+records the run created or only updated) and those of maps into attachment objects, through
+``delete_attachments``, before the records they hang off. Not undone: records that were deleted
+in the destination since.
 """
 
 from __future__ import annotations
@@ -256,6 +258,8 @@ class _Rollback:
                 if rec in created:
                     created[rec].undo.append(o.id)
                 continue
+            if o.target_object in ATTACHMENT_OBJECTS:
+                continue  # a file the destination already held (an idempotent re-upload)
             if o.op == "create" or o.op == "upsert" and o.before_image is None:
                 if o.op == "upsert":
                     self.result.not_restorable += 1
