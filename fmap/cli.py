@@ -284,7 +284,7 @@ def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="write JSONL files instead of calling the target")] = False,
     resume: Annotated[int | None, typer.Option(help="continue a stopped or killed run")] = None,
     param: Annotated[list[str] | None, typer.Option("--param", help="name=value, overrides a param")] = None,
-    files_root: Annotated[Path | None, typer.Option(help="where attachment paths are relative to")] = None,
+    files_root: Annotated[Path | None, typer.Option(help="the export's files folder: attachment paths are read from it and must stay inside it")] = None,
     delta: Annotated[bool, typer.Option("--delta", help="only records new or changed since the last run's watermark")] = False,
     sample: Annotated[int | None, typer.Option("--sample", help="load N representative records and diff them field by field")] = None,
     cleanup: Annotated[bool, typer.Option("--cleanup", help="with --sample: remove the sample afterwards")] = False,
@@ -366,7 +366,7 @@ def profile(
     source: Annotated[str, typer.Option("--source", help="source URI")],
     target: Annotated[str | None, typer.Option("--target", help="target URI (for owners and limits)")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="directory for profile.json")] = None,
-    files_root: Annotated[Path | None, typer.Option(help="where attachment paths are relative to")] = None,
+    files_root: Annotated[Path | None, typer.Option(help="the export's files folder: attachment paths are read from it and must stay inside it")] = None,
 ) -> None:
     """Data-quality report of a source, through the mapping, before anything moves."""
     from rich.console import Console
