@@ -68,7 +68,7 @@ def cmd_rollback(run_id: int | None, state: Path, target: str, all_runs: bool, f
         rollback_all,
         rollback_run,
     )
-    from runtime.reports import build_rollback_report, write_report
+    from runtime.reports import build_rollback_report, rollback_report_lists, write_report
     from runtime.state import StateError
 
     if run_id is None and not all_runs:
@@ -115,7 +115,9 @@ def cmd_rollback(run_id: int | None, state: Path, target: str, all_runs: bool, f
         name = f"rollback-run{run.id if not all_runs else 'all'}"
         j, h = write_report(build_rollback_report(results, store, plan=plan,
                                                   show_sensitive=show_sensitive),
-                            _out_dir(output, state, name), "rollback")
+                            _out_dir(output, state, name), "rollback",
+                            rollback_report_lists(results, plan=plan,
+                                                  show_sensitive=show_sensitive))
         console.print(f"report: {h} ({j.name})")
         return 0 if all(r.ok for r in results) else 1
 
@@ -124,7 +126,11 @@ def cmd_reconcile(run_id: int, state: Path, target: str, sample_share: float,
                   source: str | None, output: Path | None, fmap_file: Path | None,
                   show_sensitive: bool, seed: int, console: Console) -> int:
     from runtime.operations.reconcile import reconcile_run
-    from runtime.reports import build_reconciliation_report, write_report
+    from runtime.reports import (
+        build_reconciliation_report,
+        reconciliation_report_lists,
+        write_report,
+    )
 
     if not 0 <= sample_share <= 1:
         raise typer.BadParameter("--sample-share is a share between 0 and 1")
@@ -153,7 +159,9 @@ def cmd_reconcile(run_id: int, state: Path, target: str, sample_share: float,
             console.print(f"[red]flag:[/red] {f}")
         j, h = write_report(build_reconciliation_report(rec, store, plan=plan,
                                                         show_sensitive=show_sensitive),
-                            _out_dir(output, state, f"reconcile-run{run_id}"), "reconciliation")
+                            _out_dir(output, state, f"reconcile-run{run_id}"), "reconciliation",
+                            reconciliation_report_lists(rec, plan=plan,
+                                                        show_sensitive=show_sensitive))
         console.print(f"report: {h} ({j.name})")
         return 0 if rec.ok else 1
 
@@ -174,13 +182,15 @@ def _source_counts(uri: str) -> dict[str, int]:
 
 def cmd_report(run_id: int, state: Path, output: Path | None, fmap_file: Path | None,
                show_sensitive: bool, console: Console) -> int:
-    from runtime.reports import build_run_report, write_report
+    from runtime.reports import build_run_report, run_report_lists, write_report
 
     with _open_state(state) as store:
         run = _get_run(store, run_id)
         plan = _plan_for(run, fmap_file, state, console)
         rep = build_run_report(store, run_id, plan=plan, show_sensitive=show_sensitive)
-        j, h = write_report(rep, _out_dir(output, state, f"run{run_id}"), "run")
+        j, h = write_report(rep, _out_dir(output, state, f"run{run_id}"), "run",
+                            run_report_lists(store, run_id, plan=plan,
+                                             show_sensitive=show_sensitive))
     console.print(rep["summary"]["headline"])
     console.print(f"report: {h} ({j.name})")
     return 0

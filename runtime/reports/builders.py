@@ -11,6 +11,12 @@ A report is ``{"kind", "title", "report_id", "generated_at", "migration", "summa
 - ``diff``       ``{"records": [{"object", "record", "fields": [{"field", "status", "kind",
   "expected", "actual"}]}], "counts": {kind: n}}``
 
+A per-record table (quarantined and failed records, conflicts, flags, spot checks) shows the first
+``ROW_CAP`` rows per map or object, in the order the state file or the operation gave them, with a
+``note`` saying how many more there are and which CSV beside the report holds them all: a
+:class:`RecordList` per such table, streamed to ``<kind>-<section>.csv`` by
+:func:`runtime.reports.render.write_report` with the same masking as the report's rows.
+
 Sensitive values (the plan's ``Step.sensitive`` fields, schema fields with ``sensitive=True``, and
 every quarantined value) are masked with :func:`runtime.state.mask` unless ``show_sensitive``.
 The clock and the report id are injected (``clock``, ``report_id``) so the JSON is deterministic.
@@ -19,17 +25,24 @@ The clock and the report id are injected (``clock``, ``report_id``) so the JSON 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from runtime.operations.compare import FieldDiff
 from runtime.state import StateStore, mask
 from runtime.state.masking import is_masked
 
-__all__ = ["RecordDiff", "Sensitivity", "build_run_report", "build_reconciliation_report",
-           "build_rollback_report", "build_diff_section", "build_load_order"]
+__all__ = ["ROW_CAP", "RecordDiff", "RecordList", "Sensitivity", "build_run_report",
+           "build_reconciliation_report", "build_rollback_report", "build_diff_section",
+           "build_load_order", "csv_name", "diff_list", "reconciliation_report_lists", "rollback_report_lists",
+           "run_report_lists"]
+
+# rows a per-record table shows per map or object: 100,000 quarantined rows make a report nobody
+# can open (and hold them all in memory); the rest are in the CSV beside it
+ROW_CAP = 200
 
 _COUNT_COLS = ("extracted", "created", "updated", "unchanged", "skipped", "quarantined", "failed",
                "pending")
@@ -78,6 +91,58 @@ class Sensitivity:
         if not self.show and (force or self.is_sensitive(obj, name)) and not is_masked(value):
             return mask(value)
         return _plain(value)
+
+
+@dataclass(frozen=True)
+class RecordList:
+    """Every row of one per-record table: the report shows the first ``ROW_CAP`` per group, the
+    CSV beside it all of them. ``rows`` is called once per pass (the report's, the CSV's), so rows
+    read from the state file are streamed each time and never held. ``group``: the column the cap
+    counts by (None: the table as a whole)."""
+
+    section: str
+    columns: tuple[str, ...]
+    rows: Callable[[], Iterable[list[Any]]]
+    group: int | None = 0
+
+
+def csv_name(kind: str, section: str) -> str:
+    """The file beside a ``kind`` report that holds a section's complete list."""
+    return f"{kind}-{section}.csv"
+
+
+def _capped_table(kind: str, lst: RecordList, title: str, empty: str, cap: int
+                  ) -> dict[str, Any]:
+    """A ``table`` section of the first ``cap`` rows per group; a ``note`` counts the rest and
+    names the CSV (``omitted``, ``complete_list``: the same as data). Nothing is added when every
+    row fits, so small reports are as they were."""
+    shown: list[list[Any]] = []
+    seen: dict[Any, int] = {}
+    for row in lst.rows():
+        g = row[lst.group] if lst.group is not None else None
+        seen[g] = seen.get(g, 0) + 1
+        if seen[g] <= cap:
+            shown.append(row)
+    sec = {"id": lst.section, "title": title, "type": "table", "columns": list(lst.columns),
+           "rows": shown, "empty": empty}
+    _note_omitted(sec, kind, lst, seen, cap)
+    return sec
+
+
+def _note_omitted(sec: dict[str, Any], kind: str, lst: RecordList, seen: Mapping[Any, int],
+                  cap: int) -> None:
+    more = {g: n - cap for g, n in seen.items() if n > cap}
+    if not more:
+        return
+    total = sum(more.values())
+    where = csv_name(kind, lst.section)
+    per = (f" per {lst.columns[lst.group]}" if lst.group is not None else "")
+    groups = ", ".join(f"{'(none)' if g is None else g} {n:,}"
+                       for g, n in sorted(more.items(), key=lambda x: str(x[0])))
+    sec.update(omitted=total, complete_list=where,
+               note=f"Showing the first {cap:,}{per}; {total:,} more"
+                    + (f" ({groups})" if lst.group is not None else "")
+                    + f" are listed in {where}, beside this report.")
 
 
 def _location(loc: str | None) -> str | None:
@@ -160,26 +225,64 @@ def build_load_order(plan: Any = None, *, journal_order: Iterable[str] = ()) -> 
 
 
 # ---------------------------------------------------------------------------- diff
+_DIFF_COLUMNS = ("object", "record", "field", "result", "kind", "written", "in the destination")
+
+
 def build_diff_section(diffs: Iterable[RecordDiff | FieldDiff], *,
                        sensitivity: Sensitivity | None = None, title: str = "Field differences",
-                       section_id: str = "diff", only_differences: bool = False) -> dict[str, Any]:
-    """A ``diff`` section from per-record comparisons (or a flat list of FieldDiffs)."""
+                       section_id: str = "diff", only_differences: bool = False,
+                       cap: int | None = None, kind: str = "diff") -> dict[str, Any]:
+    """A ``diff`` section from per-record comparisons (or a flat list of FieldDiffs). ``cap``:
+    records shown per object, those with differences first (the rest are in
+    ``csv_name(kind, section_id)``, see :func:`diff_list`); the shown ones keep their order."""
     sens = sensitivity or Sensitivity()
-    records: list[dict[str, Any]] = []
-    loose: list[FieldDiff] = []
-    for d in diffs:
-        if isinstance(d, FieldDiff):
-            loose.append(d)
-        else:
-            records.append(_record_diff(d.object, d.record, d.diffs, sens, only_differences))
+    items = list(diffs)
+    recs = [d for d in items if not isinstance(d, FieldDiff)]
+    loose = [d for d in items if isinstance(d, FieldDiff)]
+    seen: dict[Any, int] = {}
+    for d in recs:
+        seen[d.object] = seen.get(d.object, 0) + 1
+    keep = None
+    if cap is not None and any(n > cap for n in seen.values()):
+        ranked = sorted(range(len(recs)),
+                        key=lambda i: (all(x.ok for x in recs[i].diffs), i))
+        taken: dict[Any, int] = {}
+        keep = set()
+        for i in ranked:
+            o = recs[i].object
+            if taken.get(o, 0) < cap:
+                taken[o] = taken.get(o, 0) + 1
+                keep.add(i)
+    records = [_record_diff(d.object, d.record, d.diffs, sens, only_differences)
+               for i, d in enumerate(recs) if keep is None or i in keep]
     if loose:
         records.append(_record_diff(None, "", loose, sens, only_differences))
     counts: dict[str, int] = {}
-    for r in records:
-        for f in r["fields"]:
-            counts[f["kind"]] = counts.get(f["kind"], 0) + 1
-    return {"id": section_id, "title": title, "type": "diff", "records": records,
-            "counts": dict(sorted(counts.items()))}
+    for d in [x for r in recs for x in r.diffs] + loose:
+        if not (only_differences and d.ok):
+            counts[d.kind] = counts.get(d.kind, 0) + 1
+    sec = {"id": section_id, "title": title, "type": "diff", "records": records,
+           "counts": dict(sorted(counts.items()))}
+    if cap is not None:
+        _note_omitted(sec, kind, RecordList(section_id, _DIFF_COLUMNS, list), seen, cap)
+    return sec
+
+
+def diff_list(diffs: Iterable[RecordDiff], *, sensitivity: Sensitivity | None = None,
+              section_id: str = "diff", only_differences: bool = False) -> RecordList:
+    """Every field row of a ``diff`` section, masked as the section masks it, for its CSV."""
+    sens = sensitivity or Sensitivity()
+    recs = list(diffs)
+
+    def rows() -> Iterator[list[Any]]:
+        for d in recs:
+            r = _record_diff(d.object, d.record, d.diffs, sens, only_differences)
+            for f in r["fields"] or [dict.fromkeys(("field", "status", "kind", "expected",
+                                                    "actual"))]:
+                yield [d.object, d.record, f["field"], f["status"], f["kind"], f["expected"],
+                       f["actual"]]
+
+    return RecordList(section_id, _DIFF_COLUMNS, rows)
 
 
 def _record_diff(obj: str | None, record: str, diffs: list[FieldDiff], sens: Sensitivity,
@@ -193,20 +296,66 @@ def _record_diff(obj: str | None, record: str, diffs: list[FieldDiff], sens: Sen
 
 
 # ---------------------------------------------------------------------------- run report
+def _targets(store: StateStore, run_id: int, plan: Any) -> dict[str, str]:
+    targets = {m.split("@", 1)[0]: t for m, t in store.conn.execute(
+        "SELECT DISTINCT map, target_object FROM ops WHERE run_id = ?", (run_id,))}
+    for st in getattr(plan, "steps", ()):
+        targets.setdefault(st.name, st.target)
+    return targets
+
+
+def run_report_lists(store: StateStore, run_id: int, *, plan: Any = None, schema: Any = None,
+                     show_sensitive: bool = False,
+                     unmatched_owners: Mapping[str, int] | None = None) -> list[RecordList]:
+    """The run report's per-record tables in full (the report shows ``ROW_CAP`` per map): for
+    :func:`runtime.reports.render.write_report` to stream to CSV beside it."""
+    sens = Sensitivity.from_plan(plan, schema, show=show_sensitive)
+    return _run_lists(store, run_id, sens, _targets(store, run_id, plan), unmatched_owners)
+
+
+def _run_lists(store: StateStore, run_id: int, sens: Sensitivity, targets: Mapping[str, str],
+               unmatched_owners: Mapping[str, int] | None) -> list[RecordList]:
+    def quarantined() -> Iterator[list[Any]]:
+        for q in store.quarantined(run_id):
+            yield [q["map"], q["source_key"], q["field"],
+                   sens.value(targets.get(q["map"] or ""), q["field"], q["value"], force=True)
+                   if q["value"] is not None else None, q["reason"], q["rule"],
+                   _location(q["location"])]
+
+    def failed() -> Iterator[list[Any]]:
+        for m, k, d in store.conn.execute(
+                "SELECT map, source_key, detail FROM outcomes WHERE run_id = ? "
+                "AND outcome = 'failed' ORDER BY map, source_key", (run_id,)):
+            yield [m, k, d]
+
+    def reasons() -> Iterator[list[Any]]:
+        return (list(r) for r in _reasons(store, run_id))
+
+    def owners() -> Iterator[list[Any]]:
+        for e, n in sorted((unmatched_owners or {}).items()):
+            yield [sens.value(None, None, e, force=True), n]
+
+    return [
+        RecordList("reasons", ("map", "outcome", "reason", "records"), reasons),
+        RecordList("quarantine",
+                   ("map", "source key", "field", "value", "reason", "rule", "location"),
+                   quarantined),
+        RecordList("failures", ("map", "source key", "error"), failed),
+        RecordList("owners", ("owner email", "records"), owners, group=None),
+    ]
+
+
 def build_run_report(store: StateStore, run_id: int, *, plan: Any = None, schema: Any = None,
                      show_sensitive: bool = False, unmatched_owners: Mapping[str, int] | None = None,
                      clock: Callable[[], datetime] | None = None,
-                     report_id: str | None = None) -> dict[str, Any]:
+                     report_id: str | None = None, cap: int = ROW_CAP) -> dict[str, Any]:
     run = store.get_run(run_id)
     sens = Sensitivity.from_plan(plan, schema, show=show_sensitive)
     counts = store.counts(run_id)
     rep = _header("run", f"Migration run {run_id}: {run.migration}", run.migration, clock,
                   report_id)
     rep["run"] = _run_info(store, run_id)
-    targets = {m.split("@", 1)[0]: t for m, t in store.conn.execute(
-        "SELECT DISTINCT map, target_object FROM ops WHERE run_id = ?", (run_id,))}
-    for st in getattr(plan, "steps", ()):
-        targets.setdefault(st.name, st.target)
+    targets = _targets(store, run_id, plan)
     tot = {k: sum(c[k] for c in counts.values()) for k in _COUNT_COLS}
     moved = tot["created"] + tot["updated"]
     not_moved = tot["skipped"] + tot["quarantined"] + tot["failed"] + tot["pending"]
@@ -217,56 +366,62 @@ def build_run_report(store: StateStore, run_id: int, *, plan: Any = None, schema
                     f"{tot['failed']} failed" + (f", {tot['pending']} pending" if tot["pending"]
                                                   else "") + ")",
         "lines": [], "status": run.status, "totals": tot}
-    reasons = _reasons(store, run_id)
-    for r in reasons[:10]:
+    for r in islice(_reasons(store, run_id), 10):
         rep["summary"]["lines"].append(f"{r[3]} {r[1]} in {r[0]}: {r[2]}")
     rows = [[m, targets.get(m, ""), *(counts[m][k] for k in _COUNT_COLS)] for m in counts]
     rows.append(["total", "", *(tot[k] for k in _COUNT_COLS)])
-    q_rows = [[q["map"], q["source_key"], q["field"],
-               sens.value(targets.get(q["map"] or ""), q["field"], q["value"], force=True)
-               if q["value"] is not None else None, q["reason"], q["rule"],
-               _location(q["location"])]
-              for q in store.quarantined(run_id)]
-    f_rows = [[m, k, d] for m, k, d in store.conn.execute(
-        "SELECT map, source_key, detail FROM outcomes WHERE run_id = ? AND outcome = 'failed' "
-        "ORDER BY map, source_key", (run_id,))]
     journal_order = [m.split("@", 1)[0] for (m,) in store.conn.execute(
         "SELECT map FROM ops WHERE run_id = ? GROUP BY map ORDER BY MIN(id)", (run_id,))]
-    owners = [[sens.value(None, None, e, force=True), n]
-              for e, n in sorted((unmatched_owners or {}).items())]
+    reasons, quarantine, failures, owners = _run_lists(store, run_id, sens, targets,
+                                                       unmatched_owners)
     rep["sections"] = [
         {"id": "objects", "title": "Per object", "type": "table",
          "columns": ["map", "target", *_COUNT_COLS], "rows": rows},
         {"id": "load_order", "title": "Load order", "type": "load_order",
          **build_load_order(plan, journal_order=journal_order)},
-        {"id": "reasons", "title": "Why records did not move", "type": "table",
-         "columns": ["map", "outcome", "reason", "records"], "rows": [list(r) for r in reasons],
-         "empty": "Every record moved."},
-        {"id": "quarantine", "title": "Quarantined records", "type": "table",
-         "columns": ["map", "source key", "field", "value", "reason", "rule", "location"],
-         "rows": q_rows, "empty": "Nothing was quarantined."},
-        {"id": "failures", "title": "Failures", "type": "table",
-         "columns": ["map", "source key", "error"], "rows": f_rows,
-         "empty": "No record failed."},
-        {"id": "owners", "title": "Unmatched owners", "type": "table",
-         "columns": ["owner email", "records"], "rows": owners,
-         "empty": "Every owner matched a destination user (or none was checked)."},
+        _capped_table("run", reasons, "Why records did not move", "Every record moved.", cap),
+        _capped_table("run", quarantine, "Quarantined records", "Nothing was quarantined.", cap),
+        _capped_table("run", failures, "Failures", "No record failed.", cap),
+        _capped_table("run", owners, "Unmatched owners",
+                      "Every owner matched a destination user (or none was checked).", cap),
     ]
     return rep
 
 
-def _reasons(store: StateStore, run_id: int) -> list[tuple[str, str, str, int]]:
-    return [(m, o, d or "(no reason)", n) for m, o, d, n in store.conn.execute(
-        "SELECT map, outcome, detail, COUNT(*) FROM outcomes WHERE run_id = ? AND outcome IN "
-        "('skipped','quarantined','failed') GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3",
-        (run_id,))]
+def _reasons(store: StateStore, run_id: int) -> Iterator[tuple[str, str, str, int]]:
+    for m, o, d, n in store.conn.execute(
+            "SELECT map, outcome, detail, COUNT(*) FROM outcomes WHERE run_id = ? AND outcome IN "
+            "('skipped','quarantined','failed') GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3",
+            (run_id,)):
+        yield m, o, d or "(no reason)", n
 
 
 # ---------------------------------------------------------------------------- reconciliation
+def _spot_diffs(rec: Any) -> list[RecordDiff]:
+    return [RecordDiff(s.target_object, f"{s.map} {s.source_key} ({s.destination_id})"
+                       + ("" if s.found else ": not found in the destination"), s.diffs)
+            for s in rec.spot_checks]
+
+
+def _reconciliation_lists(rec: Any, sens: Sensitivity) -> list[RecordList]:
+    def flags() -> Iterator[list[Any]]:
+        return ([o.target_object, f] for o in rec.objects for f in o.flags)
+
+    return [RecordList("flags", ("object", "finding"), flags),
+            diff_list(_spot_diffs(rec), sensitivity=sens, section_id="spot_check")]
+
+
+def reconciliation_report_lists(rec: Any, *, plan: Any = None, schema: Any = None,
+                                show_sensitive: bool = False) -> list[RecordList]:
+    """The reconciliation report's per-record tables in full, for the CSVs beside it."""
+    return _reconciliation_lists(rec, Sensitivity.from_plan(plan, schema, show=show_sensitive))
+
+
 def build_reconciliation_report(rec: Any, store: StateStore | None = None, *, plan: Any = None,
                                 schema: Any = None, show_sensitive: bool = False,
                                 clock: Callable[[], datetime] | None = None,
-                                report_id: str | None = None) -> dict[str, Any]:
+                                report_id: str | None = None, cap: int = ROW_CAP
+                                ) -> dict[str, Any]:
     sens = Sensitivity.from_plan(plan, schema, show=show_sensitive)
     rep = _header("reconciliation", f"Reconciliation of run {rec.run_id}: {rec.migration}",
                   rec.migration, clock, report_id)
@@ -292,20 +447,17 @@ def build_reconciliation_report(rec: Any, store: StateStore | None = None, *, pl
                      else f"{o.attachments_found}/{o.attachments_expected}",
                      "flagged" if o.flags else "ok"])
     lines = [x for o in rec.objects for x in o.explained]
-    flag_rows = [[o.target_object, f] for o in rec.objects for f in o.flags]
-    diffs = [RecordDiff(s.target_object, f"{s.map} {s.source_key} ({s.destination_id})"
-                        + ("" if s.found else ": not found in the destination"), s.diffs)
-             for s in rec.spot_checks]
+    flags, _ = _reconciliation_lists(rec, sens)
     rep["sections"] = [
         {"id": "objects", "title": "Per object", "type": "table",
          "columns": ["object", "source", "created", "updated", "unchanged", "skipped",
                      "quarantined", "failed", "journal", "id map", "destination",
                      "ours in destination", "attachments", "status"], "rows": rows},
         {"id": "explained", "title": "How the counts add up", "type": "lines", "lines": lines},
-        {"id": "flags", "title": "Flagged", "type": "table", "columns": ["object", "finding"],
-         "rows": flag_rows, "empty": "Nothing flagged."},
-        build_diff_section(diffs, sensitivity=sens, title="Spot check (field by field)",
-                           section_id="spot_check"),
+        _capped_table("reconciliation", flags, "Flagged", "Nothing flagged.", cap),
+        build_diff_section(_spot_diffs(rec), sensitivity=sens,
+                           title="Spot check (field by field)", section_id="spot_check",
+                           cap=cap, kind="reconciliation"),
     ]
     if plan is not None:
         rep["sections"].insert(1, {"id": "load_order", "title": "Load order",
@@ -314,25 +466,60 @@ def build_reconciliation_report(rec: Any, store: StateStore | None = None, *, pl
 
 
 # ---------------------------------------------------------------------------- rollback
+def _conflicts(results: list[Any]) -> list[Any]:
+    """Conflicts left alone first, then those overwritten (--force)."""
+    cs = [c for r in results for c in r.conflicts]
+    return [c for c in cs if not c.forced] + [c for c in cs if c.forced]
+
+
+def _conflict_diffs(results: list[Any]) -> list[RecordDiff]:
+    return [RecordDiff(c.target_object, f"{c.map} {c.source_key} ({c.destination_id})",
+                       c.diffs) for c in _conflicts(results) if c.diffs]
+
+
+def _rollback_lists(results: list[Any], sens: Sensitivity) -> list[RecordList]:
+    def conflicts() -> Iterator[list[Any]]:
+        for c in _conflicts(results):
+            yield [c.action, c.target_object, c.destination_id, c.map, c.source_key, c.reason,
+                   "overwritten (--force)" if c.forced else "left alone"]
+
+    def failed() -> Iterator[list[Any]]:
+        return (list(f) for r in results for f in r.failed)
+
+    return [
+        RecordList("conflicts",
+                   ("action", "object", "record", "map", "source key", "why", "what happened"),
+                   conflicts, group=1),
+        diff_list(_conflict_diffs(results), sensitivity=sens, section_id="conflict_fields",
+                  only_differences=True),
+        RecordList("failures", ("object", "record", "error"), failed),
+    ]
+
+
+def rollback_report_lists(results: list[Any], *, plan: Any = None, schema: Any = None,
+                          show_sensitive: bool = False) -> list[RecordList]:
+    """The rollback report's per-record tables in full, for the CSVs beside it."""
+    return _rollback_lists(results, Sensitivity.from_plan(plan, schema, show=show_sensitive))
+
+
 def build_rollback_report(results: list[Any], store: StateStore | None = None, *,
                           plan: Any = None, schema: Any = None, show_sensitive: bool = False,
                           clock: Callable[[], datetime] | None = None,
-                          report_id: str | None = None) -> dict[str, Any]:
+                          report_id: str | None = None, cap: int = ROW_CAP) -> dict[str, Any]:
     sens = Sensitivity.from_plan(plan, schema, show=show_sensitive)
     migration = store.get_run(results[0].run_id).migration if store and results else None
     runs = ", ".join(str(r.run_id) for r in results)
     rep = _header("rollback", f"Rollback of run(s) {runs}", migration, clock, report_id)
     deleted = sum(sum(r.deleted.values()) for r in results)
     restored = sum(sum(r.restored.values()) for r in results)
-    skipped = [c for r in results for c in r.conflicts if not c.forced]
-    forced = [c for r in results for c in r.conflicts if c.forced]
-    failed = [f for r in results for f in r.failed]
+    skipped = sum(1 for r in results for c in r.conflicts if not c.forced)
+    failed = sum(len(r.failed) for r in results)
     rep["summary"] = {
         "headline": ("Nothing to roll back (already rolled back)"
                      if all(r.noop for r in results) else
                      f"{deleted} record(s) deleted, {restored} restored to their values before "
-                     f"the migration; {len(skipped)} left alone (changed since), "
-                     f"{len(failed)} failed"),
+                     f"the migration; {skipped} left alone (changed since), "
+                     f"{failed} failed"),
         "lines": [f"run {r.run_id}: {r.status}" + (" (no-op)" if r.noop else "")
                   + (f", {r.unverified} record(s) could not be checked for changes"
                      if r.unverified else "") for r in results],
@@ -341,25 +528,19 @@ def build_rollback_report(results: list[Any], store: StateStore | None = None, *
     for r in results:
         for obj in sorted(set(r.deleted) | set(r.restored)):
             rows.append([r.run_id, obj, r.deleted.get(obj, 0), r.restored.get(obj, 0)])
-    conflicts = [[c.action, c.target_object, c.destination_id, c.map, c.source_key, c.reason,
-                  "overwritten (--force)" if c.forced else "left alone"]
-                 for c in skipped + forced]
-    diffs = [RecordDiff(c.target_object, f"{c.map} {c.source_key} ({c.destination_id})",
-                        c.diffs) for c in skipped + forced if c.diffs]
     order = [r.delete_order for r in results]
+    conflicts, _, failures = _rollback_lists(results, sens)
     rep["sections"] = [
         {"id": "objects", "title": "Per object", "type": "table",
          "columns": ["run", "object", "deleted", "restored"], "rows": rows,
          "empty": "Nothing was deleted or restored."},
         {"id": "load_order", "title": "Delete order (children first)", "type": "load_order",
          **build_load_order(None, journal_order=[m for o in order for m in o])},
-        {"id": "conflicts", "title": "Changed since the migration", "type": "table",
-         "columns": ["action", "object", "record", "map", "source key", "why", "what happened"],
-         "rows": conflicts, "empty": "No record was changed after the migration."},
-        build_diff_section(diffs, sensitivity=sens, title="Conflicting fields",
-                           section_id="conflict_fields", only_differences=True),
-        {"id": "failures", "title": "Failures", "type": "table",
-         "columns": ["object", "record", "error"], "rows": [list(f) for f in failed],
-         "empty": "Nothing failed."},
+        _capped_table("rollback", conflicts, "Changed since the migration",
+                      "No record was changed after the migration.", cap),
+        build_diff_section(_conflict_diffs(results), sensitivity=sens,
+                           title="Conflicting fields", section_id="conflict_fields",
+                           only_differences=True, cap=cap, kind="rollback"),
+        _capped_table("rollback", failures, "Failures", "Nothing failed.", cap),
     ]
     return rep
