@@ -139,9 +139,14 @@ def test_a_job_whose_outcome_is_unknown_is_safe_to_resend(sf):
     (jid,) = sf.sandbox.bulk.job_ids()
     sf.sandbox.bulk.route("GET", [jid], b"")
     assert sf.sandbox.store.count("Contact") == 2_000
-    # ... and re-sending the same batch updates instead of duplicating
+    # ... and re-sending the same batch gets that job's answer: created, not sent again
+    results = sf.upsert("Contact", items)
+    assert all(r.ok and r.created for r in results) and len(results) == 2_000
+    assert sf.sandbox.calls["POST /jobs/ingest"] == 1 and sf.bulk_unsettled == {}
+    # with no job to ask, a re-send updates instead of duplicating
     results = sf.upsert("Contact", items)
     assert all(r.ok and r.created is False for r in results)
+    assert sf.sandbox.calls["POST /jobs/ingest"] == 2
     assert sf.sandbox.store.count("Contact") == 2_000
 
 

@@ -214,3 +214,151 @@ def test_a_restarted_served_sandbox_answers_for_its_jobs(tmp_path):
         assert states == ["InProgress", "JobComplete"]
         ok = httpx.get(url(port, f"/{jid}/successfulResults"), headers=auth)
         assert ok.status_code == 200 and len(ok.text.splitlines()) == 1 + 30 - 4
+
+
+# ---------------------------------------------------------------------- the connector
+N = 2_000
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: no handler in the client or the executor catches it."""
+
+
+@pytest.fixture
+def sf(tmp_path):
+    from runtime.dialects.salesforce import open_sandbox
+
+    c = open_sandbox(get_dialect("salesforce").standard_schema(), tmp_path / "org.sqlite", None,
+                     {})
+    yield c
+    c.close()
+
+
+def _contacts(n: int = N) -> list:
+    from runtime.destinations.base import WriteItem
+
+    return [WriteItem(f"C{i}", f"C{i}", {"LastName": f"Smith{i}", "FirstName": f"Pat{i}"})
+            for i in range(n)]
+
+
+def _lose_the_close(sb: SalesforceSandbox, then: type[BaseException] | None = None) -> None:
+    """The next ``UploadComplete`` is applied and its answer lost (or the process dies there)."""
+    from runtime.dialects.salesforce.sandbox import DroppedConnection
+
+    route = sb.bulk.route
+    armed = [True]
+
+    def lossy(method, rest, body):
+        out = route(method, rest, body)
+        if armed and method == "PATCH" and b"UploadComplete" in body:
+            armed.clear()
+            raise (then or DroppedConnection)("the close's answer was lost")
+        return out
+
+    sb.bulk.route = lossy
+
+
+def _run_in_background(sb: SalesforceSandbox) -> None:
+    """What the org does with closed jobs nobody polls: run them."""
+    for jid in sb.bulk.job_ids():
+        while json.loads(sb.bulk.route("GET", [jid], b"")[2])["state"] in (
+                "UploadComplete", "InProgress"):
+            pass
+
+
+def test_a_lost_close_is_settled_from_the_job_it_closed(sf):
+    from runtime.destinations.base import TransientError
+
+    items = _contacts()
+    _lose_the_close(sf.sandbox)
+    with pytest.raises(TransientError) as exc:
+        sf.upsert("Contact", items)
+    assert exc.value.maybe_committed and len(sf.bulk_unsettled) == 1
+    results = sf.upsert("Contact", items)  # the executor's re-send of the batch
+    assert len(results) == N and all(r.ok and r.created for r in results)
+    assert sf.sandbox.calls["POST /jobs/ingest"] == 1  # the records were written once
+    assert len(set(_exts(sf.sandbox))) == len(_exts(sf.sandbox)) == N
+    assert sf.bulk_unsettled == {}
+
+
+def test_a_delete_whose_close_was_lost_is_not_sent_into_entity_is_deleted(sf):
+    from runtime.destinations.base import TransientError
+
+    ids = [r.dest_id for r in sf.upsert("Contact", _contacts())]
+    _lose_the_close(sf.sandbox)
+    with pytest.raises(TransientError):
+        sf.delete("Contact", ids)
+    _run_in_background(sf.sandbox)
+    assert sf.sandbox.store.count("Contact") == 0
+    results = sf.delete("Contact", ids)
+    assert all(r.ok for r in results) and {r.key for r in results} == set(ids)
+
+
+def test_rows_the_job_did_not_write_as_they_are_now_are_sent_again(sf):
+    from runtime.destinations.base import TransientError, WriteItem
+
+    items = _contacts()
+    sf.sandbox.bulk.fail_after = 1_000
+    _lose_the_close(sf.sandbox)
+    with pytest.raises(TransientError):
+        sf.upsert("Contact", items)
+    sf.sandbox.bulk.fail_after = None
+    changed = [WriteItem(it.key, it.external_id, {**it.record, "Title": "Dr"})
+               if it.key == "C1" else it for it in items]
+    results = sf.upsert("Contact", changed)
+    assert len(results) == N and all(r.ok for r in results)
+    assert sf.sandbox.calls["POST /jobs/ingest"] == 2 and sf.sandbox.bulk.uploads[-1] < 40_000
+    assert len(set(_exts(sf.sandbox))) == len(_exts(sf.sandbox)) == N
+    c1 = next(r for r in sf.sandbox.store.list_records("Contact") if r["$external_id"] == "C1")
+    assert c1["Title"] == "Dr"
+
+
+@pytest.mark.parametrize("gone", ["deleted", "expired"])
+def test_a_job_that_is_gone_is_settled_by_sending_again(sf, gone):
+    from runtime.destinations.base import TransientError
+
+    clock = Clock()
+    sf.sandbox.clock = clock
+    items = _contacts()
+    _lose_the_close(sf.sandbox)
+    with pytest.raises(TransientError):
+        sf.upsert("Contact", items)
+    (jid,) = sf.sandbox.bulk.job_ids()
+    if gone == "deleted":
+        sf.sandbox.bulk.route("DELETE", [jid], b"")
+    else:
+        clock.now += timedelta(days=8)
+    results = sf.upsert("Contact", items)
+    assert len(results) == N and all(r.ok and r.created for r in results)
+    assert sf.sandbox.calls["POST /jobs/ingest"] == 2 and sf.bulk_unsettled == {}
+    assert len(set(_exts(sf.sandbox))) == len(_exts(sf.sandbox)) == N
+
+
+@pytest.mark.parametrize("org_ran_it", [False, True], ids=["job-pending", "job-ran"])
+def test_killed_after_closing_a_job_then_resumed_by_a_new_process(tmp_path, org_ran_it):
+    """The process dies once the org accepted the close; a new one (no memory of the job) opens
+    the same file and sends the batch again: 0 duplicates, 0 missing, whether the org ran the
+    dead process's job before the resume or runs it after."""
+    from runtime.dialects.salesforce import open_sandbox
+
+    schema = get_dialect("salesforce").standard_schema()
+    items = _contacts()
+    dead = open_sandbox(schema, tmp_path / "org.sqlite", None, {})
+    _lose_the_close(dead.sandbox, then=Killed)
+    with pytest.raises(Killed):
+        dead.upsert("Contact", items)
+    dead.close()
+    resumed = open_sandbox(schema, tmp_path / "org.sqlite", None, {})
+    try:
+        sb = resumed.sandbox
+        if org_ran_it:
+            _run_in_background(sb)
+            found = resumed.find_by_external_id("Contact", [it.key for it in items])
+            assert len(found) == N  # what the executor settles by on resume
+        results = resumed.upsert("Contact", items)
+        assert len(results) == N and all(r.ok for r in results)
+        assert all(r.created is not org_ran_it for r in results)
+        _run_in_background(sb)  # the dead process's job, if it had not run
+        assert len(set(_exts(sb))) == len(_exts(sb)) == N
+    finally:
+        resumed.close()

@@ -14,11 +14,19 @@ items no result file mentions are left out, which the executor treats as an unkn
 re-sends.
 
 Safety: until the job is closed nothing can have been written (errors are plain transient ones);
-after ``UploadComplete`` the job may run whatever happens to this process, so a poll that times
-out or results that cannot be read raise ``TransientError(maybe_committed=True)``: the executor
-looks the records up by external id and re-sends the rest; an upsert by external id (or an update
-by id) re-sent is harmless. Jobs are split so that no upload exceeds ``max_upload_bytes`` (150 MB
-is the documented file limit, counted base64-encoded, so 100 MB of CSV) or ``max_upload_chars``.
+after ``UploadComplete`` the job may run whatever happens to this process, so a close whose answer
+was lost, a poll that times out or results that cannot be read raise
+``TransientError(maybe_committed=True)``: the executor looks the records up by external id and
+re-sends the rest; an upsert by external id (or an update by id) re-sent is harmless. The client
+remembers such a job (:class:`UnsettledJob`, the latest :data:`KEEP_UNSETTLED`), and when items it
+carried come back it asks the job first: rows it wrote with exactly the cells that would be sent
+now are answered from its results (so a job still running is waited for rather than raced, a
+record it created is reported created, and a delete it did is not re-sent into
+``ENTITY_IS_DELETED``); a job that is gone (404: deleted, or past Salesforce's 7 days) or that
+never closed is dropped, and those rows go into a new job. The memory is the process's: a new
+process knows no job and settles by external id alone. Jobs are split so that no upload exceeds
+``max_upload_bytes`` (150 MB is the documented file limit, counted base64-encoded, so 100 MB of
+CSV) or ``max_upload_chars``.
 """
 
 from __future__ import annotations
@@ -40,9 +48,12 @@ from runtime.destinations.base import TransientError, WriteItem, WriteResult
 if TYPE_CHECKING:
     from runtime.dialects.salesforce.client import SalesforceClient
 
-__all__ = ["BulkSettings", "bulk_write", "bulk_delete", "csv_value", "parse_error", "NULL"]
+__all__ = ["BulkSettings", "UnsettledJob", "JobGone", "bulk_write", "bulk_delete", "csv_value",
+           "parse_error", "NULL", "KEEP_UNSETTLED"]
 
 NULL = "#N/A"
+KEEP_UNSETTLED = 32  # jobs of unknown outcome a client remembers (the oldest are forgotten)
+_DONE = ("JobComplete", "Failed", "Aborted")
 MAX_FIELD_CHARS = 32_000
 MAX_RECORD_CHARS = 400_000
 _FIELDS_RE = re.compile(r"^[A-Za-z0-9_,]*$")
@@ -64,6 +75,23 @@ class BulkSettings:
 
     def use_for(self, op: str, n: int) -> bool:
         return self.threshold is not None and op in _OPS and n >= self.threshold
+
+
+@dataclass(frozen=True)
+class UnsettledJob:
+    """A closed job whose outcome this client never learnt, and the key-column values it
+    carried (what lets a re-send find it)."""
+
+    op: str
+    obj: str
+    keys: frozenset[str]
+
+
+class JobGone(TransientError):
+    """The org answered 404 for a job: deleted, expired, or never known to it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, maybe_committed=True)
 
 
 def csv_value(v: Any) -> str:
@@ -181,6 +209,9 @@ def bulk_delete(client: SalesforceClient, obj: str, ids: Sequence[str]) -> list[
 
 def _run_job(client: SalesforceClient, op: str, obj: str, header: list[str],
              group: list[tuple[str, list[str]]], item_of: dict[str, str]) -> list[WriteResult]:
+    settled, group = _ask_earlier_jobs(client, op, obj, header, group, item_of)
+    if not group:
+        return settled
     prefix = "/jobs/ingest"
     spec: dict[str, Any] = {"object": obj, "operation": op, "contentType": "CSV",
                             "lineEnding": "LF"}
@@ -189,28 +220,88 @@ def _run_job(client: SalesforceClient, op: str, obj: str, header: list[str],
     keys = [item_of[k] for k, _ in group]
     status, job = client._request("POST", prefix, op=f"bulk_{op}", json_body=spec)  # noqa: SLF001
     if status >= 400 or not isinstance(job, dict) or not isinstance(job.get("id"), str):
-        return _refused(client, f"POST {client._prefix}{prefix}", status, job, keys)  # noqa: SLF001
+        return settled + _refused(client, f"POST {client._prefix}{prefix}", status, job, keys)  # noqa: SLF001
     jid = job["id"]
     data = _to_csv(header, [row for _, row in group]).encode("utf-8")
     status, body = client._request("PUT", f"{prefix}/{jid}/batches", op=f"bulk_{op}",  # noqa: SLF001
                                    content=data, content_type="text/csv", n=len(group))
     if status >= 400:
         _abort(client, jid)
-        return _refused(client, f"PUT {client._prefix}{prefix}/{{id}}/batches", status, body,  # noqa: SLF001
-                        keys)
-    status, body = client._request("PATCH", f"{prefix}/{jid}", op=f"bulk_{op}",  # noqa: SLF001
-                                   json_body={"state": "UploadComplete"}, write=True)
+        return settled + _refused(client, f"PUT {client._prefix}{prefix}/{{id}}/batches",  # noqa: SLF001
+                                  status, body, keys)
+    unsettled = UnsettledJob(op, obj, frozenset(k for k, _ in group))
+    try:
+        status, body = client._request("PATCH", f"{prefix}/{jid}", op=f"bulk_{op}",  # noqa: SLF001
+                                       json_body={"state": "UploadComplete"}, write=True)
+    except TransientError as exc:
+        if exc.maybe_committed:  # the close may have reached the org: the job may run
+            _remember(client, jid, unsettled)
+        raise
     if status >= 400:
-        return _refused(client, f"PATCH {client._prefix}{prefix}/{{id}}", status, body, keys)  # noqa: SLF001
+        return settled + _refused(client, f"PATCH {client._prefix}{prefix}/{{id}}", status,  # noqa: SLF001
+                                  body, keys)
     # from here on the job may run whatever happens to this process
     try:
-        info = _poll(client, jid)
-        results = {kind: _read_csv(client, f"{prefix}/{jid}/{kind}/")
-                   for kind in ("successfulResults", "failedResults", "unprocessedrecords")}
+        info, results = _outcome(client, jid)
     except TransientError as exc:
+        _remember(client, jid, unsettled)
         raise TransientError(f"Bulk job {jid}: outcome unknown ({exc}); re-sending by key is "
                              "safe", maybe_committed=True) from None
-    return _match(results, header[0], item_of, info)
+    return settled + _match(results, header[0], item_of, info)
+
+
+def _outcome(client: SalesforceClient, jid: str
+             ) -> tuple[dict[str, Any], dict[str, list[dict[str, str]]]]:
+    """A closed job's final info and its three result files (polled until it ends)."""
+    info = _poll(client, jid)
+    return info, {kind: _read_csv(client, f"/jobs/ingest/{jid}/{kind}/")
+                  for kind in ("successfulResults", "failedResults", "unprocessedrecords")}
+
+
+def _remember(client: SalesforceClient, jid: str, job: UnsettledJob) -> None:
+    jobs = client.bulk_unsettled
+    jobs[jid] = job
+    while len(jobs) > KEEP_UNSETTLED:
+        del jobs[next(iter(jobs))]
+
+
+def _ask_earlier_jobs(client: SalesforceClient, op: str, obj: str, header: list[str],
+                      group: list[tuple[str, list[str]]], item_of: dict[str, str]
+                      ) -> tuple[list[WriteResult], list[tuple[str, list[str]]]]:
+    """Results, from remembered jobs of unknown outcome, for the rows of ``group`` they wrote
+    with exactly these cells; and the rows still to send. A job still running is waited for (as
+    long as a poll is); one that cannot be asked now stays remembered and the call raises
+    ``maybe_committed``, as sending the rows again beside it would race it."""
+    keys = {k for k, _ in group}
+    earlier = [(jid, j) for jid, j in client.bulk_unsettled.items()
+               if j.op == op and j.obj == obj and not j.keys.isdisjoint(keys)]
+    if not earlier:
+        return [], group
+    row_of = dict(group)
+    out: list[WriteResult] = []
+    for jid, _ in earlier:
+        try:
+            info, results = _outcome(client, jid)
+        except JobGone:
+            info, results = {}, None
+        except TransientError as exc:
+            raise TransientError(f"Bulk job {jid}: outcome still unknown ({exc}); its rows are "
+                                 "not sent again while it may run", maybe_committed=True) from None
+        del client.bulk_unsettled[jid]
+        if results is None or info.get("state") == "Open":
+            if info.get("state") == "Open":
+                _abort(client, jid)  # its close never arrived: it will not run
+            continue
+        for row in results["successfulResults"]:
+            k = row.get(header[0], "")
+            # an empty cell leaves the field as it is, so a column one side lacks is the same
+            cells = {c: v for c, v in row.items() if v and not c.startswith("sf__")}
+            if k in row_of and row.get("sf__Id") and \
+                    cells == {c: v for c, v in zip(header, row_of[k], strict=True) if v}:
+                out.append(WriteResult(key=item_of[k], ok=True, dest_id=row["sf__Id"],
+                                       created=row.get("sf__Created", "").lower() == "true"))
+                del row_of[k]
+    return out, [(k, row) for k, row in group if k in row_of]
 
 
 def _refused(client: SalesforceClient, endpoint: str, status: int, body: Any,
@@ -231,6 +322,8 @@ def _abort(client: SalesforceClient, jid: str) -> None:
 
 
 def _poll(client: SalesforceClient, jid: str) -> dict[str, Any]:
+    """Poll until the job ends (or turns out never closed: ``Open``). Raises :class:`JobGone` on
+    a 404, ``TransientError`` past ``poll_timeout``."""
     s = client.bulk
     deadline = s.clock() + s.poll_timeout
     errors = 0
@@ -244,9 +337,11 @@ def _poll(client: SalesforceClient, jid: str) -> dict[str, Any]:
                 raise
             s.sleep(s.poll_interval)
             continue
+        if status == 404:
+            raise JobGone(f"Bulk job {jid} is gone (HTTP 404)")
         if status >= 400 or not isinstance(info, dict):
             raise TransientError(f"poll answered HTTP {status}", maybe_committed=True)
-        if info.get("state") in ("JobComplete", "Failed", "Aborted"):
+        if info.get("state") in (*_DONE, "Open"):
             return info
         if s.clock() >= deadline:
             raise TransientError(f"still {info.get('state')} after {s.poll_timeout:.0f} s",
@@ -264,6 +359,8 @@ def _read_csv(client: SalesforceClient, path: str) -> list[dict[str, str]]:
             if attempt == 3:
                 raise
             client.bulk.sleep(client.bulk.poll_interval)
+    if status == 404:
+        raise JobGone(f"results answered HTTP {status}")
     if status >= 400 or not isinstance(body, str):
         raise TransientError(f"results answered HTTP {status}", maybe_committed=True)
     return list(csv.DictReader(io.StringIO(body, newline="")))

@@ -88,7 +88,7 @@ from runtime.dialects.salesforce.auth import (
     SalesforceCredentials,
     TokenManager,
 )
-from runtime.dialects.salesforce.bulk import BulkSettings, bulk_delete, bulk_write
+from runtime.dialects.salesforce.bulk import BulkSettings, UnsettledJob, bulk_delete, bulk_write
 from runtime.dialects.salesforce.ratelimit import (
     DEFAULT_MAX_WAIT,
     DEFAULT_RESERVE,
@@ -252,6 +252,8 @@ class SalesforceClient(OwnedHTTP):
                                  write_cost_per_call=1.0, read_cost_per_call=1.0,
                                  concurrency=25))
         self.stats = CallStats()
+        # Bulk jobs closed without a known outcome, by job id: a re-send asks them first
+        self.bulk_unsettled: dict[str, UnsettledJob] = {}
 
     def __repr__(self) -> str:
         return f"SalesforceClient(instance={self.auth.instance_url!r}, api=v{self.api_version})"
