@@ -362,3 +362,88 @@ def test_killed_after_closing_a_job_then_resumed_by_a_new_process(tmp_path, org_
         assert len(set(_exts(sb))) == len(_exts(sb)) == N
     finally:
         resumed.close()
+
+
+# ---------------------------------------------------------------------- a run, killed and resumed
+def _migrate(compiled, base: Path, sample: Path, resume: str | None, kill_at: int | None):
+    """One incarnation of ``fmap run`` into ``sandbox:salesforce`` over ``base/org.sqlite`` with
+    Bulk for batches of 5 and more; ``kill_at``: the process dies once the org accepted the
+    close of that many-th job."""
+    from runtime.executor import LoadOptions, RunOptions, run_migration
+    from runtime.sources import open_source
+    from runtime.state import StateStore
+    from runtime.targets import open_target
+
+    users = Path(__file__).resolve().parents[2] / "mappings" / "sandbox" / "salesforce_users.json"
+    dest = open_target(f"sandbox:salesforce?users={users}&db={base / 'org.sqlite'}"
+                       "&bulk_threshold=5", schema_changes=list(compiled.PLAN.schema_changes),
+                       state_dir=base)
+    closes = [0]
+    if kill_at is not None:
+        route = dest.sandbox.bulk.route
+
+        def dies(method, rest, body):
+            out = route(method, rest, body)
+            if method == "PATCH" and b"UploadComplete" in body:
+                closes[0] += 1
+                if closes[0] == kill_at:
+                    raise Killed(f"killed after closing job {rest[0]}")
+            return out
+
+        dest.sandbox.bulk.route = dies
+    source = open_source(str(sample))
+    try:
+        with StateStore(base / "state.sqlite") as state:
+            result = run_migration(compiled, source, dest, state, base / "stage",
+                                   source_id=str(sample), options=RunOptions(
+                                       load=LoadOptions(files_root=sample, sleep=lambda s: None,
+                                                        seed=7), resume=resume))
+            _run_in_background(dest.sandbox)  # the dead processes' jobs, too: no harm done
+            return result, _org(dest, compiled), dest.sandbox.calls["POST /jobs/ingest"]
+    except Killed:
+        with StateStore(base / "state.sqlite") as state:
+            return state.latest_run().id, None, None
+    finally:
+        source.close()
+        dest.close()
+
+
+def _org(dest, compiled) -> dict:
+    """Every record by external id, links as the linked record's ``<Object>:<external id>``;
+    asserts no object holds an external id twice."""
+    records = {o: list(dest.list_records(o)) for o in sorted({st.target
+                                                              for st in compiled.PLAN.steps})}
+    ext_of = {r["id"]: f"{o}:{r['$external_id']}" for o, rs in records.items() for r in rs}
+    out = {}
+    for o, recs in records.items():
+        exts = [r["$external_id"] for r in recs]
+        assert len(exts) == len(set(exts)), f"duplicate records in {o}"
+        out[o] = {r["$external_id"]: {k: ext_of.get(v, v) if isinstance(v, str) else v
+                                      for k, v in r.items() if k not in (
+                                          "id", "CreatedDate", "LastModifiedDate",
+                                          "SystemModstamp")} for r in recs}
+    return out
+
+
+def test_a_bulk_run_killed_after_closing_jobs_resumes_to_the_same_org(tmp_path):
+    from tests.compiled import compile_and_load
+
+    root = Path(__file__).resolve().parents[2]
+    mapping = root / "mappings" / "aeronaclinic_to_salesforce.fmap"
+    sample = root / "mappings" / "samples" / "aeronaclinic_api"
+    (tmp_path / "build").mkdir()
+    compiled = compile_and_load(mapping, tmp_path / "build",
+                                display="mappings/aeronaclinic_to_salesforce.fmap")
+    (tmp_path / "ref").mkdir()
+    ref, expected, jobs = _migrate(compiled, tmp_path / "ref", sample, None, None)
+    assert ref.status == "completed" and jobs >= 3  # the run really goes through Bulk jobs
+    base = tmp_path / "killed"
+    base.mkdir()
+    run_id, _, _ = _migrate(compiled, base, sample, None, kill_at=1)
+    assert isinstance(run_id, int)  # killed, not finished
+    again, _, _ = _migrate(compiled, base, sample, run_id, kill_at=2)
+    assert again == run_id
+    result, got, _ = _migrate(compiled, base, sample, run_id, None)
+    assert result.status == "completed", result.message
+    assert got == expected  # 0 duplicates (asserted per object), 0 missing, same values
+    assert result.counts == ref.counts
