@@ -46,15 +46,17 @@ def listings(c, path: str = "/api/v2/organizations") -> list[dict]:
 
 
 def test_a_record_past_the_first_500_is_found_from_the_journals_payload(org):
-    """A resumed run: the journal's payload is all there is. The record sits on the third page
-    of the listing; the scan pages on with the cursor until it is found, and no further."""
-    found = org.find_by_external_id("Organization", ["orgs:1100"], hints={
-        "orgs:1100": {"sent_at": None, "payload": {"name": "Org 1100"}}})
-    assert found == {"orgs:1100": org.ids[1099]}
+    """A resumed run: the journal's payload is all there is. The listing is read newest first
+    (the emulator honours ``sort_by=id&sort_direction=desc``), so an old record sits on the
+    third page; the scan pages on with the cursor until it is found, and no further."""
+    found = org.find_by_external_id("Organization", ["orgs:100"], hints={
+        "orgs:100": {"sent_at": None, "payload": {"name": "Org 0100"}}})
+    assert found == {"orgs:100": org.ids[99]}
     pages = listings(org)
     assert len(pages) == 3
     assert [q.get("cursor") is None for q in pages] == [True, False, False]
     assert all(q["limit"] == [str(PAGE_LIMIT)] for q in pages)
+    assert all(q["sort_by"] == ["id"] and q["sort_direction"] == ["desc"] for q in pages)
 
 
 def test_a_lost_create_is_found_in_process_and_not_sent_twice(org):
@@ -74,14 +76,15 @@ def test_a_lost_create_is_found_in_process_and_not_sent_twice(org):
 def test_a_scan_that_reaches_its_bound_leaves_the_outcome_unknown_and_says_so(org):
     org.scan_limit = 600
     with pytest.raises(FatalError) as caught:
-        org.find_by_external_id("Organization", ["orgs:1100", "orgs:2"], hints={
-            "orgs:1100": {"sent_at": None, "payload": {"name": "Org 1100"}},
-            "orgs:2": {"sent_at": None, "payload": {"name": "Org 0002"}}})
+        org.find_by_external_id("Organization", ["orgs:2", "orgs:1100"], hints={
+            "orgs:2": {"sent_at": None, "payload": {"name": "Org 0002"}},
+            "orgs:1100": {"sent_at": None, "payload": {"name": "Org 1100"}}})
     msg = str(caught.value)
     assert "outcome of 1 create(s) is still unknown" in msg
     assert "GET /api/v2/organizations" in msg and "600" in msg and "not assumed absent" in msg
-    assert "Org 1100" not in msg and "orgs:1100" not in msg  # no record values in the message
-    assert len(listings(org)) == 2 + 1  # two pages for the one, one for the other
+    assert "Org 0002" not in msg and "orgs:2" not in msg  # no record values in the message
+    # newest first: two pages for the oldest (past the bound), one for the newer one
+    assert len(listings(org)) == 2 + 1
 
 
 def test_a_record_that_is_not_there_is_absent_after_the_whole_listing(org):
@@ -110,6 +113,9 @@ def leads_api(total: int, refused: bool = False):
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":  # a create whose answer never comes
             raise httpx.RemoteProtocolError("connection dropped", request=request)
+        if request.url.path == "/api/v2/dealFields":  # leads' custom fields are the deal's
+            return httpx.Response(200, json={"success": True, "data": [],
+                                             "additional_data": {"next_cursor": None}})
         q = {k: v[-1] for k, v in parse_qs(request.url.query.decode()).items()}
         seen.append(q)
         if refused:

@@ -9,11 +9,18 @@ What it reproduces (API_NOTES.md sections 4 and 6):
 
 - ``/api/v2/{persons,organizations,deals,activities,products}``: POST, PATCH ``/{id}``, DELETE
   ``/{id}`` (soft delete), GET ``/{id}``, GET ``?ids=&updated_since=&cursor=`` (cursor
-  pagination, ``additional_data.next_cursor``); ``/{entity}/search`` (``exact_match`` is
+  pagination, ``additional_data.next_cursor``) in ``sort_by``/``sort_direction`` order (each
+  endpoint's documented values, default ``id``/``asc``; others are a 400); ``/{entity}/search`` (``exact_match`` is
   case-insensitive) and ``/itemSearch/field`` (``match=exact`` is case-sensitive);
   ``/{entity}Fields`` with 40-character hash ``field_code`` for custom fields and option ids;
 - ``/api/v1/notes`` (POST, PUT, DELETE, GET, list with ``start``/``limit`` pagination),
   ``/api/v1/files`` (multipart POST, list, DELETE), ``/api/v1/users``;
+- ``/api/v1/leads`` (POST, PATCH, DELETE, GET ``/{id}``, list): UUID ids, ISO 8601 times with
+  milliseconds, ``value`` as ``{"amount", "currency"}``, a person or an organization required,
+  the deal's custom fields by hash key at the top level, archived leads left out of the list,
+  ``person_id``/``organization_id``/``owner_id``/``updated_since`` filters, ``sort``
+  (``add_time DESC``...; oldest first by default) and ``start``/``limit`` pagination whose
+  details sit directly in ``additional_data`` (openapi-v1.yaml ``getLeads``);
 - envelopes ``{"success", "data", "additional_data"}`` and ``{"success": false, "error",
   "error_info", "data": null, "additional_data": null}``; integer ids; RFC 3339 times in v2 and
   ``YYYY-MM-DD HH:MM:SS`` in v1; **no uniqueness** (the same email, even the same external id,
@@ -29,7 +36,8 @@ What it reproduces (API_NOTES.md sections 4 and 6):
 - the store's injectable faults (a :class:`FaultPlan`): throttles -> 429, batch failures -> 500,
   timeouts and lost responses -> a dropped connection (a lost response after the write commits).
 
-Leads, projects and the remaining v1 endpoints are not emulated (404).
+Projects, lead labels, archived-lead listing, saved filters and the remaining v1 endpoints are
+not emulated (404, or a 400 naming the parameter).
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 import secrets
 import tempfile
 import threading
@@ -88,9 +97,25 @@ CREATABLE_FIELD_TYPES = ("varchar", "text", "double", "phone", "date", "daterang
                          "timerange", "set", "enum", "varchar_auto", "address", "monetary",
                          "org", "people", "user")
 _FILE_LINKS = {"person_id": "Person", "org_id": "Organization", "deal_id": "Deal",
-               "product_id": "Product", "activity_id": "Activity"}
+               "product_id": "Product", "activity_id": "Activity", "lead_id": "Lead"}
 _NOTE_LINKS = ("deal_id", "person_id", "org_id", "lead_id", "project_id")
 _ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
+# ``sort_by`` values of each v2 listing (openapi-v2.yaml getPersons, getDeals, ...); the default
+# of every one is ``id``, ``sort_direction`` ``asc``
+_V2_SORT_BY = {"Activity": ("id", "update_time", "add_time", "due_date"),
+               "Product": ("id", "name", "add_time", "update_time")}
+_V2_SORT_BY_DEFAULT = ("id", "update_time", "add_time")
+# openapi-v1.yaml: addLeadRequest's properties (updateLeadRequest adds is_archived) and the
+# ``sort`` fields of getLeads
+_LEAD_CREATE = ("title", "owner_id", "label_ids", "person_id", "organization_id", "value",
+                "expected_close_date", "visible_to", "was_seen", "origin_id", "channel",
+                "channel_id")
+_LEAD_UPDATE = (*_LEAD_CREATE, "is_archived")
+_LEAD_SORT = ("id", "title", "owner_id", "creator_id", "was_seen", "expected_close_date",
+              "next_activity_id", "add_time", "update_time")
+_LEAD_LINKS = ("person_id", "organization_id")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 LOCKOUT_HTML = (b"<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title>"
                 b"</head><body><h1>Sorry, you have been blocked</h1></body></html>")
 _TYPE_OF = {
@@ -129,6 +154,30 @@ def _v1time(ts: str | None) -> str | None:
     if not ts:
         return None
     return datetime.fromisoformat(ts).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso_ms(ts: str | None) -> str | None:
+    """Leads answer ISO 8601 with milliseconds (``2020-10-14T11:30:36.551Z``), unlike the
+    rest of v1."""
+    if not ts:
+        return None
+    d = datetime.fromisoformat(ts).astimezone(UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def _lead_uuid(n: int) -> str:
+    """The ``n``-th lead's id: a version-4 UUID whose first 32 bits are ``n``, so creation order
+    survives in the id (ties between equal ``add_time``s sort as Pipedrive's insertion order
+    would) and a sandbox file gives the same ids on every run."""
+    tail = hashlib.sha1(f"fmap-sandbox:lead:{n}".encode()).digest()[:12]
+    return str(uuid.UUID(bytes=(n % 2**32).to_bytes(4, "big") + tail, version=4))
+
+
+def _lead_seq(rid: str) -> int:
+    try:
+        return int(rid[:8], 16)
+    except ValueError:
+        return 0
 
 
 class _Ledger:
@@ -214,6 +263,7 @@ class PipedriveSandbox(ASGIEmulator):
         self.store = self._open_store(self._with_saved_fields(_pipedrive_schema(schema)))
 
     def _open_store(self, schema: SystemSchema) -> SandboxStore:
+        schema = _leads_inherit_deal_fields(schema)
         self._schema = schema
         self._objects = {o.api_name: o for o in schema.objects}
         caps = DestinationCapabilities(name="sandbox:pipedrive", batch_size=1,
@@ -288,7 +338,8 @@ class PipedriveSandbox(ASGIEmulator):
                            "additional_data": None})
 
     def _new_id(self, obj: str) -> str:
-        return str(self.store._next_counter(f"pipedrive:{obj}"))  # noqa: SLF001 (in the store's tx)
+        n = self.store._next_counter(f"pipedrive:{obj}")  # noqa: SLF001 (in the store's tx)
+        return _lead_uuid(n) if obj == "Lead" else str(n)
 
     def schema(self) -> SystemSchema:
         return self._schema
@@ -626,7 +677,7 @@ class PipedriveSandbox(ASGIEmulator):
                                                     or None))
             except ValueError:
                 raise _Err(400, "updated_since must be an RFC 3339 date-time") from None
-            rows.sort(key=lambda r: int(r["id"]))
+        self._v2_sort(obj, rows, q)
         for k in ("owner_id", "org_id", "person_id", "deal_id"):
             if q.get(k):
                 rows = [r for r in rows if str(r.get(k)) == q[k]]
@@ -635,6 +686,20 @@ class PipedriveSandbox(ASGIEmulator):
             if start + limit < len(rows) else None
         return _json(200, {"success": True, "data": [self._out(obj, r, "v2") for r in page],
                            "additional_data": {"next_cursor": nxt}})
+
+    @staticmethod
+    def _v2_sort(obj: str, rows: list[dict[str, Any]], q: dict[str, str]) -> None:
+        """Order a v2 listing by ``sort_by``/``sort_direction``, refusing values the endpoint
+        does not document (the spec's enums) as the API's validation does. Times tie-break by
+        id, so a page boundary never splits records with one timestamp differently twice."""
+        allowed = _V2_SORT_BY.get(obj, _V2_SORT_BY_DEFAULT)
+        by = q.get("sort_by", "id")
+        direction = q.get("sort_direction", "asc")
+        if by not in allowed:
+            raise _Err(400, f"sort_by must be one of: {', '.join(allowed)}")
+        if direction not in ("asc", "desc"):
+            raise _Err(400, "sort_direction must be one of: asc, desc")
+        rows.sort(key=_sort_key(by), reverse=direction == "desc")
 
     def _search(self, obj: str, q: dict[str, str]) -> Response:
         term = q.get("term")
@@ -734,6 +799,8 @@ class PipedriveSandbox(ASGIEmulator):
                 if not r.ok:
                     raise _Err(404, "File not found")
                 return _json(200, {"success": True, "data": {"id": int(rest[1])}})
+        if seg == "leads" and "Lead" in self._objects:
+            return self._leads(method, rest[1:], q, headers, body)
         if seg == "notes" and "Note" in self._objects:
             if n == 1 and method == "POST":
                 data = self._body(body)
@@ -759,14 +826,23 @@ class PipedriveSandbox(ASGIEmulator):
         raise _Err(404, "Unknown method .")
 
     @staticmethod
-    def _page(q: dict[str, str], rows: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+    def _page(q: dict[str, str], rows: list[Any], *, flat: bool = False
+              ) -> tuple[list[Any], dict[str, Any]]:
+        """One ``start``/``limit`` page and its ``additional_data``: notes and files nest the
+        details in ``pagination`` with a ``next_start``; leads (``flat``) put ``start``,
+        ``limit`` and ``more_items_in_collection`` directly in ``additional_data`` and send no
+        ``next_start`` (openapi-v1.yaml ``getLeads``)."""
         try:
             start = int(q.get("start") or 0)
             limit = min(int(q.get("limit") or 100), 500)
         except ValueError:
             raise _Err(400, "start and limit must be integers") from None
+        if start < 0 or limit < 1:
+            raise _Err(400, "start must be 0 or more and limit 1 or more")
         more = start + limit < len(rows)
         pag: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
+        if flat:
+            return rows[start:start + limit], pag
         if more:
             pag["next_start"] = start + limit
         return rows[start:start + limit], {"pagination": pag}
@@ -840,6 +916,141 @@ class PipedriveSandbox(ASGIEmulator):
                            "additional_data": extra})
 
 
+    # ------------------------------------------------------------------ v1 leads
+    def _leads(self, method: str, rest: list[str], q: dict[str, str], headers: dict[str, str],
+               body: bytes) -> Response:
+        """``/api/v1/leads`` (openapi-v1.yaml addLead, getLeads, getLead, updateLead,
+        deleteLead). The spec documents no 400 bodies for leads: the messages for bad input
+        follow the leads service's (``"title" length must be less than or equal to 255
+        characters long``; ``One of the "person_id" or "organization_id" must be set.``) in
+        Pipedrive's usual error envelope, and the v1 "Invalid field(s) in the payload" for keys
+        the request schema lacks."""
+        if not rest:
+            if method == "GET":
+                return self._list_leads(q)
+            if method == "POST":
+                return self._write_lead(None, self._lead_body(headers, body))
+            raise _Err(405, "Method not allowed")
+        rid = rest[0]
+        if len(rest) != 1 or not _UUID.match(rid):
+            raise _lead_not_found()
+        if method == "GET":
+            rec = self.store.get("Lead", [rid]).get(rid)
+            if rec is None:
+                raise _lead_not_found()
+            return _json(200, {"success": True, "data": self._lead_out(rec)})
+        if method == "PATCH":
+            return self._write_lead(rid, self._lead_body(headers, body))
+        if method == "DELETE":
+            if not self.store.delete("Lead", [rid])[0].ok:
+                raise _lead_not_found()
+            return _json(200, {"success": True, "data": {"id": rid}})
+        raise _Err(405, "Method not allowed")
+
+    def _lead_body(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        # "POST and PATCH requests made to the Leads endpoints must be done using
+        # content-type: application/json" (the Leads API changelog, 2020-07-23)
+        if "json" not in headers.get("content-type", ""):
+            raise _Err(415, "Content-Type must be application/json")
+        return self._body(body)
+
+    def _lead_in(self, data: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        """A lead body -> store values, each property checked against its documented type."""
+        customs = self._custom_fields("Lead")
+        allowed = _LEAD_CREATE if creating else _LEAD_UPDATE
+        bad = [k for k in data if k not in allowed and k not in customs]
+        if bad:
+            raise _Err(400, f"Invalid field(s) in the payload: {', '.join(bad)}")
+        if creating and not data.get("title"):
+            raise _Err(400, '"title" is required')
+        values: dict[str, Any] = {}
+        for k, v in data.items():
+            if k in customs:
+                values[customs[k].api_name] = self._custom_in(customs[k], v)
+            elif k == "value":
+                values.update(_lead_value(v))
+            else:
+                values[k] = _lead_property(k, v)
+        return values
+
+    def _write_lead(self, rid: str | None, data: dict[str, Any]) -> Response:
+        values = self._lead_in(data, creating=rid is None)
+        current: dict[str, Any] = {}
+        if rid is not None:
+            current = self.store.get("Lead", [rid]).get(rid) or {}
+            if not current:
+                raise _lead_not_found()
+        if not any((values[k] if k in values else current.get(k)) is not None
+                   for k in _LEAD_LINKS):
+            raise _Err(400, 'One of the "person_id" or "organization_id" must be set.')
+        if rid is None and "owner_id" not in values:
+            # "If not provided, the user making the request will be used."
+            me = next((u.id for u in self.store.list_users() if u.id.isdigit() and u.active),
+                      None)
+            if me is not None:
+                values["owner_id"] = me
+        item = WriteItem(key="0", external_id=None, record=values, dest_id=rid)
+        r = (self.store.create if rid is None else self.store.update)("Lead", [item])[0]
+        if not r.ok:
+            if r.code in ("NOT_FOUND", "ENTITY_IS_DELETED"):
+                raise _lead_not_found()
+            raise self._result_error("Lead", r)
+        rec = self.store.get("Lead", [r.dest_id or ""]).get(r.dest_id or "", {"id": r.dest_id})
+        return _json(201 if rid is None else 200, {"success": True, "data": self._lead_out(rec)})
+
+    def _lead_out(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """A stored lead in getLead's shape; a custom field appears only when it has a value."""
+        def num(k: str) -> int | None:
+            v = rec.get(k)
+            return int(v) if v is not None and str(v).isdigit() else None
+
+        amount = rec.get("value")
+        value = None
+        if amount is not None:
+            n = float(amount)
+            value = {"amount": int(n) if n.is_integer() else n,
+                     "currency": rec.get("currency") or "USD"}
+        owner = num("owner_id")
+        out: dict[str, Any] = {
+            "id": rec["id"], "title": rec.get("title"), "owner_id": owner, "creator_id": owner,
+            "label_ids": rec.get("label_ids") or [], "person_id": num("person_id"),
+            "organization_id": num("organization_id"), "source_name": "API", "origin": "API",
+            "origin_id": rec.get("origin_id"), "channel": rec.get("channel"),
+            "channel_id": rec.get("channel_id"), "source_deal_id": None,
+            "is_archived": bool(rec.get("is_archived")), "was_seen": bool(rec.get("was_seen")),
+            "value": value, "expected_close_date": rec.get("expected_close_date"),
+            "next_activity_id": None, "add_time": _iso_ms(rec.get("$created_at")),
+            "update_time": _iso_ms(rec.get("$modified_at")),
+            "visible_to": rec.get("visible_to") or "3",
+            "cc_email": f"sandbox+lead{_lead_seq(rec['id'])}@sandbox.pipedrivemail.example",
+        }
+        for f in self._custom_fields("Lead").values():
+            if rec.get(f.api_name) is not None:
+                out[f.vendor["key"]] = self._custom_out(f, _number(f, rec[f.api_name]))
+        return out
+
+    def _list_leads(self, q: dict[str, str]) -> Response:
+        """getLeads: the leads not archived, oldest first unless ``sort`` says otherwise."""
+        if q.get("filter_id"):
+            raise _Err(400, "filter_id: saved filters are not emulated by the sandbox")
+        try:
+            rows = [r for r in self.store.list_records(
+                "Lead", modified_since=q.get("updated_since") or None)
+                if not r.get("is_archived")]
+        except ValueError:
+            raise _Err(400, '"updated_since" must be in ISO 8601 date format') from None
+        for k in ("owner_id", *_LEAD_LINKS):
+            if q.get(k):
+                if not q[k].isdigit():
+                    raise _Err(400, f'"{k}" must be a number')
+                rows = [r for r in rows if str(r.get(k)) == q[k]]
+        for by, desc in reversed(_lead_sort(q.get("sort") or "add_time ASC")):
+            rows.sort(key=_lead_sort_key(by), reverse=desc)
+        page, extra = self._page(q, rows, flat=True)
+        return _json(200, {"success": True, "data": [self._lead_out(r) for r in page],
+                           "additional_data": extra})
+
+
 def _number(f: FieldSchema, v: Any) -> Any:
     """The store keeps decimals as strings; Pipedrive answers numbers."""
     if isinstance(v, str) and f.type in (FieldType.currency, FieldType.decimal,
@@ -875,4 +1086,125 @@ def _pipedrive_schema(schema: SystemSchema) -> SystemSchema:
             if f.picklist_values and "options" not in f.vendor:
                 base = int(f.vendor["key"][:4], 16) * 100
                 f.vendor["options"] = {v: base + i + 1 for i, v in enumerate(f.picklist_values)}
+    return schema
+
+
+def _sort_key(by: str) -> Callable[[dict[str, Any]], Any]:
+    """A v2 listing's sort key: times (and names, due dates) tie-broken by the integer id."""
+    column = {"add_time": "$created_at", "update_time": "$modified_at"}.get(by, by)
+    if by == "id":
+        return lambda r: int(r["id"])
+    if column.startswith("$"):
+        return lambda r: (datetime.fromisoformat(r[column]), int(r["id"]))
+    return lambda r: (r.get(column) is None, str(r.get(column) or ""), int(r["id"]))
+
+
+def _lead_sort(text: str) -> list[tuple[str, bool]]:
+    """getLeads ``sort``: ``field [ASC|DESC]`` items separated by commas, fields from the
+    spec's list; anything else is refused."""
+    out = []
+    for item in text.split(","):
+        field, _, mode = item.strip().partition(" ")
+        mode = mode.strip().upper() or "ASC"
+        if field not in _LEAD_SORT or mode not in ("ASC", "DESC"):
+            raise _Err(400, f'"sort" must be one of [{", ".join(_LEAD_SORT)}], each followed '
+                       "by ASC or DESC")
+        out.append((field, mode == "DESC"))
+    return out
+
+
+def _lead_sort_key(by: str) -> Callable[[dict[str, Any]], Any]:
+    """Times tie-break by creation order (:func:`_lead_uuid`); other fields keep the order the
+    previous sort left (Python's sort is stable), with empty values last."""
+    if by in ("add_time", "update_time"):
+        column = "$created_at" if by == "add_time" else "$modified_at"
+        return lambda r: (datetime.fromisoformat(r[column]), _lead_seq(r["id"]))
+    if by == "id":
+        return lambda r: r["id"]
+    column = "owner_id" if by == "creator_id" else by
+    return lambda r: (r.get(column) is None,
+                      _number_or_text(r.get(column)) if r.get(column) is not None else (0, ""))
+
+
+def _number_or_text(v: Any) -> tuple[int, Any]:
+    if isinstance(v, bool):
+        return (0, int(v))
+    try:
+        return (0, float(v))
+    except (TypeError, ValueError):
+        return (1, str(v))
+
+
+def _lead_not_found() -> _Err:
+    """getLead / updateLead / deleteLead's documented 404 (LeadNotFoundResponse)."""
+    err = _Err(404, "requested lead not found")
+    err.body["error_info"] = "Object was not found."
+    return err
+
+
+def _lead_value(v: Any) -> dict[str, Any]:
+    """``value``: ``{"amount": number, "currency": string}`` (both required) or null."""
+    if v is None:
+        return {"value": None, "currency": None}
+    if not isinstance(v, dict):
+        raise _Err(400, '"value" must be of type object')
+    amount, currency = v.get("amount"), v.get("currency")
+    if amount is None or currency is None:
+        raise _Err(400, f'"value.{"amount" if amount is None else "currency"}" is required')
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise _Err(400, '"value.amount" must be a number')
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise _Err(400, '"value.currency" must be a 3-letter currency code')
+    bad = [k for k in v if k not in ("amount", "currency")]
+    if bad:
+        raise _Err(400, f'"value.{bad[0]}" is not allowed')
+    return {"value": amount, "currency": currency}
+
+
+def _lead_property(k: str, v: Any) -> Any:
+    """One standard lead property checked against openapi-v1.yaml's type -> the store's form
+    (ids as strings, the others as sent)."""
+    if k == "title":
+        if not isinstance(v, str) or not v:
+            raise _Err(400, '"title" must be a non-empty string')
+        if len(v) > 255:
+            raise _Err(400, '"title" length must be less than or equal to 255 characters long')
+        return v
+    if k in ("owner_id", "person_id", "organization_id", "channel"):
+        if v is None and k != "owner_id":
+            return None
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _Err(400, f'"{k}" must be a number')
+        return v if k == "channel" else str(v)
+    if k == "label_ids":
+        if not isinstance(v, list) or not all(isinstance(x, str) and _UUID.match(x) for x in v):
+            raise _Err(400, '"label_ids" must be an array of lead label ids (UUIDs)')
+        return v
+    if k == "expected_close_date":
+        if v is not None and not (isinstance(v, str) and _DATE.match(v)):
+            raise _Err(400, '"expected_close_date" must be a date in YYYY-MM-DD format')
+        return v
+    if k == "visible_to":
+        if v not in ("1", "3", "5", "7"):
+            raise _Err(400, '"visible_to" must be one of ["1", "3", "5", "7"]')
+        return v
+    if k in ("was_seen", "is_archived"):
+        if not isinstance(v, bool):
+            raise _Err(400, f'"{k}" must be a boolean')
+        return v
+    if v is not None and not isinstance(v, str):  # origin_id, channel_id
+        raise _Err(400, f'"{k}" must be a string')
+    return v
+
+
+def _leads_inherit_deal_fields(schema: SystemSchema) -> SystemSchema:
+    """Leads have no custom fields of their own: they "inherit the custom fields' structure
+    from deals" (openapi-v1.yaml getLeads), keyed by the deal fields' hashes. The Lead object
+    the store enforces gets the Deal's custom fields (whatever it held before is replaced)."""
+    schema = schema.model_copy(deep=True)
+    lead, deal = schema.object("Lead"), schema.object("Deal")
+    if lead is None:
+        return schema
+    lead.fields = [f for f in lead.fields if not f.custom] + (
+        [f.model_copy(deep=True) for f in deal.fields if f.custom] if deal is not None else [])
     return schema
