@@ -132,6 +132,10 @@ class BulkJobs:
 
         cutoff = _store_ts((self._now() - RETENTION).isoformat())
         db, store = self._db(), self.sb.store
+        with store._lock:  # noqa: SLF001 (a read first: no write lock taken per request)
+            if not db.execute("SELECT 1 FROM sf_bulk_jobs WHERE created_at < ? LIMIT 1",
+                              (cutoff,)).fetchone():
+                return
         with store._lock, store._tx():  # noqa: SLF001
             db.execute("DELETE FROM sf_bulk_data WHERE job_id IN (SELECT id FROM sf_bulk_jobs "
                        "WHERE created_at < ?)", (cutoff,))
