@@ -9,7 +9,8 @@ create           ``POST {base}/api/v2/{persons|organizations|deals|activities|pr
 update           ``PATCH {base}/api/v2/{entity}/{id}``; ``PUT /api/v1/notes/{id}``;
                  ``PATCH /api/v1/leads/{id}``
 delete           ``DELETE {base}/api/v2/{entity}/{id}`` (soft delete); v1 for notes and leads
-get              ``GET {base}/api/v2/{entity}?ids=`` (at most 100); ``GET /api/v1/notes/{id}``
+get              ``GET {base}/api/v2/{entity}?ids=`` (at most 100);
+                 ``GET /api/v1/{notes|leads}/{id}``
 find by ext id   ``GET /api/v2/{entity}/search?term=&fields=custom_fields&exact_match=true``
                  (then the hits are read back and the external-id field compared exactly);
                  activities have no search: ``GET /api/v2/activities?updated_since=``; notes
@@ -20,7 +21,8 @@ list_records     ``GET /api/v2/{entity}?limit=500&cursor=``; ``GET /api/v1/notes
 list_users       ``GET /api/v1/users``
 files            ``POST /api/v1/files`` (multipart ``file`` + ``person_id``...);
                  ``GET /api/v1/files``; ``DELETE /api/v1/files/{id}``
-metadata         ``GET /api/v2/{person|organization|deal|activity|product}Fields``
+metadata         ``GET /api/v2/{person|organization|deal|activity|product}Fields`` (a lead's
+                 custom fields are the deal's, by the same hash keys, at the body's top level)
 ================ ==========================================================================
 
 There are no batch writes and no upsert (``capabilities.native_upsert = False``, batch size 1):
@@ -31,7 +33,9 @@ it re-sends a write whose outcome is unknown. What that lookup needs survives a 
 in the records themselves, and the send time, the parent and the mapping's own external-id value
 are kept in a small on-disk log (:mod:`~runtime.dialects.pipedrive.sentlog`) committed before
 each write goes out. Custom fields go under ``custom_fields`` keyed by
-hash, enum/set values as option ids, monetary values as ``{"value", "currency"}``.
+hash, enum/set values as option ids, monetary values as ``{"value", "currency"}``; a lead's
+``value`` and ``currency`` go as ``value: {"amount", "currency"}`` and its ``visible_to`` as a
+string (openapi-v1.yaml addLead).
 
 Rate limits: a daily token budget per company and a rolling 2 s burst window per token (search:
 10 per 2 s). The client paces itself (it waits for a free slot in its own windows and honours
@@ -331,6 +335,36 @@ def _scalar(v: Any) -> Any:
     return str(v)
 
 
+def _custom_read(f: FieldSchema, v: Any) -> Any:
+    """A custom field's value as Pipedrive answers it -> the record's: option ids back to their
+    labels (v2 ``custom_fields`` and v1's top-level hash keys alike), ``{"value": ...}`` to the
+    value."""
+    labels = {i: lab for lab, i in (f.vendor.get("options") or {}).items()}
+    if isinstance(v, dict) and "value" in v:
+        v = v["value"]
+    if isinstance(v, list):
+        return [labels.get(x, x) for x in v]
+    return labels.get(v, v) if isinstance(v, (int, str)) else v
+
+
+def _lead_value(out: dict[str, Any], record: dict[str, Any], default_currency: str) -> None:
+    """A lead's ``value`` goes as ``{"amount", "currency"}`` (both required; ``null`` clears):
+    the record's ``value`` is the amount and its ``currency`` (else the target's) the currency.
+    A ``currency`` without an amount is left as it is, for Pipedrive to refuse."""
+    if "value" not in out:
+        return
+    amount = out["value"]
+    if isinstance(amount, dict):  # the mapping built the object itself
+        return
+    out.pop("currency", None)
+    if isinstance(amount, str) and _NUMBER.match(amount.strip()):
+        n = float(amount)
+        amount = int(n) if n.is_integer() else n  # the API takes a number, not "500"
+    if amount is not None:
+        out["value"] = {"amount": amount,
+                        "currency": record.get("currency") or default_currency}
+
+
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 _INVALID_FIELD = re.compile(r"Invalid field\(s\) in the payload: ([\w, ]+)")
 _MULTI = {"emails", "phones"}
@@ -566,6 +600,9 @@ class PipedriveClient(OwnedHTTP):
         name, hash key and option ids in ``vendor``), read once."""
         if obj in self._fields:
             return self._fields[obj]
+        if obj == "Lead":  # leads "inherit the custom fields' structure from deals" (v1 spec)
+            return self._fields.setdefault(obj, {n: f for n, f in self.org_fields("Deal").items()
+                                                 if f.custom})
         ent = ENTITIES.get(obj)
         out: dict[str, FieldSchema] = {}
         if ent is not None and ent[2] is not None:
@@ -691,9 +728,13 @@ class PipedriveClient(OwnedHTTP):
             elif k in _ADDRESS and version == "v2" and isinstance(v, str):
                 v = {"value": v}
             elif k == "visible_to":
-                v = _int_id(v)
+                v = str(v) if obj == "Lead" and v is not None else _int_id(v)  # a string there
             out[k] = _jsonable(v)
-        if custom:
+        if obj == "Lead":
+            _lead_value(out, record, self.currency)
+        if custom and version == "v1":
+            out.update(custom)  # v1 (leads): custom fields by hash key at the top level
+        elif custom:
             out["custom_fields"] = custom
         if obj == "Note" and isinstance(out.get("content"), str):
             # an update keeps the marker: the executor keys an update by the record's external id
@@ -712,20 +753,12 @@ class PipedriveClient(OwnedHTTP):
             if k == "custom_fields" and isinstance(v, dict):
                 for h, cv in v.items():
                     f = by_key.get(h)
-                    if f is None:
-                        continue
-                    labels = {i: lab for lab, i in (f.vendor.get("options") or {}).items()}
-                    if isinstance(cv, dict) and "value" in cv:
-                        cv = cv["value"]
-                    if isinstance(cv, list):
-                        cv = [labels.get(x, x) for x in cv]
-                    elif cv in labels:
-                        cv = labels[cv]
-                    out[f.api_name] = cv
+                    if f is not None:
+                        out[f.api_name] = _custom_read(f, cv)
                 continue
             top = by_key.get(k) if len(k) == 40 else None  # v1: custom fields at the top level
             if top is not None:
-                out[top.api_name] = v
+                out[top.api_name] = _custom_read(top, v)
                 continue
             f = std.get(k)
             if f is None and k != "id":
@@ -742,6 +775,9 @@ class PipedriveClient(OwnedHTTP):
             elif isinstance(v, dict) and "value" in v and k.endswith("_id"):
                 v = str(v["value"]) if v["value"] is not None else None  # v1 expanded links
             out[k] = v
+        if obj == "Lead" and isinstance(rec.get("value"), dict):  # {amount, currency}
+            out["value"] = rec["value"].get("amount")
+            out["currency"] = rec["value"].get("currency")
         if obj == "Note":
             ext = None
             if "content" in out:
