@@ -5,8 +5,10 @@ record modified at or before T (among the records this run read) has a settled o
 map: loaded, skipped or quarantined. A record that failed, or that a stopped run never reached,
 holds the watermark below its timestamp, so the next `--delta` run reads it again (and everything
 after it: records that were fine come back as "unchanged" and cost no write). Records at exactly T
-are remembered by key (ties: many rows often share one export timestamp), so the next run skips
-exactly those and no other record at T. Rows arrive in any order; timestamps are compared as
+are remembered by key (ties: many rows often share one export timestamp, a bulk import all of
+them), so the next run skips exactly those and no other record at T; the keys go from the stage
+to the state file's ``watermark_keys`` in one streamed statement and are looked up one by one,
+only for records at T, never loaded whole. Rows arrive in any order; timestamps are compared as
 instants (read with the source object's declared format and zone, ISO-8601 otherwise), never as
 text; a value that does not parse neither holds nor moves the watermark (the record is read by
 every delta run, and the run reports how many there were).
