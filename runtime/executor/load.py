@@ -154,9 +154,6 @@ class Loader:
                                   clock=self.opt.clock or time.monotonic, sleep=self.sleep)
         self.backoff = Backoff(seed=self.opt.seed)
         self.stats = LoadStats()
-        # (step, key) of records a resume found written but left without an outcome, so their
-        # file's upload is checked when they are processed again (_upload_missing_files)
-        self._created_on_resume: set[tuple[str, str]] = set()
         self.users: dict[str, str] | None = None
         self._schema = None
 
@@ -233,7 +230,6 @@ class Loader:
                 if self._has_files(o.map):
                     # written, but its file may not be: no outcome yet, so the record is
                     # processed again and its upload checked (``_upload_missing_files``)
-                    self._created_on_resume.add((o.map, o.source_key))
                     self.state.confirm([OpResult(o.id, dest_id, True)])
                     continue
                 self.state.confirm([OpResult(o.id, dest_id, True)],
@@ -511,7 +507,7 @@ class Loader:
                 p.op = "upsert" if self.dest.capabilities.native_upsert else "create"
             to_send.append(p)
         if with_files:
-            unchanged.extend(self._upload_missing_files(st, obj, with_files))
+            unchanged.extend(self._upload_missing_files(st, obj, op_ns, with_files))
         if unchanged:
             self.state.record_outcomes(self.run_id, unchanged)
             self.stats.unchanged += sum(1 for o in unchanged
@@ -674,20 +670,31 @@ class Loader:
         return Outcome(st.name, p.key, "failed", "record written but its file was rejected: "
                        f"{up.code}: {up.error}", p.rec.source_object)
 
-    def _upload_missing_files(self, st: Step, obj: str, items: list[tuple[_Pending, str]]
-                              ) -> list[Outcome]:
+    def _upload_missing_files(self, st: Step, obj: str, op_ns: str,
+                              items: list[tuple[_Pending, str]]) -> list[Outcome]:
         """Outcomes of unchanged records that carry a file: the file is uploaded when no upload
         of it is confirmed (a run killed between a record's write and its file's upload; a
         file the destination refused last time), so no record ends loaded without its file. A
-        record written by the run being resumed keeps its outcome "created"."""
-        done = self.state.lookup_many(file_namespace(st.name), [p.key for p, _ in items])
+        record the run being resumed wrote keeps its outcome ("created"), known from the
+        journal: a resume killed after it settled the record knows it only from there."""
+        keys = [p.key for p, _ in items]
+        done = self.state.lookup_many(file_namespace(st.name), keys)
+        written = self._written_by_run(op_ns, keys)
         out = []
         for p, dest_id in items:
-            created = (st.name, p.key) in self._created_on_resume
-            outcome = Outcome(st.name, p.key, "loaded", "created" if created else "unchanged",
-                              p.rec.source_object)
+            detail = "unchanged"
+            if p.key in written:
+                detail = "created" if written[p.key] else "updated"
+            outcome = Outcome(st.name, p.key, "loaded", detail, p.rec.source_object)
             out.append(outcome if p.key in done else self._with_file(st, obj, dest_id, p, outcome))
         return out
+
+    def _written_by_run(self, namespace: str, keys: list[str]) -> dict[str, bool]:
+        """Keys this run confirmed a write of, and whether the write created the record."""
+        return {k: bool(c) for k, c in self._rows_for_keys(
+            "SELECT source_key, created FROM ops WHERE run_id = ? AND map = ? "
+            "AND state = 'confirmed' AND op IN ('create','upsert','update') "
+            "AND source_key IN ({marks})", (self.run_id, namespace), keys)}
 
     def _upload(self, st: Step, obj: str, record_id: str | None, p: _Pending) -> WriteResult:
         """Upload a record's file, journaled under ``<step>@file`` before and after the call:
@@ -700,14 +707,19 @@ class Loader:
         self.state.mark_sent([op_id])
         r = self._send_file(st, obj, record_id, p)
         if r.ok:
-            self.state.confirm([OpResult(op_id, r.dest_id, r.created)])
+            # "already there" does not say who put it there: this run, when an answer was lost
+            # (a retry here, or a resume after a kill), or an earlier run; unknown, so rollback
+            # decides from the journal (an earlier run's confirmed upload of the same file)
+            self.state.confirm([OpResult(op_id, r.dest_id, r.created or None)])
         else:
             self.state.fail([(op_id, f"{r.code or 'ERROR'}: {r.error or 'rejected'}")])
         return r
 
     def _send_file(self, st: Step, obj: str, record_id: str | None, p: _Pending) -> WriteResult:
         """Upload a pending record's file to ``obj``/``record_id``, retrying transient errors
-        (uploads are idempotent by key, so a retry after a lost response attaches nothing twice)."""
+        (uploads are idempotent by key, so a retry after a lost response attaches nothing twice)
+        and, as record writes do, a refusal the destination says is retryable (a per-item "try
+        again"): a file must not go missing over a momentary refusal."""
         if record_id is None:
             return WriteResult(p.external_id, False, code="NO_PARENT",
                                error="the record the file belongs to was not loaded")
@@ -723,13 +735,19 @@ class Loader:
             try:
                 self.bucket.acquire(self.dest.capabilities.rate_limit.write_cost_per_call)
                 self.stats.calls += 1
-                return self.dest.upload_attachment(obj, record_id, name, path, p.external_id)
+                r = self.dest.upload_attachment(obj, record_id, name, path, p.external_id)
             except TransientError as exc:
                 attempt += 1
                 self.stats.retries += 1
                 if attempt > self.max_retries:
                     raise RunStopped(f"{st.name}: file upload kept failing ({exc})") from None
                 self.sleep(self.backoff.delay(attempt, exc.retry_after))
+                continue
+            if r.ok or not r.retryable or attempt >= self.max_retries:
+                return r
+            attempt += 1
+            self.stats.retries += 1
+            self.sleep(self.backoff.delay(attempt, None))
 
     def _send_files(self, st: Step, obj: str, op_ns: str, items: list[_Pending]) -> None:
         """A map into an attachment object (Zoho Attachments, Pipedrive File, Freshsales
