@@ -4,7 +4,12 @@ reply, planned, sent, confirm, confirmed, outcome), resumes until the run comple
 against a crash-free reference: 0 duplicates, 0 missing, 0 orphans, equal counts, equal store.
 
 Run: .venv/bin/python bench/crash_soak.py [--seeds 500] [--records 5000] [--minutes 0]
-     [--modes upsert,no-upsert,upsert+faults,no-upsert+faults] [--first-seed 1000]
+     [--modes upsert,no-upsert,upsert+faults,no-upsert+faults] [--first-seed 1000] [--files]
+
+``--files`` runs the fixture's files variant (``attach`` on Patients, documents -> Attachments):
+two more kill hooks (upload, uploaded), every record's files compared with the reference (none
+duplicated, none missing), and every tenth seed's completed run rolled back (the store must be
+empty again, files included).
 Stops at the first failing seed and prints its kill log (re-run one seed with --first-seed S
 --seeds 1).
 """
@@ -35,14 +40,16 @@ def main() -> int:
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--exec-every", type=int, default=10,
                     help="every Nth seed runs the driver with subprocess instead of fork")
+    ap.add_argument("--files", action="store_true",
+                    help="the files variant: uploads, upload kill hooks, files compared")
     a = ap.parse_args()
     root = tcr.scratch_root()
     try:
-        execfix.compile_module(root / "build")
+        execfix.compile_module(root / "build", files=a.files)
         module_py = root / "build" / "exec_build.py"
-        src = root / f"src{a.records}"
-        execfix.generate_source(src, a.records, seed=a.records)
-        modes = a.modes.split(",")
+        src = root / f"src{a.records}{'files' if a.files else ''}"
+        execfix.generate_source(src, a.records, seed=a.records, files=a.files)
+        modes = [f"{m}+files" if a.files else m for m in a.modes.split(",")]
         refs = {m: tcr.reference(root, module_py, src, m) for m in modes}
         t0 = time.monotonic()
         kills = 0
@@ -52,11 +59,14 @@ def main() -> int:
             try:
                 log = tcr.crash_seed(seed, ref, root, module_py,
                                      use_exec=a.exec_every > 0 and i % a.exec_every == 0)
+                if a.files and i % 10 == 0:
+                    tcr.rollback_leaves_store_as_before(tcr.seed_work(root, seed, ref), ref)
+                    log.append("rolled back")
             except AssertionError as exc:
                 print(f"seed {seed} ({ref.mode}) FAILED: {exc}")
                 return 1
             kills += sum("killed" in e for e in log)
-            shutil.rmtree(root / f"seed{seed}-{src.name}-{ref.mode}", ignore_errors=True)
+            shutil.rmtree(tcr.seed_work(root, seed, ref), ignore_errors=True)
             print(f"seed {seed} {ref.mode:<17} ok  {'; '.join(log)}", flush=True)
             if a.minutes and time.monotonic() - t0 > a.minutes * 60:
                 break

@@ -15,6 +15,14 @@ crash-free reference run of the same source: no duplicates by external id, nothi
 orphaned lookups or owners, the same per-map counts (so the counts invariant holds), no unresolved
 journal entries, one run only, and the same final store.
 
+Files: modes with ``files`` run the fixture's files variant (``execfix`` ``files=True``: ``attach``
+on the Patients map, documents -> Attachments of patients), with two more hooks, before an upload
+is sent (``upload``) and after the store committed it but before the reply returns (``uploaded``).
+The store comparison then covers every record's files (name, size, sha256: none duplicated, none
+missing), and rolling the completed run back leaves the store as it was before the run, files
+included (a bug there is the one the files journal fixed:
+a run killed mid-upload resumed with records "loaded" and their files missing).
+
 Store comparison: the SandboxStore's ids come from a per-object counter, so a record's id depends on
 the order in which records were created. A resume re-sends abandoned batches and recovers others by
 external-id lookup, which may create records in a different order than the crash-free run (it is
@@ -26,8 +34,8 @@ ids are already outside ``snapshot()``.
 
 The children are forked from the test process (``os.fork`` + ``crash_driver.main``: the driver's
 code, no interpreter start-up) except a few seeds that run the driver script with ``subprocess``.
-CI: 52 seeds (3 x 5,000 records, 49 x 400) in well under 90 s on two cores; the long soak is
-``bench/crash_soak.py``.
+CI: 60 seeds (3 x 5,000 records, 49 x 400, 8 x 400 with files) in well under 90 s on two cores;
+the long soak is ``bench/crash_soak.py`` (``--files`` for the files variant).
 """
 
 from __future__ import annotations
@@ -53,10 +61,12 @@ import crash_driver  # noqa: E402
 import execfix  # noqa: E402
 
 from runtime.executor import check_invariant  # noqa: E402
+from runtime.operations import rollback_run  # noqa: E402
 from runtime.state import StateStore  # noqa: E402
 
 DRIVER = FIX / "crash_driver.py"
 EVENTS = ("send", "reply", "planned", "sent", "confirm", "confirmed", "outcome")
+FILE_EVENTS = ("upload", "uploaded")
 FAULTS = {"seed": 11, "lost_response_rate": 0.05, "timeout_rate": 0.03, "throttle_rate": 0.03,
           "batch_failure_rate": 0.02, "record_error_rate": 0.01}
 
@@ -135,6 +145,14 @@ class Reference:
     snapshot: dict
     ext: set[str] = field(default_factory=set)
 
+    @property
+    def files(self) -> bool:
+        return "files" in self.mode
+
+    @property
+    def events_to_kill(self) -> tuple[str, ...]:
+        return EVENTS + FILE_EVENTS if self.files else EVENTS
+
 
 def mode_args(mode: str) -> list[str]:
     out = []
@@ -142,6 +160,8 @@ def mode_args(mode: str) -> list[str]:
         out.append("--no-upsert")
     if "faults" in mode:
         out += ["--faults", json.dumps(FAULTS)]
+    if "files" in mode:
+        out.append("--files")
     return out
 
 
@@ -164,21 +184,30 @@ def _reference(root: Path, module_py: Path, src: Path, mode: str) -> Reference:
     res = json.loads((work / "result.json").read_text())
     assert res["status"] == "completed", res
     check_invariant(res["counts"])
-    dest = execfix.store(work / "store.sqlite")
+    dest = execfix.store(work / "store.sqlite", files="files" in mode)
     try:
         execfix.check_store(dest)
         snap = execfix.canonical_snapshot(dest)
         ext = {e for (e,) in dest._db.execute("SELECT external_id FROM records")}
     finally:
         dest.close()
-    return Reference(src, mode, extra, res["counts"], res["events"], duration, snap, ext)
+    ref = Reference(src, mode, extra, res["counts"], res["events"], duration, snap, ext)
+    if ref.files:  # else the files checks below would pass on a run that uploaded nothing
+        with_files = [k for k, r in snap.items() if r["attachments"]]
+        assert len(with_files) >= len(snap) // 10, len(with_files)
+        assert any(len(snap[k]["attachments"]) > 1 for k in with_files)
+    return ref
+
+
+def seed_work(root: Path, seed: int, ref: Reference) -> Path:
+    return root / f"seed{seed}-{ref.src.name}-{ref.mode}"
 
 
 def crash_seed(seed: int, ref: Reference, root: Path, module_py: Path, *,
                use_exec: bool = False) -> list[str]:
     """Kill the driver 1-3 times at seeded points, resume to completion, verify. Returns the log."""
     rng = random.Random(seed)
-    work = root / f"seed{seed}-{ref.src.name}-{ref.mode}"
+    work = seed_work(root, seed, ref)
     args = [str(module_py), str(ref.src), str(work), *ref.args]
     log = []
     res: dict = {"status": "killed"}
@@ -190,7 +219,7 @@ def crash_seed(seed: int, ref: Reference, root: Path, module_py: Path, *,
             how = run_child(args, kill_after=delay, use_exec=use_exec)
             log.append(f"after {delay:.2f}s: {how}")
         else:
-            ev = rng.choice(EVENTS)
+            ev = rng.choice(ref.events_to_kill)
             n = rng.randint(1, max(1, ref.events.get(ev, 1)))
             how = run_child(args, kill_at=f"{ev}:{n}")
             log.append(f"{ev}:{n}: {how}")
@@ -216,14 +245,48 @@ def verify(work: Path, ref: Reference, res: dict, log: list[str]) -> None:
     check_invariant(res["counts"])
     assert all(c["pending"] == 0 for c in res["counts"].values()), where
     assert res["counts"] == ref.counts, where
-    dest = execfix.store(work / "store.sqlite")
+    dest = execfix.store(work / "store.sqlite", files=ref.files)
     state = StateStore(work / "state.sqlite")
     try:
         execfix.check_store(dest, expect_ext=ref.ext)  # 0 duplicates, 0 missing, 0 orphans
-        assert execfix.canonical_snapshot(dest) == ref.snapshot, where
+        snap = execfix.canonical_snapshot(dest)
+        if ref.files:
+            assert_same_files(snap, ref.snapshot, where)
+        assert snap == ref.snapshot, where
         runs = state.runs()
         assert len(runs) == 1 and runs[0].status == "completed", where
         assert state.unresolved_ops(runs[0].id) == [], where
+    finally:
+        dest.close()
+        state.close()
+
+
+def assert_same_files(snap: dict, ref: dict, where: str) -> None:
+    """Every record's files as in the reference: a file uploaded twice, or missing, is named (the
+    whole-snapshot comparison that follows would only say the snapshots differ)."""
+    def files(s: dict) -> dict:
+        return {k: [(a["name"], a["size"], a["sha256"]) for a in r["attachments"]]
+                for k, r in s.items() if r["attachments"]}
+
+    got, want = files(snap), files(ref)
+    wrong = {k: (got.get(k, []), want.get(k, [])) for k in got.keys() | want.keys()
+             if got.get(k) != want.get(k)}
+    assert not wrong, f"files differ (got, want) on {len(wrong)} records: " \
+                      f"{dict(sorted(wrong.items())[:5])} ({where})"
+
+
+def rollback_leaves_store_as_before(work: Path, ref: Reference) -> None:
+    """Roll the completed run back: the store was empty before it, so no record and no file may
+    remain (a file left on a deleted record is not in the snapshot: count the table)."""
+    dest = execfix.store(work / "store.sqlite", files=ref.files)
+    state = StateStore(work / "state.sqlite")
+    try:
+        (run,) = state.runs()
+        rb = rollback_run(state, dest, run.id)
+        assert rb.ok and rb.status == "rolled_back", (work.name, rb)
+        assert dest.snapshot()["objects"] == {}, work.name
+        left = dest._db.execute("SELECT key FROM attachments ORDER BY key").fetchall()
+        assert not left, f"{len(left)} files left after the rollback, e.g. {left[:5]} ({work.name})"
     finally:
         dest.close()
         state.close()
@@ -241,6 +304,20 @@ def env(tmp_path_factory):
     execfix.generate_source(small, 400, seed=2)
     yield root, module_py, big, small
     _REFS.clear()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def files_env(tmp_path_factory):
+    root = scratch_root()
+    build = tmp_path_factory.mktemp("crash-build-files")
+    execfix.compile_module(build, files=True)
+    module_py = build / "exec_build.py"
+    src = root / "src400files"
+    execfix.generate_source(src, 400, seed=3, files=True)
+    yield root, module_py, src
+    for m in FILE_MODES:
+        _REFS.pop((str(src), m), None)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -277,9 +354,44 @@ def test_kill_at_each_hook_then_resume(env, event):
         reference(root, module_py, small, "upsert")
     assert ref.events.get(event, 0) >= 2, ref.events
     for n in (1, ref.events[event] // 2):
-        work = root / f"hook-{event}-{n}"
-        args = [str(module_py), str(small), str(work), *ref.args]
-        assert run_child(args, kill_at=f"{event}:{n}") == "killed"
-        assert run_child(args) == "done"
-        res = json.loads((work / "result.json").read_text())
-        verify(work, ref, res, [f"{event}:{n}"])
+        kill_once_then_resume(root, module_py, ref, f"{event}:{n}")
+
+
+def kill_once_then_resume(root: Path, module_py: Path, ref: Reference, kill_at: str) -> None:
+    work = root / f"hook-{kill_at.replace(':', '-')}"
+    args = [str(module_py), str(ref.src), str(work), *ref.args]
+    assert run_child(args, kill_at=kill_at) == "killed"
+    assert run_child(args) == "done"
+    res = json.loads((work / "result.json").read_text())
+    verify(work, ref, res, [kill_at])
+
+
+FILE_MODES = ("upsert+files", "no-upsert+faults+files")
+
+
+@pytest.mark.slow
+def test_crash_resume_with_files(files_env):
+    """The files variant over a few seeds; the first two are also rolled back."""
+    root, module_py, src = files_env
+    refs = [reference(root, module_py, src, m) for m in FILE_MODES]
+    kills = 0
+    for seed in range(8):
+        ref = refs[seed % len(refs)]
+        log = crash_seed(500 + seed, ref, root, module_py)
+        kills += sum("killed" in e for e in log)
+        if seed < 2:
+            rollback_leaves_store_as_before(seed_work(root, 500 + seed, ref), ref)
+    assert kills >= 6
+
+
+@pytest.mark.parametrize("event", FILE_EVENTS)
+def test_kill_at_each_upload_hook_then_resume(files_env, event):
+    """Killed before an upload is sent, and after the store committed it but before the reply
+    (its file is in the store, the journal does not know): at the first, a middle and the last
+    upload."""
+    root, module_py, src = files_env
+    ref = reference(root, module_py, src, "upsert+files")
+    n_uploads = ref.events.get(event, 0)
+    assert n_uploads > 100, ref.events
+    for n in (1, n_uploads // 2, n_uploads):
+        kill_once_then_resume(root, module_py, ref, f"{event}:{n}")
