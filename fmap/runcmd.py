@@ -112,6 +112,9 @@ def execute_run(fmap_file: Path, source_uri: str, target_uri: str, state: Path |
             console.print(f"[yellow]{obj}: {n:,} modified-at value(s) do not parse with the "
                           "declared format (modified_format/modified_tz or the schema's vendor "
                           "date_format/tz); delta runs read these records every time.[/yellow]")
+    for step, n in sorted(result.stats.files_skipped.items()):
+        console.print(f"[yellow]{step}: {n:,} file(s) over the size limit were not uploaded "
+                      "(oversize skip); their records were loaded without them.[/yellow]")
     write_rebuild_reference(plan, state_path.parent / "reports")
     return result, state_path
 

@@ -89,6 +89,16 @@ def attachment_file(a: Attachment, files_root: Path | None) -> Path | None:
     return full
 
 
+NO_FILE = "no file path"
+
+
+def _size(n: int) -> str:
+    """A file size for a message: 3.2 MB, 2 KB, 900 bytes."""
+    if n >= 1048576:
+        return f"{n / 1048576:.1f} MB"
+    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+
+
 class RunStopped(Exception):
     """The run stopped cleanly (retries exhausted, fatal destination error, error budget); all
     state is journaled and `fmap run --resume` continues it."""
@@ -130,6 +140,8 @@ class LoadStats:
     retries: int = 0
     unchanged: int = 0
     unmatched_owners: dict[str, int] = field(default_factory=dict)
+    # per step: files `oversize skip` left out on a record map (its records loaded without them)
+    files_skipped: dict[str, int] = field(default_factory=dict)
 
 
 class Loader:
@@ -414,6 +426,15 @@ class Loader:
                 continue
             if attachment is not None and st.attach is not None:
                 size_problem = self._attachment_problem(st, attachment)
+                if size_problem is not None and obj not in ATTACHMENT_OBJECTS and (
+                        size_problem[0] == "skipped"):
+                    # on a record map the file is the part skipped, not the record: a patient
+                    # with no file (or one over the limit under `oversize skip`) is loaded
+                    # without it; only the skipped files are counted (LoadStats.files_skipped)
+                    if size_problem[1] != NO_FILE:
+                        skipped_files = self.stats.files_skipped
+                        skipped_files[st.name] = skipped_files.get(st.name, 0) + 1
+                    attachment, size_problem = None, None
                 if size_problem is not None:
                     status, why = size_problem
                     if status == "quarantined":
@@ -443,7 +464,7 @@ class Loader:
         except AttachmentOutsideRoot as exc:
             return ("quarantined", str(exc))
         if path is None:
-            return ("skipped", "no file path")
+            return ("skipped", NO_FILE)
         if not path.is_file():
             return ("quarantined", "attachment file not found")
         limit = st.attach.limit_bytes
@@ -453,7 +474,7 @@ class Loader:
         size = path.stat().st_size
         if limit is not None and size > limit:
             policy = st.attach.oversize
-            why = f"attachment is {size / 1048576:.1f} MB, over the {limit / 1048576:.0f} MB limit"
+            why = f"attachment is {_size(size)}, over the {_size(limit)} limit"
             return ({"skip": "skipped", "fail": "failed"}.get(policy, "quarantined"), why)
         return None
 
@@ -483,7 +504,7 @@ class Loader:
         existing = self.state.lookup_many(lookup_ns, keys)
         hashes = self._last_hashes(op_ns, keys) if existing else {}
         unchanged: list[Outcome] = []
-        with_files: list[tuple[_Pending, str]] = []  # unchanged records that carry a file
+        with_files: list[tuple[_Pending, str]] = []  # unchanged records of a map with files
         to_send: list[_Pending] = []
         for p in items:
             dest_id = existing.get(p.key)
@@ -496,7 +517,7 @@ class Loader:
                 continue
             if dest_id is not None:
                 if hashes.get(p.key) == p.record_hash:
-                    if p.attachment is not None:
+                    if st.attach is not None:  # a file to check, or a resumed write
                         with_files.append((p, dest_id))
                         continue
                     unchanged.append(Outcome(st.name, p.key, "loaded", "unchanged",
@@ -672,11 +693,12 @@ class Loader:
 
     def _upload_missing_files(self, st: Step, obj: str, op_ns: str,
                               items: list[tuple[_Pending, str]]) -> list[Outcome]:
-        """Outcomes of unchanged records that carry a file: the file is uploaded when no upload
-        of it is confirmed (a run killed between a record's write and its file's upload; a
-        file the destination refused last time), so no record ends loaded without its file. A
-        record the run being resumed wrote keeps its outcome ("created"), known from the
-        journal: a resume killed after it settled the record knows it only from there."""
+        """Outcomes of unchanged records of a map with files: a record's file is uploaded when
+        no upload of it is confirmed (a run killed between a record's write and its file's
+        upload; a file the destination refused last time), so no record ends loaded without its
+        file. A record the run being resumed wrote (a resume leaves every record of such a map
+        without an outcome, file or not) keeps its outcome ("created"), known from the journal:
+        a resume killed after it settled the record knows it only from there."""
         keys = [p.key for p, _ in items]
         done = self.state.lookup_many(file_namespace(st.name), keys)
         written = self._written_by_run(op_ns, keys)
@@ -686,7 +708,8 @@ class Loader:
             if p.key in written:
                 detail = "created" if written[p.key] else "updated"
             outcome = Outcome(st.name, p.key, "loaded", detail, p.rec.source_object)
-            out.append(outcome if p.key in done else self._with_file(st, obj, dest_id, p, outcome))
+            out.append(outcome if p.attachment is None or p.key in done
+                       else self._with_file(st, obj, dest_id, p, outcome))
         return out
 
     def _written_by_run(self, namespace: str, keys: list[str]) -> dict[str, bool]:

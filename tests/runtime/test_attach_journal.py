@@ -163,3 +163,22 @@ def test_rollback_of_a_rerun_keeps_files_an_earlier_run_uploaded(module, env, tm
     rb = rollback_run(state, dest, first.run_id)
     assert rb.ok and rb.deleted == {"Attachments": N, "Contacts": N}
     assert "Contacts" not in dest.snapshot()["objects"]
+
+
+def test_on_a_record_map_the_file_is_what_is_skipped(module, env):
+    """A patient with no file, or with one over the limit under `oversize skip`, is loaded
+    without it (the skipped files are counted, not the records); on a map into an attachment
+    object the record is the file, so there it is the record that is skipped."""
+    _, src, state, dest = env
+    patients = json.loads((src / "patients.json").read_text("utf-8"))
+    patients[0]["path"] = None
+    (src / "big.bin").write_bytes(b"x" * (1024 * 1024 + 1))
+    patients[1]["path"] = "big.bin"
+    (src / "patients.json").write_text(json.dumps(patients), "utf-8")
+    watch = Watch(dest)
+    res = run(module, env, watch)
+    assert res.counts["Contacts"]["created"] == N and res.counts["Contacts"]["skipped"] == 0
+    assert res.stats.files_skipped == {"Contacts": 1}  # the oversize one; no path is no file
+    assert watch.uploads == N - 2
+    assert files_per_record(dest) == {**{f"Contacts:p{i}": 1 for i in range(2, N)},
+                                      "Contacts:p0": 0, "Contacts:p1": 0}
