@@ -93,10 +93,12 @@ NO_FILE = "no file path"
 
 
 def _size(n: int) -> str:
-    """A file size for a message: 3.2 MB, 2 KB, 900 bytes."""
-    if n >= 1048576:
-        return f"{n / 1048576:.1f} MB"
-    return f"{n / 1024:.0f} KB" if n >= 1024 else f"{n} bytes"
+    """A file size for a message: 25 MB, 3.2 MB, 2 KB, 2.9 KB, 900 bytes."""
+    for unit, scale in (("MB", 1048576), ("KB", 1024)):
+        if n >= scale:
+            v = n / scale
+            return f"{v:.0f} {unit}" if v == int(v) else f"{v:.1f} {unit}"
+    return f"{n} bytes"
 
 
 class RunStopped(Exception):
