@@ -125,23 +125,23 @@ def _capped_table(kind: str, lst: RecordList, title: str, empty: str, cap: int
             shown.append(row)
     sec = {"id": lst.section, "title": title, "type": "table", "columns": list(lst.columns),
            "rows": shown, "empty": empty}
-    _note_omitted(sec, kind, lst, seen, cap)
+    _note_omitted(sec, kind, None if lst.group is None else lst.columns[lst.group], seen, cap)
     return sec
 
 
-def _note_omitted(sec: dict[str, Any], kind: str, lst: RecordList, seen: Mapping[Any, int],
+def _note_omitted(sec: dict[str, Any], kind: str, per: str | None, seen: Mapping[Any, int],
                   cap: int) -> None:
+    """``seen``: rows per group (``per`` names the group's column; None: one group)."""
     more = {g: n - cap for g, n in seen.items() if n > cap}
     if not more:
         return
     total = sum(more.values())
-    where = csv_name(kind, lst.section)
-    per = (f" per {lst.columns[lst.group]}" if lst.group is not None else "")
+    where = csv_name(kind, sec["id"])
     groups = ", ".join(f"{'(none)' if g is None else g} {n:,}"
                        for g, n in sorted(more.items(), key=lambda x: str(x[0])))
     sec.update(omitted=total, complete_list=where,
-               note=f"Showing the first {cap:,}{per}; {total:,} more"
-                    + (f" ({groups})" if lst.group is not None else "")
+               note=f"Showing the first {cap:,}" + (f" per {per}" if per else "")
+                    + f"; {total:,} more" + (f" ({groups})" if per else "")
                     + f" are listed in {where}, beside this report.")
 
 
@@ -264,7 +264,7 @@ def build_diff_section(diffs: Iterable[RecordDiff | FieldDiff], *,
     sec = {"id": section_id, "title": title, "type": "diff", "records": records,
            "counts": dict(sorted(counts.items()))}
     if cap is not None:
-        _note_omitted(sec, kind, RecordList(section_id, _DIFF_COLUMNS, list), seen, cap)
+        _note_omitted(sec, kind, _DIFF_COLUMNS[0], seen, cap)
     return sec
 
 
