@@ -19,7 +19,10 @@ and deferred updates, not just a flat insert.
    destination** (accepts every write, remembers nothing: the SandboxStore is too slow for 1M in a
    benchmark and the JSONL writer keeps an index of every record in memory, which is what we do
    not want to measure). Target: flat. Also reported
-   for the SandboxStore at 100,000 vs 20,000 records.
+   for the SandboxStore at 100,000 vs 20,000 records. ``_ties N DIR`` (one child, not part of
+   the default run): a bulk import, every record at one modified-at and a third of the patients
+   quarantined; peak RSS of the full run, of a ``--delta`` run checking every record against the
+   watermark's tie keys, and of ``fmap report``'s report and CSVs.
 
 Wall-clock figures depend on what else the machine runs (the shared 2-core box these were taken on
 had a load average of 10-17); CPU seconds are printed next to them.
@@ -324,6 +327,81 @@ def memory(n: int, dest_kind: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+TIE_STAMP = "2024-06-01T00:00:00Z"
+TIE_OBJECTS = ("clinics", "patients", "notes")
+
+
+def write_tied_source(src: Path, out: Path, bad_every: int) -> int:
+    """A bulk import: ``write_jsonl_source``'s records, every one stamped with the same
+    ``updated_at``, and every ``bad_every``-th patient with a date of birth the mapping's
+    ``date("%d/%m/%Y")`` rejects (quarantined). Streamed line by line; returns the bad ones."""
+    out.mkdir(parents=True, exist_ok=True)
+    bad = 0
+    for obj in TIE_OBJECTS:
+        with (src / f"{obj}.jsonl").open() as fin, (out / f"{obj}.jsonl").open("w") as fout:
+            for i, line in enumerate(fin):
+                rec = json.loads(line)
+                rec["updated_at"] = TIE_STAMP
+                if obj == "patients" and i % bad_every == 0:
+                    rec["dob"] = "31/02/19xx"
+                    bad += 1
+                fout.write(json.dumps(rec) + "\n")
+    return bad
+
+
+def child_ties(n: int, tmp: Path, bad_every: int = 3) -> dict:
+    """Runs in a child process: a source whose records all share one modified-at (every key a
+    watermark tie) with every ``bad_every``-th patient quarantined. Peak RSS (VmHWM, reset before
+    each phase) of the full run, of a ``--delta`` run over the same source (every record checked
+    against the tie keys, none read), and of ``fmap report``'s work for the full run (the report
+    and its CSVs)."""
+    from runtime.reports import build_run_report, run_report_lists, write_report
+
+    plain, src = tmp / f"jl{n}", tmp / f"tied{n}"
+    out = subprocess.run([sys.executable, __file__, "_gen", str(n), str(plain)],
+                         capture_output=True, text=True, check=True)
+    records = int(out.stdout.strip())
+    bad = write_tied_source(plain, src, bad_every)
+    shutil.rmtree(plain)
+    module = execfix.compile_module(tmp / "build")
+    options = {f"modified.{o}": "updated_at" for o in TIE_OBJECTS}
+    work = tmp / f"ties{n}"
+    work.mkdir()
+    import gc
+
+    gc.collect()
+    result: dict = {"n": records, "quarantined_patients": bad,
+                    "baseline_rss_mib": _peak_mib(reset=True)}
+    state = StateStore(work / "state.sqlite")
+    for phase, delta in (("full", False), ("delta", True)):
+        _peak_mib(reset=True)
+        source = open_source(f"jsonl:{src}", options=options,
+                             defaults=plan_source_options(module.PLAN.source_config))
+        c0 = time.process_time()
+        res = run_migration(module, source, NullDestination(), state, work / f"stage{phase}",
+                            source_id=str(src), options=RunOptions(delta=delta))
+        source.close()
+        result[phase] = {"run": res.run_id, "status": res.status, "cpu_s": time.process_time() - c0,
+                         "staged": sum(c["extracted"] for c in res.counts.values()),
+                         "quarantined": sum(c["quarantined"] for c in res.counts.values()),
+                         "peak_rss_mib": _peak_mib()}
+    result["tie_keys"] = state.conn.execute("SELECT COUNT(*) FROM watermark_keys").fetchone()[0]
+    _peak_mib(reset=True)
+    c0 = time.process_time()
+    run_id = result["full"]["run"]
+    rep = build_run_report(state, run_id, plan=module.PLAN)
+    write_report(rep, work / "report", "run", run_report_lists(state, run_id, plan=module.PLAN))
+    with (work / "report" / "run-quarantine.csv").open() as fh:
+        csv_rows = sum(1 for _ in fh) - 1
+    shown = next(len(s["rows"]) for s in rep["sections"] if s["id"] == "quarantine")
+    result["report"] = {"cpu_s": time.process_time() - c0, "rows_shown": shown,
+                        "csv_rows": csv_rows,
+                        "html_kib": (work / "report" / "run.html").stat().st_size // 1024,
+                        "peak_rss_mib": _peak_mib()}
+    state.close()
+    return result
+
+
 def dialect_ceilings(quick: bool, tmp: Path) -> list[dict]:
     """Each CRM's share of its own rate-limit ceiling, through client -> sandbox -> store with
     the vendor's limit scaled down on a fake clock (bench/ceiling_<dialect>.py; Zoho through
@@ -351,6 +429,9 @@ def dialect_ceilings(quick: bool, tmp: Path) -> list[dict]:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["_gen"]:
         print(write_jsonl_source(Path(argv[2]), int(argv[1])))
+        return
+    if argv[:1] == ["_ties"]:  # one child: N records at one modified-at, many quarantined
+        print(json.dumps(child_ties(int(argv[1]), Path(argv[2]))))
         return
     if argv[:1] == ["_mem"]:
         print(json.dumps(child_memory(int(argv[1]), argv[2], Path(argv[3]))))
