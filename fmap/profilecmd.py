@@ -57,9 +57,10 @@ def execute_profile(fmap_file: Path, source_uri: str, target_uri: str | None,
     out = output or work / "reports"
     out.mkdir(parents=True, exist_ok=True)
     from runtime.reports import write_report
-    from runtime.reports.preflight import build_profile_report
+    from runtime.reports.preflight import build_profile_report, profile_report_lists
 
-    j, h = write_report(build_profile_report(report), out, "profile")
+    j, h = write_report(build_profile_report(report), out, "profile",
+                        profile_report_lists(report))
     console.print(f"profile: {h} ({j.name})")
     return 0
 

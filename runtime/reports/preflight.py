@@ -13,9 +13,17 @@ from datetime import datetime
 from typing import Any
 
 from runtime.operations.compare import FieldDiff
-from runtime.reports.builders import RecordDiff, Sensitivity, _header, build_diff_section
+from runtime.reports.builders import (
+    ROW_CAP,
+    RecordDiff,
+    RecordList,
+    Sensitivity,
+    _capped_table,
+    _header,
+    build_diff_section,
+)
 
-__all__ = ["build_profile_report", "build_sample_report"]
+__all__ = ["build_profile_report", "build_sample_report", "profile_report_lists"]
 
 
 def _table(sid: str, title: str, columns: list[str], rows: list[list[Any]], empty: str
@@ -24,8 +32,51 @@ def _table(sid: str, title: str, columns: list[str], rows: list[list[Any]], empt
             "empty": empty}
 
 
+def profile_report_lists(report: Any) -> list[RecordList]:
+    """The profile's tables in full (one row per distinct reason, code, field, candidate, owner,
+    file or reference: a free-text column through a value map has a row per value), for the CSVs
+    beside the report, which shows the first ``ROW_CAP`` per map."""
+    def rows(items: list[Any], cells: Any) -> Any:
+        return lambda: (cells(x) for x in items)
+
+    return [
+        RecordList("quarantine", ("map", "status", "field", "reason", "records"),
+                   rows(report.quarantine_reasons,
+                        lambda q: [q["map"], q["status"], q["field"], q["reason"], q["count"]])),
+        RecordList("unmapped", ("value map", "field", "code", "records"),
+                   rows(report.unmapped_values,
+                        lambda u: [u["valuemap"], u["field"], u["value"], u["count"]])),
+        RecordList("required", ("map", "field", "records"),
+                   rows(report.missing_required, lambda m: [m["map"], m["field"], m["count"]])),
+        RecordList("duplicates", ("map", "match", "source keys"),
+                   rows(report.duplicates,
+                        lambda d: [d["map"], d["match"], ", ".join(d["keys"])])),
+        RecordList("owners", ("email", "records"),
+                   rows(list((report.owners.get("unmatched") or {}).items()), list),
+                   group=None),
+        RecordList("attachments", ("map", "source key", "file", "MB", "limit MB"),
+                   rows(report.oversize_attachments,
+                        lambda a: [a["map"], a["key"], a["file"], a["size_mb"], a["limit_mb"]])),
+        RecordList("orphans", ("map", "field", "references", "records", "example keys"),
+                   rows(report.orphans,
+                        lambda o: [o["map"], o["field"], o["references"], o["count"],
+                                   ", ".join(o["example_keys"])])),
+    ]
+
+
+_PROFILE_TABLES = {
+    "quarantine": ("Would be quarantined or fail", "Nothing would be quarantined."),
+    "unmapped": ("Codes no value map covers", "Every code is covered."),
+    "required": ("Required target fields left empty", "Every required field gets a value."),
+    "duplicates": ("Duplicate candidates (decide which to merge)", "No duplicate candidates."),
+    "owners": ("Owner emails with no CRM user", "Every owner email matches a user."),
+    "attachments": ("Files over the size limit", "No file is over the limit."),
+    "orphans": ("References to records that will not be loaded", "Every reference resolves."),
+}
+
+
 def build_profile_report(report: Any, *, clock: Callable[[], datetime] | None = None,
-                         report_id: str | None = None) -> dict[str, Any]:
+                         report_id: str | None = None, cap: int = ROW_CAP) -> dict[str, Any]:
     rep = _header("profile", "Data-quality profile", report.migration, clock, report_id)
     problems = report.problems
     rep["summary"] = {
@@ -40,32 +91,8 @@ def build_profile_report(report: Any, *, clock: Callable[[], datetime] | None = 
     rep["sections"] = [
         _table("maps", "Per map", ["map", "records", "ready", "skipped", "quarantined", "failed"],
                maps, "No maps."),
-        _table("quarantine", "Would be quarantined or fail",
-               ["map", "status", "field", "reason", "records"],
-               [[q["map"], q["status"], q["field"], q["reason"], q["count"]]
-                for q in report.quarantine_reasons], "Nothing would be quarantined."),
-        _table("unmapped", "Codes no value map covers", ["value map", "field", "code", "records"],
-               [[u["valuemap"], u["field"], u["value"], u["count"]]
-                for u in report.unmapped_values], "Every code is covered."),
-        _table("required", "Required target fields left empty", ["map", "field", "records"],
-               [[m["map"], m["field"], m["count"]] for m in report.missing_required],
-               "Every required field gets a value."),
-        _table("duplicates", "Duplicate candidates (decide which to merge)",
-               ["map", "match", "source keys"],
-               [[d["map"], d["match"], ", ".join(d["keys"])] for d in report.duplicates],
-               "No duplicate candidates."),
-        _table("owners", "Owner emails with no CRM user", ["email", "records"],
-               [[e, n] for e, n in (report.owners.get("unmatched") or {}).items()],
-               "Every owner email matches a user."),
-        _table("attachments", "Files over the size limit",
-               ["map", "source key", "file", "MB", "limit MB"],
-               [[a["map"], a["key"], a["file"], a["size_mb"], a["limit_mb"]]
-                for a in report.oversize_attachments], "No file is over the limit."),
-        _table("orphans", "References to records that will not be loaded",
-               ["map", "field", "references", "records", "example keys"],
-               [[o["map"], o["field"], o["references"], o["count"],
-                 ", ".join(o["example_keys"])] for o in report.orphans],
-               "Every reference resolves."),
+        *(_capped_table("profile", lst, *_PROFILE_TABLES[lst.section], cap)
+          for lst in profile_report_lists(report)),
     ]
     return rep
 

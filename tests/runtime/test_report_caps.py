@@ -164,3 +164,26 @@ def test_capped_diff_sections_keep_records_with_differences_first():
     assert sec["omitted"] == 48 and sec["complete_list"] == "reconciliation-spot_check.csv"
     assert "Email" not in str(build_diff_section(recs[:4], cap=5))  # under the cap: as it was
     assert "note" not in build_diff_section(recs[:4], cap=5)
+
+
+def test_profile_report_caps_codes_per_value_map_and_lists_them_all(tmp_path):
+    from runtime.operations.profile import ProfileReport
+    from runtime.reports.preflight import build_profile_report, profile_report_lists
+
+    # a free-text column through a value map: one row per distinct value
+    report = ProfileReport("m", unmapped_values=[
+        {"valuemap": "gender", "map": "Contacts", "field": "Gender", "value": f"v{i}", "count": 1}
+        for i in range(30)] + [
+        {"valuemap": "region", "map": "Clinics", "field": "Region", "value": "X", "count": 4}],
+        owners={"unmatched": {f"u{i}@x.com": 1 for i in range(12)}})
+    rep = build_profile_report(report, cap=10)
+    u = _section(rep, "unmapped")
+    assert [r[2] for r in u["rows"]] == [f"v{i}" for i in range(10)] + ["X"]
+    assert u["omitted"] == 20 and "(gender 20)" in u["note"]
+    assert "profile-unmapped.csv" in u["note"]
+    o = _section(rep, "owners")
+    assert len(o["rows"]) == 10 and "Showing the first 10; 2 more are listed" in o["note"]
+    write_report(rep, tmp_path, None, profile_report_lists(report))
+    assert len(_read_csv(tmp_path / "profile-unmapped.csv")) == 1 + 31
+    assert len(_read_csv(tmp_path / "profile-owners.csv")) == 1 + 12
+    assert not (tmp_path / "profile-orphans.csv").exists()
