@@ -430,7 +430,8 @@ def report(
     fmap_file: Annotated[Path | None, typer.Option("--fmap", help="the .fmap file (default: the run's)")] = None,
     show_sensitive: Annotated[bool, typer.Option("--show-sensitive")] = False,
 ) -> None:
-    """Write a run's report (JSON + HTML): counts, quarantine, failures, load order."""
+    """Write a run's report (JSON + HTML): counts, quarantine, failures, load order. Per-record
+    tables show at most 200 rows per map; run-<table>.csv beside the report lists every row."""
     from rich.console import Console
 
     from fmap.opscmd import cmd_report
