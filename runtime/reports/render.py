@@ -64,11 +64,18 @@ def write_report(report: dict[str, Any], out_dir: str | Path, name: str | None =
     return j, h
 
 
+# a spreadsheet opening the CSV would run text starting with these as a formula (CSV injection):
+# source values reach these lists (unmasked with --show-sensitive), so such text is quoted
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
     return value
 
 

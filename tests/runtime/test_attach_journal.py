@@ -182,3 +182,19 @@ def test_on_a_record_map_the_file_is_what_is_skipped(module, env):
     assert watch.uploads == N - 2
     assert files_per_record(dest) == {**{f"Contacts:p{i}": 1 for i in range(2, N)},
                                       "Contacts:p0": 0, "Contacts:p1": 0}
+
+
+def test_reports_name_the_records_target_not_the_files(module, env):
+    """A map's file ops (``Contacts@file``, target Attachments) sit beside its record ops in the
+    journal; the run report's per-object table and reconciliation still name the records'
+    object."""
+    from runtime.operations.reconcile import _journal_maps
+    from runtime.reports.builders import build_run_report
+
+    _, _, state, dest = env
+    res = run(module, env, dest)
+    assert {o.target_object for o in state.ops(res.run_id)} == {"Contacts", "Attachments"}
+    rep = build_run_report(state, res.run_id)  # no plan: the journal alone names targets
+    objects = next(s for s in rep["sections"] if s["id"] == "objects")
+    assert [r[:2] for r in objects["rows"] if r[0] == "Contacts"] == [["Contacts", "Contacts"]]
+    assert _journal_maps(state, res.run_id) == {"Contacts": "Contacts"}
