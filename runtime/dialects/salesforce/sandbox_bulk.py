@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BulkJobs", "MAX_UPLOAD_BYTES", "NULL", "RETENTION"]
 
+# Bulk API 2.0 limits: characters in one field
+MAX_FIELD_CHARS = 131_072
+
 MAX_UPLOAD_BYTES = 150 * 1024 * 1024  # per upload (the documented file size limit)
 NULL = "#N/A"
 _CHUNK = 200
@@ -346,8 +349,12 @@ class BulkJobs:
         raw = self._data(info["id"], _UPLOAD) or b""
         try:
             rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+            # Bulk API 2.0's documented limit per field; checked here, not left to the csv
+            # module's field_size_limit, which is process-wide (a CSV source raises it)
+            if any(len(cell) > MAX_FIELD_CHARS for row in rows for cell in row):
+                raise csv.Error(f"a field is longer than {MAX_FIELD_CHARS:,} characters")
         except (UnicodeDecodeError, csv.Error) as exc:
-            reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else "not valid CSV"
+            reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else f"not valid CSV: {exc}"
             info["state"] = "Failed"
             info["errorMessage"] = f"InvalidBatch : the upload is {reason}"
             self._finish(job, [], [], [], [])
