@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["compile_and_load"]
+__all__ = ["compile_and_load", "compile_text_and_load"]
 
 
 def compile_and_load(fmap: Path, out_dir: Path, *, display: str | None = None) -> ModuleType:
@@ -25,3 +25,11 @@ def compile_and_load(fmap: Path, out_dir: Path, *, display: str | None = None) -
     py = out_dir / f"{Path(fmap).stem}.py"
     py.write_text(result.python, "utf-8")
     return load_compiled(py)
+
+
+def compile_text_and_load(text: str, out_dir: Path, stem: str) -> ModuleType:
+    """``compile_and_load`` of a mapping given as text (written to ``out_dir/<stem>.fmap``, so
+    a sibling schema file and diagnostics' paths work as for a file)."""
+    fmap = out_dir / f"{stem}.fmap"
+    fmap.write_text(text, "utf-8")
+    return compile_and_load(fmap, out_dir)

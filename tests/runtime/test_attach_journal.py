@@ -26,7 +26,7 @@ from runtime.state import StateStore
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures" / "operations"))
 from ops_harness import make_dest  # noqa: E402
 
-from tests.compiled import compile_and_load  # noqa: E402
+from tests.compiled import compile_text_and_load  # noqa: E402
 
 FMAP = """\
 migration "attach journal"
@@ -67,9 +67,7 @@ class Watch:
 
 @pytest.fixture(scope="module")
 def module(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("build")
-    (tmp / "attach_journal.fmap").write_text(FMAP, "utf-8")
-    return compile_and_load(tmp / "attach_journal.fmap", tmp)
+    return compile_text_and_load(FMAP, tmp_path_factory.mktemp("build"), "attach_journal")
 
 
 @pytest.fixture
