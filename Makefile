@@ -25,9 +25,10 @@ demo: $(STAMP)
 # Two workers; --dist loadscope keeps each test module on one worker, so a module's shared fixtures
 # (a seed migration run, a compiled mapping, a served sandbox) are built once, not once per worker;
 # tests/conftest.py starts the longest modules first and puts tmp_path on tmpfs when there is one.
-# Cost (2,422 tests, 2 cores shared with other jobs at load average ~4-5): 2 min 50 s wall, 231 s CPU
-# (user+sys, workers and their subprocesses; pytest's own figure 168 s); before (plain -n 2,
-# tmp_path on disk, 500-patient pair runs): 8 min 26 s wall, 326 s CPU at load ~5-8.
+# Cost (2,661 tests, 2 cores shared with other jobs): 2 min 24 s wall, 271 s CPU (user+sys,
+# workers and their subprocesses; pytest's own figure 143 s); a clean clone's .ci/run, install
+# included, 2 min 59 s. Before loadscope (plain -n 2, tmp_path on disk, 500-patient pair runs):
+# 8 min 26 s wall for 2,422 tests.
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadscope $(PYTEST_ARGS)
 
