@@ -22,7 +22,9 @@ and deferred updates, not just a flat insert.
    for the SandboxStore at 100,000 vs 20,000 records. ``_ties N DIR`` (one child, not part of
    the default run): a bulk import, every record at one modified-at and a third of the patients
    quarantined; peak RSS of the full run, of a ``--delta`` run checking every record against the
-   watermark's tie keys, and of ``fmap report``'s report and CSVs.
+   watermark's tie keys, and of ``fmap report``'s report and CSVs. ``_profile N DIR`` (one
+   child, not part of the default run): ``fmap profile``'s work over the same dirty source, peak
+   RSS of the profile and of its report and CSVs.
 
 Wall-clock figures depend on what else the machine runs (the shared 2-core box these were taken on
 had a load average of 10-17); CPU seconds are printed next to them.
@@ -402,6 +404,45 @@ def child_ties(n: int, tmp: Path, bad_every: int = 3) -> dict:
     return result
 
 
+def child_profile(n: int, tmp: Path, bad_every: int = 3) -> dict:
+    """Runs in a child process: ``fmap profile``'s work (``profile_source``, then the report and
+    its CSVs) over ``write_tied_source``'s records (a third of the patients quarantined, so the
+    notes and appointments referencing them are orphans), with the fixture's org as the target
+    schema (email and name fields: duplicate candidates). Peak RSS (VmHWM, reset before each
+    phase)."""
+    from runtime.operations.profile import profile_source
+    from runtime.reports import write_report
+    from runtime.reports.preflight import build_profile_report, profile_report_lists
+
+    plain, src = tmp / f"jl{n}", tmp / f"tied{n}"
+    out = subprocess.run([sys.executable, __file__, "_gen", str(n), str(plain)],
+                         capture_output=True, text=True, check=True)
+    records = int(out.stdout.strip())
+    bad = write_tied_source(plain, src, bad_every)
+    shutil.rmtree(plain)
+    module = execfix.compile_module(tmp / "build")
+    schema = execfix.schema()
+    work = tmp / f"profile{n}"
+    work.mkdir()
+    import gc
+
+    gc.collect()
+    result: dict = {"n": records, "quarantined_patients": bad,
+                    "baseline_rss_mib": _peak_mib(reset=True)}
+    source = _open(module, f"jsonl:{src}")
+    c0 = time.process_time()
+    rep = profile_source(module, source, work / "stage", schema=schema)
+    source.close()
+    result["profile"] = {"cpu_s": time.process_time() - c0, "problems": rep.problems,
+                         "orphans": sum(o["count"] for o in rep.orphans),
+                         "peak_rss_mib": _peak_mib()}
+    _peak_mib(reset=True)
+    c0 = time.process_time()
+    write_report(build_profile_report(rep), work / "report", "profile", profile_report_lists(rep))
+    result["report"] = {"cpu_s": time.process_time() - c0, "peak_rss_mib": _peak_mib()}
+    return result
+
+
 def dialect_ceilings(quick: bool, tmp: Path) -> list[dict]:
     """Each CRM's share of its own rate-limit ceiling, through client -> sandbox -> store with
     the vendor's limit scaled down on a fake clock (bench/ceiling_<dialect>.py; Zoho through
@@ -432,6 +473,9 @@ def main(argv: list[str]) -> None:
         return
     if argv[:1] == ["_ties"]:  # one child: N records at one modified-at, many quarantined
         print(json.dumps(child_ties(int(argv[1]), Path(argv[2]))))
+        return
+    if argv[:1] == ["_profile"]:  # one child: fmap profile's work over N records
+        print(json.dumps(child_profile(int(argv[1]), Path(argv[2]))))
         return
     if argv[:1] == ["_mem"]:
         print(json.dumps(child_memory(int(argv[1]), argv[2], Path(argv[3]))))
