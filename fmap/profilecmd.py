@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 __all__ = ["execute_profile", "print_profile"]
+
+# rows of each finding the terminal shows (the report and its CSVs have the rest)
+_SHOWN = 30
 
 
 def execute_profile(fmap_file: Path, source_uri: str, target_uri: str | None,
@@ -84,7 +88,8 @@ def print_profile(console: Console, report) -> None:
          ("map", "field", "references", "count")),
         ("Attachments over the size limit", report.oversize_attachments,
          ("map", "key", "file", "size_mb", "limit_mb")),
-        ("Duplicate candidates", [{**d, "keys": ", ".join(d["keys"])} for d in report.duplicates],
+        ("Duplicate candidates", [{**d, "keys": ", ".join(d["keys"])}
+                                  for d in islice(report.duplicates, _SHOWN)],
          ("map", "match", "keys")),
     ]
     for title, rows, cols in sections:
@@ -93,7 +98,7 @@ def print_profile(console: Console, report) -> None:
         table = Table(title=title)
         for c in cols:
             table.add_column(c)
-        for r in rows[:30]:
+        for r in islice(rows, _SHOWN):
             table.add_row(*(str(r.get(c, "")) for c in cols))
         console.print(table)
     unmatched = report.owners.get("unmatched") or {}
