@@ -2,9 +2,9 @@
 
 Left to itself, CPython starts a young collection every 700 container allocations: every 100-200
 records of a mapping that builds a dict, a tuple and a few placeholders each. Transforms make
-almost no cycles (their garbage goes with reference counting), so those passes find nothing and
-cost 20-30% of a transform's time (``bench/bench_transform.py``, GC on against GC off; the issue's
-own measurement found disabling the collector during a batch doubled throughput). The executor
+almost no cycles (their garbage goes with reference counting), so those passes free nothing; they
+only traverse what is alive, and cost 20-30% of a transform's time (``bench/bench_transform.py``,
+GC on against GC off). The executor
 therefore pauses automatic collection while it stages records and collects explicitly between
 batches of ``BATCH`` records: the young generation after every batch, the middle one every 10
 batches and everything every 100, the same 10:10 ratios as CPython's default thresholds, so any
