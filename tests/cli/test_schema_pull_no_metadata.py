@@ -1,6 +1,7 @@
-"""`fmap schema pull` of an object the vendor's API has no field metadata for (Pipedrive's notes
-and leads): a note on stderr and the other objects written, not "the org has no Note"; and the
-Pipedrive ``scan_limit`` option reaches the client (a restart's search for a lost create)."""
+"""`fmap schema pull` of an object the vendor's API has no field metadata for (Pipedrive's files):
+a note on stderr and the other objects written, not "the org has no File"; notes and leads are
+pulled (v1 ``noteFields``/``leadFields``); and the Pipedrive ``scan_limit`` option reaches the
+client (a restart's search for a lost create)."""
 
 from __future__ import annotations
 
@@ -17,14 +18,16 @@ def test_pull_notes_objects_without_field_metadata(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "snap.json"
     res = CliRunner().invoke(app, ["schema", "pull", f"sandbox:pipedrive?db={tmp_path / 'o.db'}",
-                                   "-m", "Person", "-m", "Note", "-o", str(out)])
+                                   "-m", "Person", "-m", "Note", "-m", "File", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert "has no field metadata for Note" in res.output
-    assert "the org has no" not in res.output
+    assert "has no field metadata for File" in res.output
+    assert "for Note" not in res.output and "the org has no" not in res.output
     bundle = json.loads(out.read_text())
-    assert "Note" in bundle["no_field_metadata"]
+    assert bundle["no_field_metadata"] == ["File"]
     schema = get_dialect("pipedrive").load_metadata(bundle, source_name="snap")
     assert schema.object("Person") is not None and schema.object("Person").fields
+    note = schema.object("Note")
+    assert note is not None and note.field("content").required
 
 
 def test_pull_of_an_unknown_object_still_fails(tmp_path, monkeypatch):

@@ -21,8 +21,9 @@ list_records     ``GET /api/v2/{entity}?limit=500&cursor=``; ``GET /api/v1/notes
 list_users       ``GET /api/v1/users``
 files            ``POST /api/v1/files`` (multipart ``file`` + ``person_id``...);
                  ``GET /api/v1/files``; ``DELETE /api/v1/files/{id}``
-metadata         ``GET /api/v2/{person|organization|deal|activity|product}Fields`` (a lead's
-                 custom fields are the deal's, by the same hash keys, at the body's top level)
+metadata         ``GET /api/v2/{person|organization|deal|activity|product}Fields``;
+                 ``GET /api/v1/{lead|note}Fields`` (``start``/``limit``; a lead's custom fields
+                 are the deal's, by the same hash keys, at the body's top level)
 ================ ==========================================================================
 
 There are no batch writes and no upsert (``capabilities.native_upsert = False``, batch size 1):
@@ -102,15 +103,15 @@ SCAN_LIMIT = 20_000
 SEARCH_BURST = 10  # requests per 2 s on every plan
 BURST_WINDOW_S = 2.0
 
-# object -> (api version, path segment, *Fields segment or None)
+# object -> (api version, path segment, *Fields segment in that version or None)
 ENTITIES: dict[str, tuple[str, str, str | None]] = {
     "Person": ("v2", "persons", "personFields"),
     "Organization": ("v2", "organizations", "organizationFields"),
     "Deal": ("v2", "deals", "dealFields"),
     "Activity": ("v2", "activities", "activityFields"),
     "Product": ("v2", "products", "productFields"),
-    "Note": ("v1", "notes", None),
-    "Lead": ("v1", "leads", None),
+    "Note": ("v1", "notes", "noteFields"),
+    "Lead": ("v1", "leads", "leadFields"),
 }
 FILE_OBJECT = "File"  # read, counted and deleted through /v1/files; written by upload_attachment
 _SEARCHABLE = {"persons", "organizations", "deals", "products"}
@@ -140,6 +141,7 @@ TOKEN_COSTS: dict[str, int] = {
     "v1 PATCH /leads/{id}": 10, "v1 DELETE /leads/{id}": 6,
     "v1 GET /files": 20, "v1 POST /files": 10, "v1 DELETE /files/{id}": 6,
     "v1 GET /users": 20,
+    "v1 GET /leadFields": 20, "v1 GET /noteFields": 20,
 }
 _ID_SEGMENT = re.compile(r"^(\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
 
@@ -596,13 +598,17 @@ class PipedriveClient(OwnedHTTP):
         return {f.api_name: f for f in o.fields} if o is not None else {}
 
     def org_fields(self, obj: str) -> dict[str, FieldSchema]:
-        """The org's fields of an object from ``GET /api/v2/<entity>Fields`` (custom fields by
-        name, hash key and option ids in ``vendor``), read once."""
+        """The org's fields of an object from its ``*Fields`` endpoint (custom fields by name,
+        hash key and option ids in ``vendor``), read once. Writes and reads only need the custom
+        fields: a lead's are the deal's (already read for deals, so no ``leadFields`` call), and
+        notes have none (no ``noteFields`` call spent on finding nothing)."""
         if obj in self._fields:
             return self._fields[obj]
         if obj == "Lead":  # leads "inherit the custom fields' structure from deals" (v1 spec)
             return self._fields.setdefault(obj, {n: f for n, f in self.org_fields("Deal").items()
                                                  if f.custom})
+        if obj == "Note":
+            return self._fields.setdefault(obj, {})
         ent = ENTITIES.get(obj)
         out: dict[str, FieldSchema] = {}
         if ent is not None and ent[2] is not None:
@@ -616,22 +622,27 @@ class PipedriveClient(OwnedHTTP):
         return out
 
     def _fields_response(self, obj: str) -> dict[str, Any]:
-        """``GET /api/v2/{entity}Fields``, every page, as one response."""
-        seg = (ENTITIES.get(obj) or (None, None, None))[2]
+        """``GET /api/v2/{entity}Fields`` (cursor) or ``GET /api/v1/{lead|note}Fields``
+        (``start``/``limit``), every page, as one response of that version."""
+        version, _, seg = ENTITIES.get(obj) or (None, None, None)
         if seg is None:
             raise FatalError(f"Pipedrive has no fields endpoint for {obj!r} (one of "
                              f"{', '.join(o for o, e in ENTITIES.items() if e[2])})")
+        if version == "v1":
+            items = [x for page in self._v1_pages(f"/{seg}", op="metadata") for x in page]
+            return {"success": True, "data": items, "additional_data": {"pagination": {
+                "start": 0, "limit": len(items), "more_items_in_collection": False}}}
         items = [x for page in self._v2_pages(f"/{seg}", op="metadata") for x in page]
         return {"success": True, "data": items, "additional_data": {"next_cursor": None}}
 
     def metadata_bundle(self, objects: Sequence[str]) -> dict[str, Any]:
-        """``{"objects": {name: GET /api/v2/{entity}Fields response}, "no_field_metadata":
-        [name, ...]}``, what ``fmap schema pull`` saves and :func:`load_pipedrive_metadata`
-        reads. A name that is no Pipedrive object (Pipedrive has no custom objects) is left out,
-        as the contract says for an object the org lacks. An object Pipedrive has without a v2
-        fields endpoint (notes, leads, files) is named under ``no_field_metadata`` instead of
-        failing the whole pull or vanishing from it: the snapshot says its fields are not in
-        it, and the loader warns."""
+        """``{"objects": {name: its *Fields response}, "no_field_metadata": [name, ...]}``, what
+        ``fmap schema pull`` saves and :func:`load_pipedrive_metadata` reads (v2 responses for
+        the v2 objects, v1 ``leadFields``/``noteFields`` ones for leads and notes). A name that
+        is no Pipedrive object (Pipedrive has no custom objects) is left out, as the contract
+        says for an object the org lacks. An object Pipedrive has without a fields endpoint
+        (files) is named under ``no_field_metadata`` instead of failing the whole pull or
+        vanishing from it: the snapshot says its fields are not in it, and the loader warns."""
         names = [o for o in dict.fromkeys(objects) if o in ENTITIES or o == FILE_OBJECT]
         have = [o for o in names if (ENTITIES.get(o) or (None, None, None))[2]]
         return {"objects": {o: self._fields_response(o) for o in have},
@@ -654,8 +665,9 @@ class PipedriveClient(OwnedHTTP):
             obj, name = c["object"], c["field"]
             res = {"object": obj, "field": name, "status": "failed", "message": None}
             out.append(res)
-            seg = (ENTITIES.get(obj) or (None, None, None))[2]
-            if seg is None or obj == "Activity":
+            version, _, seg = ENTITIES.get(obj) or (None, None, None)
+            # v1 fields (notes, leads) have no create endpoint; a lead's are the deal's
+            if seg is None or version != "v2" or obj == "Activity":
                 res["message"] = (f"Pipedrive's API cannot create {obj} fields; an admin adds "
                                   f"{name!r} in Settings > Data fields")
                 continue

@@ -2,10 +2,14 @@
 
 Accepted payloads: a v2 response ``GET /api/v2/personFields`` (``{"success", "data": [{field_code,
 field_name, field_type, options, is_custom_field, required_fields: {enabled}}]}``) or a v1 response
-``GET /v1/personFields`` (``{"data": [{key, name, field_type, mandatory_flag, edit_flag, options,
-active_flag}]}``), detected per field; pass ``object_name`` (``Person``, ``persons``,
-``personFields`` ...); or a bundle ``{"objects": {"Person": <response>, ...}}``, whose
-``no_field_metadata`` lists objects the client could not read fields of (each a warning).
+``GET /v1/personFields``, ``/v1/leadFields``, ``/v1/noteFields`` (``{"data": [{key, name,
+field_type, mandatory_flag, edit_flag, options, active_flag}]}``), detected per field; pass
+``object_name`` (``Person``, ``persons``, ``personFields`` ...); or a bundle ``{"objects":
+{"Person": <response>, ...}}``, whose ``no_field_metadata`` lists objects the client could not
+read fields of (each a warning).
+
+A v1 field is custom when its key is a 40-character hash: ``edit_flag`` is no guide, as standard
+fields carry it too (``pinned_to_deal_flag`` in openapi-v1.yaml's getNoteFields example).
 
 Custom fields are keyed by 40-character hashes that differ per account, so the normalised
 ``api_name`` of a custom field is its human name made API-safe (``"Outstanding Balance"`` ->
@@ -17,6 +21,7 @@ key (``name``, ``org_id``, ``owner_id``) as ``api_name``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from runtime.dialects._loader import Warnings, api_safe_name, load_bundle, map_type
@@ -82,6 +87,7 @@ _READ_ONLY = {"id", "update_time", "creator_user_id", "open_deals_count",
               "files_count", "notes_count", "followers_count", "last_activity_date",
               "next_activity_date", "last_activity_id", "next_activity_id", "picture_id"}
 _AUDIT = {"add_time", "update_time", "creator_user_id"}
+_HASH_KEY = re.compile(r"^[0-9a-f]{40}$")
 ENTITY_OBJECTS = {
     "person": "Person", "persons": "Person", "personfields": "Person",
     "organization": "Organization", "organizations": "Organization",
@@ -171,7 +177,7 @@ def _field(f: dict[str, Any], path: str, source: str, warn: Warnings) -> FieldSc
         req = f.get("required_fields")
         required = isinstance(req, dict) and req.get("enabled") is True
     else:
-        custom = f.get("edit_flag") is True
+        custom = bool(_HASH_KEY.match(key))
         required = f.get("mandatory_flag") is True
         if f.get("active_flag") is False:
             return None  # deleted/inactive custom field: Pipedrive ignores it on write

@@ -15,6 +15,10 @@ What it reproduces (API_NOTES.md sections 4 and 6):
   ``/{entity}Fields`` with 40-character hash ``field_code`` for custom fields and option ids;
 - ``/api/v1/notes`` (POST, PUT, DELETE, GET, list with ``start``/``limit`` pagination),
   ``/api/v1/files`` (multipart POST, list, DELETE), ``/api/v1/users``;
+- ``/api/v1/leadFields`` (the lead's standard fields and the deal's custom fields, which leads
+  share) and ``/api/v1/noteFields`` in v1's field shape (``key``, ``name``, ``field_type``,
+  ``edit_flag``, ``mandatory_flag``, ``options``), ``start``/``limit`` pagination as their
+  examples show it (``additional_data.pagination`` without ``next_start``);
 - ``/api/v1/leads`` (POST, PATCH, DELETE, GET ``/{id}``, list): UUID ids, ISO 8601 times with
   milliseconds, ``value`` as ``{"amount", "currency"}``, a person or an organization required,
   the deal's custom fields by hash key at the top level, archived leads left out of the list,
@@ -89,7 +93,8 @@ __all__ = ["PipedriveSandbox", "SyncASGITransport", "DroppedConnection", "field_
            "LOCKOUT_HTML"]
 
 _V2 = {seg: obj for obj, (ver, seg, _) in ENTITIES.items() if ver == "v2"}
-_FIELDS = {fseg: obj for obj, (ver, _, fseg) in ENTITIES.items() if fseg}
+_FIELDS = {fseg: obj for obj, (ver, _, fseg) in ENTITIES.items() if fseg and ver == "v2"}
+_V1_FIELDS = {fseg: obj for obj, (ver, _, fseg) in ENTITIES.items() if fseg and ver == "v1"}
 _SEARCHABLE = {"persons", "organizations", "deals", "products"}
 _SEARCH_TYPES = {"varchar", "varchar_auto", "text", "double", "monetary", "phone", "address"}
 # ``POST /api/v2/{entity}Fields`` field_type values (openapi-v2.yaml addPersonField)
@@ -126,6 +131,11 @@ _TYPE_OF = {
     FieldType.picklist: "enum", FieldType.multipicklist: "set", FieldType.lookup: "org",
     FieldType.owner: "user",
 }
+
+# a standard link's field_type by its target (PIPEDRIVE_TYPES read back), so a note's deal_id is
+# not answered as an organization link
+_LOOKUP_TYPES = {"Organization": "org", "Person": "people", "Deal": "deal", "Lead": "lead",
+                 "Activity": "activity", "Stage": "stage", "Project": "project"}
 
 
 def field_code(obj: str, name: str) -> str:
@@ -763,19 +773,35 @@ class PipedriveSandbox(ASGIEmulator):
         out = [self._field_out(f) for f in self._objects[obj].fields if f.type != FieldType.file]
         return _json(200, {"success": True, "data": out, "additional_data": {"next_cursor": None}})
 
+    def _v1_fields(self, obj: str, q: dict[str, str]) -> Response:
+        """``GET /api/v1/{lead|note}Fields`` (getLeadFields, getNoteFields). Field ids and
+        ``order_nr`` are positions (the emulator keeps no field ids of its own)."""
+        fields = [f for f in self._objects[obj].fields if f.type != FieldType.file]
+        page, extra = self._page(q, list(enumerate(fields, 1)), next_start=False)
+        return _json(200, {"success": True, "data": [self._field_out(f, n) for n, f in page],
+                           "additional_data": extra})
+
     @staticmethod
-    def _field_out(f: FieldSchema) -> dict[str, Any]:
-        """One field as ``GET /api/v2/{entity}Fields`` answers. A custom field's name is the one
-        it was created with (``vendor['field_name']``); fields set up from a mapping's schema
-        changes answer their API name, which the loader maps back to itself."""
-        item: dict[str, Any] = {
-            "field_code": f.vendor.get("key", f.api_name) if f.custom else f.api_name,
-            "field_name": (f.vendor.get("field_name") or f.api_name) if f.custom
-            else (f.label or f.api_name),
-            "field_type": f.vendor.get("field_type") or _TYPE_OF.get(f.type, "varchar"),
-            "is_custom_field": f.custom, "is_optional_response_field": False,
-            "required_fields": {"enabled": f.required},
-        }
+    def _field_out(f: FieldSchema, v1_id: int | None = None) -> dict[str, Any]:
+        """One field as ``GET /api/v2/{entity}Fields`` answers, or with ``v1_id`` as the v1
+        ``*Fields`` do (``edit_flag`` set on custom fields, as in the specs' examples). A custom
+        field's name is the one it was created with (``vendor['field_name']``); fields set up
+        from a mapping's schema changes answer their API name, which the loader maps back to
+        itself."""
+        code = f.vendor.get("key", f.api_name) if f.custom else f.api_name
+        name = (f.vendor.get("field_name") or f.api_name) if f.custom else (f.label or f.api_name)
+        ptype = f.vendor.get("field_type") or (
+            _LOOKUP_TYPES.get((f.lookup_targets or [""])[0], "org")
+            if f.type == FieldType.lookup else _TYPE_OF.get(f.type, "varchar"))
+        if v1_id is not None:
+            item: dict[str, Any] = {
+                "id": v1_id, "key": code, "name": name, "order_nr": v1_id, "field_type": ptype,
+                "active_flag": True, "edit_flag": f.custom, "bulk_edit_allowed": True,
+                "mandatory_flag": f.required}
+        else:
+            item = {"field_code": code, "field_name": name, "field_type": ptype,
+                    "is_custom_field": f.custom, "is_optional_response_field": False,
+                    "required_fields": {"enabled": f.required}}
         if f.vendor.get("options"):
             item["options"] = [{"id": i, "label": lab} for lab, i in f.vendor["options"].items()]
         return item
@@ -784,6 +810,8 @@ class PipedriveSandbox(ASGIEmulator):
     def _v1(self, method: str, rest: list[str], q: dict[str, str], headers: dict[str, str],
             body: bytes) -> Response:
         seg, n = rest[0], len(rest)
+        if seg in _V1_FIELDS and n == 1 and method == "GET" and _V1_FIELDS[seg] in self._objects:
+            return self._v1_fields(_V1_FIELDS[seg], q)
         if seg == "users" and n == 1 and method == "GET":
             users = [{"id": int(u.id) if u.id.isdigit() else u.id, "name": u.name,
                       "email": u.email, "active_flag": u.active, "is_admin": i == 0}
@@ -826,12 +854,13 @@ class PipedriveSandbox(ASGIEmulator):
         raise _Err(404, "Unknown method .")
 
     @staticmethod
-    def _page(q: dict[str, str], rows: list[Any], *, flat: bool = False
-              ) -> tuple[list[Any], dict[str, Any]]:
+    def _page(q: dict[str, str], rows: list[Any], *, flat: bool = False,
+              next_start: bool = True) -> tuple[list[Any], dict[str, Any]]:
         """One ``start``/``limit`` page and its ``additional_data``: notes and files nest the
         details in ``pagination`` with a ``next_start``; leads (``flat``) put ``start``,
         ``limit`` and ``more_items_in_collection`` directly in ``additional_data`` and send no
-        ``next_start`` (openapi-v1.yaml ``getLeads``)."""
+        ``next_start`` (openapi-v1.yaml ``getLeads``); the v1 ``*Fields`` nest them and send no
+        ``next_start`` either (``next_start=False``; the getLeadFields example)."""
         try:
             start = int(q.get("start") or 0)
             limit = min(int(q.get("limit") or 100), 500)
@@ -843,7 +872,7 @@ class PipedriveSandbox(ASGIEmulator):
         pag: dict[str, Any] = {"start": start, "limit": limit, "more_items_in_collection": more}
         if flat:
             return rows[start:start + limit], pag
-        if more:
+        if more and next_start:
             pag["next_start"] = start + limit
         return rows[start:start + limit], {"pagination": pag}
 
