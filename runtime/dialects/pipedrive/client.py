@@ -121,6 +121,8 @@ _LIST_LINKS = {"persons": ("org_id",), "deals": ("person_id", "org_id"),
                "leads": ("person_id", "organization_id")}
 # the fields that tie a sent note (or lead) to its parent, in the order a lookup tries them
 _PARENT_LINKS = ("person_id", "org_id", "deal_id", "lead_id")
+# v1 listings whose operation declares no start/limit though the reply documents pagination
+_NO_PAGE_PARAMS = {"noteFields"}  # openapi-v1.yaml getNoteFields
 _FILE_PARENTS = {"Person": "person_id", "Organization": "org_id", "Deal": "deal_id",
                  "Product": "product_id", "Activity": "activity_id", "Lead": "lead_id"}
 
@@ -551,17 +553,21 @@ class PipedriveClient(OwnedHTTP):
         return body.get("data")
 
     def _v1_pages(self, path: str, *, op: str, params: dict[str, Any] | None = None,
-                  sort: str | None = None) -> Iterator[list[Any]]:
+                  sort: str | None = None, paged: bool = True) -> Iterator[list[Any]]:
         """The ``data`` of each page of a v1 listing (``start``/``limit`` pagination); the next
         page is asked for only when the caller reads on. Notes and files nest the page's
         details in ``additional_data.pagination``; leads put them in ``additional_data`` itself
-        (openapi-v1.yaml ``getLeads``) and send no ``next_start``."""
+        (openapi-v1.yaml ``getLeads``) and send no ``next_start``. ``paged=False`` is for an
+        endpoint whose parameters the spec leaves out while its reply still documents
+        pagination (getNoteFields): the first request sends no ``start``/``limit``, so it is
+        valid as documented, and only a reply saying there is more is followed with ``start``."""
         start = 0
         while True:
+            paging = {"start": start, "limit": PAGE_LIMIT} if paged else \
+                ({"start": start} if start else {})
             status, resp = self._request(
                 "GET", "v1", path, op=op,
-                params={**(params or {}), "start": start, "limit": PAGE_LIMIT,
-                        **({"sort": sort} if sort else {})})
+                params={**(params or {}), **paging, **({"sort": sort} if sort else {})})
             data = self._ok_data(f"GET /api/v1{path}", status, resp) or []
             yield data
             extra = resp.get("additional_data") or {}
@@ -629,7 +635,9 @@ class PipedriveClient(OwnedHTTP):
             raise FatalError(f"Pipedrive has no fields endpoint for {obj!r} (one of "
                              f"{', '.join(o for o, e in ENTITIES.items() if e[2])})")
         if version == "v1":
-            items = [x for page in self._v1_pages(f"/{seg}", op="metadata") for x in page]
+            items = [x for page in self._v1_pages(f"/{seg}", op="metadata",
+                                                  paged=seg not in _NO_PAGE_PARAMS)
+                     for x in page]
             return {"success": True, "data": items, "additional_data": {"pagination": {
                 "start": 0, "limit": len(items), "more_items_in_collection": False}}}
         items = [x for page in self._v2_pages(f"/{seg}", op="metadata") for x in page]
