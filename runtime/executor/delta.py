@@ -105,8 +105,7 @@ def advance_watermarks(plan: Plan, stage: Stage, state: StateStore, run_id: int,
     if not timed:
         return moved
     stage.commit()
-    state.conn.execute("ATTACH DATABASE ? AS stg", (stage.path,))
-    try:
+    with state.attached(stage.path, "stg"):
         for obj in timed:
             bound = _first_unsettled(plan, state, run_id, obj)
             q = "SELECT MAX(instant) FROM stg.roots WHERE source_object = ? AND instant IS NOT NULL"
@@ -123,6 +122,4 @@ def advance_watermarks(plan: Plan, stage: Stage, state: StateStore, run_id: int,
             wm = state.advance_watermark(obj, ts, _keys_at(state, obj, top), run_id=run_id,
                                          parse=(parsers or {}).get(obj))
             moved[obj] = wm.modified_at
-    finally:
-        state.conn.execute("DETACH DATABASE stg")
     return moved

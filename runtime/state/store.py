@@ -305,6 +305,9 @@ BOUNDED_MEMORY_PRAGMAS = (
     "PRAGMA mmap_size = 0",
     "PRAGMA wal_autocheckpoint = 1000",
 )
+# the ones a database attached to a connection does not inherit: each schema has a page cache and
+# an mmap of its own, at SQLite's defaults until set as ``PRAGMA <schema>.cache_size``
+_PER_SCHEMA_PRAGMAS = ("cache_size", "mmap_size")
 
 
 class StateStore:
@@ -348,6 +351,22 @@ class StateStore:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    @contextmanager
+    def attached(self, path: str, schema: str) -> Iterator[None]:
+        """The database at ``path`` attached as ``schema`` for the block, so one statement can join
+        it with the state (the watermark query over the stage), under the same memory bounds as
+        the state file itself."""
+        if not schema.isidentifier():
+            raise StateError(f"not a schema name: {schema!r}")
+        self.conn.execute(f"ATTACH DATABASE ? AS {schema}", (path,))
+        try:
+            for pragma in BOUNDED_MEMORY_PRAGMAS:
+                if pragma.split()[1] in _PER_SCHEMA_PRAGMAS:
+                    self.conn.execute(pragma.replace("PRAGMA ", f"PRAGMA {schema}.", 1))
+            yield
+        finally:
+            self.conn.execute(f"DETACH DATABASE {schema}")
 
     # -- runs ------------------------------------------------------------------------------------
     def start_run(
