@@ -62,22 +62,28 @@ def _first_unsettled(plan: Plan, state: StateStore, run_id: int, obj: str) -> fl
     """The earliest instant of a root record of ``obj`` that some map did not settle (no outcome,
     or failed), or None. Runs in SQL over the stage (attached as ``stg``) and the outcomes, so
     memory does not grow with the source: the sets of every key this used to build in Python
-    were the largest thing a 1,000,000-record run held."""
+    were the largest thing a 1,000,000-record run held. Every table is walked or probed by its
+    primary key, so SQLite needs no temporary b-tree either: grouping the outcomes by record
+    (and joining the groups through an automatic index) grew with the source;
+    tests/runtime/test_watermark_query_plan.py keeps it so."""
     first: float | None = None
-    sk, ok = _BASE.format(k="s.source_key"), _BASE.format(k="source_key")
+    b = _BASE.format(k="s.source_key")
     for st in plan.steps:
         if st.source != obj or st.kind == "merge":
             continue
         row = state.conn.execute(
             # CROSS JOIN keeps the staged rows as the outer loop (each root found by its
             # primary key); left to itself the planner walks roots by instant and scans the
-            # step's staged rows for each one: quadratic
+            # step's staged rows for each one: quadratic. The record's outcomes are the ones
+            # under its own key and its parts' ("k#..." sort from "k#" to just before "k$"):
+            # two primary-key searches; NULL when it has none, 1 when one failed
             f"""SELECT MIN(r.instant) FROM stg.staged s
-                CROSS JOIN stg.roots r ON r.source_object = ? AND r.root_key = s.root_key
-                LEFT JOIN (SELECT {ok} AS b, MAX(outcome = 'failed') AS f FROM outcomes
-                           WHERE run_id = ? AND map = ? GROUP BY 1) o ON o.b = {sk}
-                WHERE s.step = ? AND r.instant IS NOT NULL AND (o.b IS NULL OR o.f = 1)""",
-            (obj, run_id, st.name, st.name)).fetchone()
+                CROSS JOIN stg.roots r ON r.source_object = :obj AND r.root_key = s.root_key
+                WHERE s.step = :step AND r.instant IS NOT NULL
+                AND IFNULL((SELECT MAX(o.outcome = 'failed') FROM outcomes o
+                            WHERE o.run_id = :run AND o.map = :step AND (o.source_key = {b}
+                            OR (o.source_key >= {b} || '#' AND o.source_key < {b} || '$'))), 1)""",
+            {"obj": obj, "step": st.name, "run": run_id}).fetchone()
         if row[0] is not None and (first is None or row[0] < first):
             first = row[0]
     return first
