@@ -108,7 +108,7 @@ def pull(
     finally:
         dest.close()
     schema = _load(dialect, bundle, str(output))
-    # objects the vendor's API gives no field metadata for (Pipedrive notes, leads, files): said
+    # objects the vendor's API gives no field metadata for (Pipedrive files): said
     # so, not reported as absent from the org
     no_metadata = set(bundle.get("no_field_metadata") or ()) if isinstance(bundle, dict) else set()
     for name in sorted(no_metadata & set(objects)):
