@@ -333,6 +333,18 @@ TIE_STAMP = "2024-06-01T00:00:00Z"
 TIE_OBJECTS = ("clinics", "patients", "notes")
 
 
+def _tied(tmp: Path, n: int, bad_every: int) -> tuple[Path, int, int]:
+    """(source folder, records, quarantined patients) of a tied source of about ``n`` records,
+    generated in a child process (the generator's memory stays out of the measured one)."""
+    plain, src = tmp / f"jl{n}", tmp / f"tied{n}"
+    out = subprocess.run([sys.executable, __file__, "_gen", str(n), str(plain)],
+                         capture_output=True, text=True, check=True)
+    records = int(out.stdout.strip())
+    bad = write_tied_source(plain, src, bad_every)
+    shutil.rmtree(plain)
+    return src, records, bad
+
+
 def write_tied_source(src: Path, out: Path, bad_every: int) -> int:
     """A bulk import: ``write_jsonl_source``'s records, every one stamped with the same
     ``updated_at``, and every ``bad_every``-th patient with a date of birth the mapping's
@@ -359,12 +371,7 @@ def child_ties(n: int, tmp: Path, bad_every: int = 3) -> dict:
     and its CSVs)."""
     from runtime.reports import build_run_report, run_report_lists, write_report
 
-    plain, src = tmp / f"jl{n}", tmp / f"tied{n}"
-    out = subprocess.run([sys.executable, __file__, "_gen", str(n), str(plain)],
-                         capture_output=True, text=True, check=True)
-    records = int(out.stdout.strip())
-    bad = write_tied_source(plain, src, bad_every)
-    shutil.rmtree(plain)
+    src, records, bad = _tied(tmp, n, bad_every)
     module = execfix.compile_module(tmp / "build")
     options = {f"modified.{o}": "updated_at" for o in TIE_OBJECTS}
     work = tmp / f"ties{n}"
@@ -414,12 +421,7 @@ def child_profile(n: int, tmp: Path, bad_every: int = 3) -> dict:
     from runtime.reports import write_report
     from runtime.reports.preflight import build_profile_report, profile_report_lists
 
-    plain, src = tmp / f"jl{n}", tmp / f"tied{n}"
-    out = subprocess.run([sys.executable, __file__, "_gen", str(n), str(plain)],
-                         capture_output=True, text=True, check=True)
-    records = int(out.stdout.strip())
-    bad = write_tied_source(plain, src, bad_every)
-    shutil.rmtree(plain)
+    src, records, bad = _tied(tmp, n, bad_every)
     module = execfix.compile_module(tmp / "build")
     schema = execfix.schema()
     work = tmp / f"profile{n}"
