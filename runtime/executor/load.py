@@ -42,7 +42,7 @@ from runtime.state import (
 from runtime.state.store import chunked
 
 __all__ = ["LoadOptions", "Loader", "RunStopped", "ATTACHMENT_OBJECTS", "AttachmentOutsideRoot",
-           "attachment_file", "FILE_NAMESPACE", "FILE_TARGET", "file_namespace"]
+           "attachment_file", "FILE_NAMESPACE", "FILE_TARGET", "file_namespace", "is_file_namespace"]
 
 # Target objects whose "records" are files uploaded to a parent record.
 ATTACHMENT_OBJECTS = frozenset({"Attachments", "Attachment", "ContentVersion", "Document",
@@ -59,6 +59,11 @@ FILE_TARGET = "Attachments"
 
 def file_namespace(step_name: str) -> str:
     return f"{step_name}{FILE_NAMESPACE}"
+
+
+def is_file_namespace(namespace: str) -> bool:
+    """Whether a journal namespace holds a step's uploaded files, not its records."""
+    return namespace.endswith(FILE_NAMESPACE)
 
 
 class AttachmentOutsideRoot(ValueError):
@@ -217,16 +222,18 @@ class Loader:
         ops = self.state.unresolved_ops(self.run_id)
         if not ops:
             return
+        files: list = []
+        by_target: dict[str, list] = {}
+        for op in ops:
+            if is_file_namespace(op.map):
+                files.append(op)
+            else:
+                by_target.setdefault(op.target_object, []).append(op)
         # an upload `attach` made is done again with its record (uploads are idempotent by key):
         # its record's op is unresolved too, as records are confirmed after their files
-        files = [o for o in ops if o.map.endswith(FILE_NAMESPACE)]
         if files:
             self.state.fail([(o.id, "abandoned on resume: the file is uploaded again with its "
                                     "record") for o in files])
-        by_target: dict[str, list] = {}
-        for op in ops:
-            if not op.map.endswith(FILE_NAMESPACE):
-                by_target.setdefault(op.target_object, []).append(op)
         for obj, group in by_target.items():
             sent = [o for o in group if o.state in ("sent", "unknown") and o.external_id
                     and o.op in ("create", "upsert")]
@@ -241,13 +248,10 @@ class Loader:
                 else:
                     abandon.append(o)
             for o, dest_id in confirm:
-                if self._has_files(o.map):
-                    # written, but its file may not be: no outcome yet, so the record is
-                    # processed again and its upload checked (``_upload_missing_files``)
-                    self.state.confirm([OpResult(o.id, dest_id, True)])
-                    continue
-                self.state.confirm([OpResult(o.id, dest_id, True)],
-                                   outcomes=self._maybe_outcome(o, "created"))
+                # a record with files is written, but its file may not be: no outcome yet, so
+                # it is processed again and its upload checked (``_upload_missing_files``)
+                self.state.confirm([OpResult(o.id, dest_id, True)], outcomes=(
+                    [] if self._has_files(o.map) else self._maybe_outcome(o, "created")))
             if abandon:
                 self.state.fail([(o.id, "abandoned on resume: outcome unknown or never sent; "
                                         "the record is processed again") for o in abandon])
@@ -284,9 +288,12 @@ class Loader:
         return [Outcome(step_name, op.source_key, "loaded", detail, op.source_object)]
 
     def _has_files(self, namespace: str) -> bool:
-        """Whether the step journaling under ``namespace`` uploads files with its records."""
-        step = next((s for s in self.plan.steps if s.name == namespace), None)
-        return step is not None and step.attach is not None
+        """Whether the step journaling under ``namespace`` uploads files with its records (a
+        merge's ``step@map`` namespace names no step: merges upload none)."""
+        try:
+            return self.plan.step(namespace).attach is not None
+        except KeyError:
+            return False
 
     # ------------------------------------------------------------------ steps
     def _target_object(self, st: Step) -> tuple[str, str]:
@@ -753,7 +760,7 @@ class Loader:
         except AttachmentOutsideRoot as exc:
             return WriteResult(p.external_id, False, code="OUTSIDE_FILES", error=str(exc))
         if path is None:
-            return WriteResult(p.external_id, False, code="NO_FILE", error="no file path")
+            return WriteResult(p.external_id, False, code="NO_FILE", error=NO_FILE)
         name = str(p.attachment.name) if p.attachment.name not in (None, "") else path.name
         attempt = 0
         while True:

@@ -22,12 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.executor.load import ATTACHMENT_OBJECTS, FILE_NAMESPACE
+from runtime.executor.load import ATTACHMENT_OBJECTS, is_file_namespace
 from runtime.operations.compare import FieldDiff, compare_record
 from runtime.operations.rollback import expected_state
 from runtime.state import StateStore
 
-__all__ = ["Reconciliation", "ObjectReconciliation", "SpotCheck", "reconcile_run"]
+__all__ = ["Reconciliation", "ObjectReconciliation", "SpotCheck", "reconcile_run", "journal_targets"]
 
 
 @dataclass
@@ -83,12 +83,14 @@ class Reconciliation:
         return not self.flags
 
 
-def _journal_maps(store: StateStore, run_id: int) -> dict[str, str]:
-    """outcome namespace (step name) -> target object, from the run's journal."""
+def journal_targets(store: StateStore, run_id: int) -> dict[str, str]:
+    """outcome namespace (step name) -> target object, from the run's journal (the run report
+    names targets from here too). A step's uploaded files sit beside its records under their own
+    namespace and target; they are not the step's target."""
     out: dict[str, str] = {}
     for m, obj in store.conn.execute(
             "SELECT DISTINCT map, target_object FROM ops WHERE run_id = ?", (run_id,)):
-        if not m.endswith(FILE_NAMESPACE):  # a step's files, beside its records
+        if not is_file_namespace(m):
             out.setdefault(m.split("@", 1)[0], obj)
     return out
 
@@ -99,7 +101,7 @@ def reconcile_run(store: StateStore, dest: Any, run_id: int, *, plan: Any = None
                   schema: Any = None) -> Reconciliation:
     run = store.get_run(run_id)
     counts = store.counts(run_id)
-    targets = _journal_maps(store, run_id)
+    targets = journal_targets(store, run_id)
     steps = {s.name: s for s in getattr(plan, "steps", ())}
     for name, st in steps.items():
         obj = st.target

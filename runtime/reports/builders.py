@@ -31,8 +31,8 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
-from runtime.executor.load import FILE_NAMESPACE
 from runtime.operations.compare import FieldDiff
+from runtime.operations.reconcile import journal_targets
 from runtime.state import StateStore, mask
 from runtime.state.masking import is_masked
 
@@ -298,9 +298,7 @@ def _record_diff(obj: str | None, record: str, diffs: list[FieldDiff], sens: Sen
 
 # ---------------------------------------------------------------------------- run report
 def _targets(store: StateStore, run_id: int, plan: Any) -> dict[str, str]:
-    targets = {m.split("@", 1)[0]: t for m, t in store.conn.execute(
-        "SELECT DISTINCT map, target_object FROM ops WHERE run_id = ?", (run_id,))
-        if not m.endswith(FILE_NAMESPACE)}  # a map's uploaded files are not its target
+    targets = journal_targets(store, run_id)
     for st in getattr(plan, "steps", ()):
         targets.setdefault(st.name, st.target)
     return targets

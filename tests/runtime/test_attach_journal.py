@@ -186,7 +186,7 @@ def test_reports_name_the_records_target_not_the_files(module, env):
     """A map's file ops (``Contacts@file``, target Attachments) sit beside its record ops in the
     journal; the run report's per-object table and reconciliation still name the records'
     object."""
-    from runtime.operations.reconcile import _journal_maps
+    from runtime.operations.reconcile import journal_targets
     from runtime.reports.builders import build_run_report
 
     _, _, state, dest = env
@@ -195,4 +195,4 @@ def test_reports_name_the_records_target_not_the_files(module, env):
     rep = build_run_report(state, res.run_id)  # no plan: the journal alone names targets
     objects = next(s for s in rep["sections"] if s["id"] == "objects")
     assert [r[:2] for r in objects["rows"] if r[0] == "Contacts"] == [["Contacts", "Contacts"]]
-    assert _journal_maps(state, res.run_id) == {"Contacts": "Contacts"}
+    assert journal_targets(state, res.run_id) == {"Contacts": "Contacts"}
