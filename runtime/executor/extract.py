@@ -147,6 +147,7 @@ def stage_all(module: ModuleType, plan: Plan, source, stage: Stage, P: dict[str,
                 _stage_record(module, srec, steps, groups, stage, P, extracted, required)
                 if n % BATCH == 0:
                     collector.batch_done()
+                if n % 1000 == 0:
                     if n % 10_000 == 0:
                         # a stage that did not finish is redone from scratch, so committing as it
                         # goes is safe; one transaction for the whole source kept the WAL from being
